@@ -1,0 +1,256 @@
+//! The one error type of the crate.
+//!
+//! Every failure that concerns a file names the file. Variants carry named fields so
+//! that callers can match on what went wrong (`Error::DtypeMismatch { expected, found, .. }`)
+//! and the messages say what to do next where there is something to do.
+
+use std::io;
+use std::path::PathBuf;
+
+/// `Result<T, outcore::Error>`.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong in outcore.
+///
+/// The enum is `#[non_exhaustive]`: new failure kinds may be added without a breaking
+/// release, so a `match` on it needs a wildcard arm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation failed for a reason not covered by a more specific variant.
+    #[error("{path}: {op} failed: {source}")]
+    Io {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// What was being done ("open", "map", "rename", ...).
+        op: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The file or directory does not exist.
+    #[error("{path}: no such file or directory")]
+    NotFound {
+        /// The missing path.
+        path: PathBuf,
+    },
+
+    /// The operating system refused access (for example a read-only file opened for writing).
+    #[error("{path}: permission denied for {op}; check the file's permissions (a read-only file can be opened with MappedArray or copy-on-write)")]
+    PermissionDenied {
+        /// The file concerned.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+    },
+
+    /// The file does not start with the `.npy` magic string `\x93NUMPY`.
+    #[error("{path}: not a .npy file (bad magic); for a headerless file use the raw constructors")]
+    BadMagic {
+        /// The file concerned.
+        path: PathBuf,
+    },
+
+    /// The `.npy` format version is not 1.0, 2.0 or 3.0.
+    #[error("{path}: unsupported .npy format version {major}.{minor} (supported: 1.0, 2.0, 3.0)")]
+    UnsupportedVersion {
+        /// The file concerned.
+        path: PathBuf,
+        /// Major version byte.
+        major: u8,
+        /// Minor version byte.
+        minor: u8,
+    },
+
+    /// The file ends before the header does (including a header length that points past the
+    /// end of the file).
+    #[error("{path}: truncated .npy header: need {needed} bytes, the file has {got}")]
+    TruncatedHeader {
+        /// The file concerned.
+        path: PathBuf,
+        /// Bytes the header needs.
+        needed: u64,
+        /// Bytes the file has.
+        got: u64,
+    },
+
+    /// The header length field exceeds the limit outcore accepts.
+    #[error("{path}: .npy header of {len} bytes exceeds the limit of {max} bytes")]
+    HeaderTooLong {
+        /// The file concerned.
+        path: PathBuf,
+        /// Length claimed by the header.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+
+    /// The header dictionary is not what numpy writes.
+    #[error("{path}: malformed .npy header: {reason}")]
+    MalformedHeader {
+        /// The file concerned.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// The dtype is valid numpy but not supported by outcore (big-endian, object,
+    /// structured, complex, ...).
+    #[error("{path}: unsupported dtype {descr:?}{hint}")]
+    UnsupportedDtype {
+        /// The file concerned.
+        path: PathBuf,
+        /// The dtype descriptor as written in the header.
+        descr: String,
+        /// A suggestion, starting with "; " (may be empty).
+        hint: String,
+    },
+
+    /// The file's dtype is not the element type asked for.
+    #[error("{path}: dtype mismatch: the file holds {found}, but {expected} was requested")]
+    DtypeMismatch {
+        /// The file concerned.
+        path: PathBuf,
+        /// The dtype of the requested element type.
+        expected: String,
+        /// The dtype found in the file.
+        found: String,
+    },
+
+    /// The number of elements or bytes implied by a shape does not fit in `usize`.
+    #[error("{path}: shape {shape:?} overflows the address space")]
+    ShapeOverflow {
+        /// The file concerned.
+        path: PathBuf,
+        /// The offending shape.
+        shape: Vec<usize>,
+    },
+
+    /// The file's size does not match what its header (or the requested shape) implies.
+    #[error("{path}: file is {actual} bytes, but the header implies {expected} bytes (is it truncated?)")]
+    SizeMismatch {
+        /// The file concerned.
+        path: PathBuf,
+        /// Expected file size in bytes.
+        expected: u64,
+        /// Actual file size in bytes.
+        actual: u64,
+    },
+
+    /// A raw file's size is not a whole number of elements.
+    #[error("{path}: file size {len} is not a multiple of the element size {elem_size}")]
+    NotAMultiple {
+        /// The file concerned.
+        path: PathBuf,
+        /// File size (bytes of data) in bytes.
+        len: u64,
+        /// `size_of::<T>()`.
+        elem_size: usize,
+    },
+
+    /// The data does not start at an address aligned for the element type.
+    #[error("{path}: data offset {offset} is not aligned to {align} bytes; rewrite the file with numpy >= 1.9 (np.save pads the header to 64 bytes)")]
+    Misaligned {
+        /// The file concerned.
+        path: PathBuf,
+        /// Byte offset of the data in the file.
+        offset: u64,
+        /// Alignment required by the element type.
+        align: usize,
+    },
+
+    /// Another handle (in this or another process) holds a conflicting advisory lock.
+    #[error("{path}: locked by another user of the file ({mode} lock refused); close the other writer first")]
+    Locked {
+        /// The file concerned.
+        path: PathBuf,
+        /// "shared" or "exclusive": the lock that was asked for.
+        mode: &'static str,
+    },
+
+    /// Not enough space on the device.
+    #[error("{path}: not enough disk space{}", space_detail(*.needed, *.available))]
+    DiskFull {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// Bytes that were needed, when known.
+        needed: Option<u64>,
+        /// Bytes that were available, when known.
+        available: Option<u64>,
+    },
+
+    /// The file changed size while mapped (another process truncated it).
+    #[error("{path}: the file shrank to {actual} bytes while mapped (expected {expected}); another process truncated it")]
+    Truncated {
+        /// The file concerned.
+        path: PathBuf,
+        /// Size when mapped.
+        expected: u64,
+        /// Size now.
+        actual: u64,
+    },
+
+    /// Two inputs that must have the same length do not.
+    #[error("length mismatch: {what}: expected {expected}, got {got}")]
+    LengthMismatch {
+        /// Which inputs.
+        what: &'static str,
+        /// Expected length.
+        expected: usize,
+        /// Actual length.
+        got: usize,
+    },
+
+    /// An integer result does not fit its type.
+    #[error("integer overflow in {op}")]
+    Overflow {
+        /// The operation that overflowed.
+        op: &'static str,
+    },
+
+    /// The array has a shape the operation cannot handle.
+    #[error("{what}: shape {shape:?} is not supported here ({reason})")]
+    BadShape {
+        /// The array or operation concerned.
+        what: String,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// Why it is not supported.
+        reason: &'static str,
+    },
+
+    /// A parameter is out of its valid range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+impl Error {
+    /// Maps an `io::Error` to the most specific variant, naming `path`.
+    pub fn io(path: impl Into<PathBuf>, op: &'static str, source: io::Error) -> Error {
+        let path = path.into();
+        match source.kind() {
+            io::ErrorKind::NotFound => Error::NotFound { path },
+            io::ErrorKind::PermissionDenied => Error::PermissionDenied { path, op },
+            _ if source.raw_os_error() == Some(libc::EROFS) => Error::PermissionDenied { path, op },
+            _ if source.raw_os_error() == Some(libc::ENOSPC)
+                || source.raw_os_error() == Some(libc::EDQUOT) =>
+            {
+                Error::DiskFull {
+                    path,
+                    needed: None,
+                    available: None,
+                }
+            }
+            _ => Error::Io { path, op, source },
+        }
+    }
+}
+
+fn space_detail(needed: Option<u64>, available: Option<u64>) -> String {
+    match (needed, available) {
+        (Some(n), Some(a)) => format!(": {n} bytes needed, {a} available"),
+        (Some(n), None) => format!(": {n} bytes needed"),
+        _ => String::new(),
+    }
+}
