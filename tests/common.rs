@@ -1,0 +1,82 @@
+//! Helpers shared by the integration tests: the numpy oracle and scratch directories.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The Python interpreter that has numpy: `$OUTCORE_PYTHON`, else `python3`.
+fn python_exe() -> String {
+    std::env::var("OUTCORE_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Whether numpy is importable. When it is not, tests that need it are skipped with a
+/// visible notice, except under `OUTCORE_REQUIRE_NUMPY=1`, where a missing numpy fails.
+pub fn have_numpy() -> bool {
+    static HAVE: OnceLock<bool> = OnceLock::new();
+    *HAVE.get_or_init(|| {
+        let ok = Command::new(python_exe())
+            .args(["-c", "import numpy"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !ok {
+            if std::env::var("OUTCORE_REQUIRE_NUMPY").as_deref() == Ok("1") {
+                panic!(
+                    "OUTCORE_REQUIRE_NUMPY=1 but `{} -c 'import numpy'` failed",
+                    python_exe()
+                );
+            }
+            eprintln!(
+                "NOTICE: numpy not importable with `{}`; numpy interop tests are SKIPPED \
+                 (set OUTCORE_PYTHON, or pip install numpy)",
+                python_exe()
+            );
+        }
+        ok
+    })
+}
+
+/// Skips the calling test (returns early) when numpy is missing.
+#[macro_export]
+macro_rules! require_numpy {
+    () => {
+        if !$crate::common::have_numpy() {
+            eprintln!("skipped: {} needs numpy", module_path!());
+            return;
+        }
+    };
+}
+
+/// Runs a Python script (numpy imported as `np`) with `args` in `sys.argv[1:]`; returns
+/// stdout. Panics with stderr if the script fails.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let full = format!("import sys\nimport numpy as np\n{script}");
+    let out = Command::new(python_exe())
+        .arg("-c")
+        .arg(&full)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}\nscript:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        full
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// A fresh scratch directory, removed when dropped.
+pub fn tmpdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("outcore-test-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// `dir/name` as a string, for passing to Python.
+pub fn p(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}

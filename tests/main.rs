@@ -1,0 +1,3 @@
+//! outcore's integration tests: one binary, a module per concept.
+
+mod common;
