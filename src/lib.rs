@@ -9,3 +9,4 @@ mod error;
 pub use chunk::{ChunkPlan, ParOptions};
 pub use element::{describe_unsupported, DType, Element};
 pub use error::{Error, Result};
+pub mod sort;
