@@ -613,6 +613,31 @@ impl<T: Pod> MappedArrayMut<T> {
             .map_err(|_| bad_dim(path.as_deref(), &shape, 2))
     }
 
+    /// See [`MappedArray::advise`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] if `madvise` fails.
+    pub fn advise(&self, advice: Advice) -> Result<()> {
+        self.array.advise(advice)
+    }
+
+    /// See [`MappedArray::release`]: written pages are written back, then dropped from
+    /// memory; the data stays in the file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if `msync`, `madvise` or `posix_fadvise` fails.
+    pub fn release(&self, elems: Range<usize>) -> Result<()> {
+        self.array.release(elems)
+    }
+
+    /// See [`MappedArray::check_size`].
+    ///
+    /// # Errors
+    /// [`Error::Truncated`].
+    pub fn check_size(&self) -> Result<()> {
+        self.array.check_size()
+    }
+
     /// Writes all changes back to the file and waits for the write-back (`msync(MS_SYNC)`).
     /// A no-op for copy-on-write and anonymous arrays.
     ///

@@ -1,3 +1,5 @@
 //! outcore's integration tests: one binary, a module per concept.
 
+mod array;
+mod chunk;
 mod common;
