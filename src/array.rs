@@ -275,6 +275,16 @@ impl<T: Pod> MappedArray<T> {
         self.layout.offset + start * size..self.layout.offset + end * size
     }
 
+    /// Applies `advice` to the whole array and returns it, for one-line opening:
+    /// `MappedArray::<f64>::open(path)?.with_advice(Advice::Sequential)?`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if `madvise` fails.
+    pub fn with_advice(self, advice: Advice) -> Result<Self> {
+        self.advise(advice)?;
+        Ok(self)
+    }
+
     /// Gives the kernel an access-pattern hint for the whole array.
     ///
     /// # Errors

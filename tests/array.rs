@@ -660,7 +660,10 @@ fn advice_and_release_keep_data() {
     a.release(0..n / 2).unwrap();
     let a = a.persist().unwrap();
     drop(a);
-    let a = MappedArray::<u32>::open(&p).unwrap();
+    let a = MappedArray::<u32>::open(&p)
+        .unwrap()
+        .with_advice(outcore::Advice::Sequential)
+        .unwrap();
     for adv in [
         outcore::Advice::Sequential,
         outcore::Advice::Random,
