@@ -1,0 +1,1035 @@
+//! `sort_file`: sorting a file into another file under a memory budget.
+//!
+//! # How it works
+//! * **Fits the budget** (data ≤ budget): the data is read into memory, sorted in parallel
+//!   and written once.
+//! * **Larger**: an external merge sort.
+//!   1. *Run formation.* The input is read in pieces of half the budget with large sequential
+//!      reads. While one piece is sorted (in parallel) and written out as a run, the next is
+//!      read into the other half, so the disk and the cores work at the same time.
+//!   2. *Merge.* Runs are merged with a loser tree ([`merge`](super::merge)), each run read
+//!      with large positioned reads. The final merge is split by key range into independent
+//!      parts (see the merge module's notes) that several workers merge at once, each writing
+//!      its own range of the output with positioned writes. There are two workers per thread
+//!      so that one merges while the other waits for the disk.
+//!   3. *More runs than one merge can take* (the budget divided by the read-buffer size, or
+//!      half the open-file limit `RLIMIT_NOFILE`, whichever is smaller): groups of runs are
+//!      first merged into longer runs, level by level, until one final merge suffices.
+//!
+//! # Memory
+//! The budget covers the data buffers: the run-formation pieces, the sort's scratch space,
+//! and the merge's read and write buffers. On top of it come the kept samples (at most 1/32
+//! of the budget, capped at 4 MiB) and a few MiB of page cache per worker in flight. All I/O
+//! goes through `pread`/`pwrite` rather than a mapping, so memory use is explicit: every read
+//! is dropped from the page cache once consumed (`POSIX_FADV_DONTNEED`), and every write is
+//! flushed with `sync_file_range` and dropped one chunk behind, so a memory cgroup that
+//! charges page cache to the process never sees it grow with the file.
+//!
+//! # Files
+//! The output is written under a temporary name in its directory,
+//! `.NAME.outcore-tmp-PID-NONCE`, synced and renamed over `output` only when complete: a
+//! failed sort leaves a pre-existing output untouched. Runs live in a directory
+//! `.outcore-sort-PID-NONCE` inside the temp directory. Both are removed on error and on
+//! panic (by drop guards); names left behind by a process that was killed are removed by the
+//! next sort that uses the same directories (the PID in the name tells whether the writer is
+//! still alive), or explicitly with [`remove_stale_sort_files`].
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytemuck::Pod;
+
+use super::fileio::{self, Hint, StreamWriter};
+use super::key::SortKey;
+use super::merge::{self, Run, Sampler, Source};
+use crate::chunk::ParOptions;
+use crate::element::DType;
+use crate::error::{Error, Result};
+
+/// Bytes per read or write system call: large enough for full disk speed, small enough that
+/// the page cache they pass through stays a small constant.
+const IO_CHUNK: usize = 4 << 20;
+
+/// The smallest read buffer a merge input gets before the merge is split into levels.
+const MIN_READ_BUFFER: usize = 1 << 20;
+
+/// Merge workers per thread: one merges while the other waits for the disk.
+const WORKERS_PER_THREAD: usize = 2;
+
+/// Final-merge parts per worker, so that a worker that finishes early takes another part.
+const PARTS_PER_WORKER: usize = 4;
+
+/// A phase of [`sort_file`], reported to the progress callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Phase {
+    /// The whole input fits the budget: read, sort and write it in one pass.
+    InMemory,
+    /// Reading budget-sized pieces, sorting them and writing them as runs.
+    RunFormation,
+    /// An intermediate merge level (1, 2, ...), needed when there are more runs than one
+    /// merge can take.
+    Merge {
+        /// Level, starting at 1.
+        level: usize,
+    },
+    /// The final merge into the output file.
+    FinalMerge,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::InMemory => f.write_str("in-memory sort"),
+            Phase::RunFormation => f.write_str("run formation"),
+            Phase::Merge { level } => write!(f, "merge level {level}"),
+            Phase::FinalMerge => f.write_str("final merge"),
+        }
+    }
+}
+
+/// The progress callback: `(phase, bytes done, bytes total)` of the phase. It may be called
+/// from several threads at once.
+pub type ProgressFn = dyn Fn(Phase, u64, u64) + Send + Sync;
+
+/// Options of [`sort_file`]: memory budget, temp directory, threads, progress.
+///
+/// ```
+/// use outcore::sort::SortOptions;
+/// let mut opts = SortOptions::new();
+/// opts.memory(256 << 20).threads(2).tmp_dir("/tmp");
+/// assert_eq!(opts.get_memory(), 256 << 20);
+/// ```
+#[derive(Clone, Default)]
+pub struct SortOptions {
+    memory: Option<usize>,
+    tmp_dir: Option<PathBuf>,
+    threads: usize,
+    max_fan_in: Option<usize>,
+    progress: Option<Arc<ProgressFn>>,
+}
+
+impl std::fmt::Debug for SortOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SortOptions")
+            .field("memory", &self.get_memory())
+            .field("tmp_dir", &self.tmp_dir)
+            .field("threads", &self.threads)
+            .field("max_fan_in", &self.max_fan_in)
+            .field("progress", &self.progress.as_ref().map(|_| "callback"))
+            .finish()
+    }
+}
+
+impl SortOptions {
+    /// The default budget: 1 GiB.
+    pub const DEFAULT_MEMORY: usize = 1 << 30;
+
+    /// Defaults: a 1 GiB budget, runs in the output's directory, rayon's global pool, no
+    /// progress callback.
+    pub fn new() -> Self {
+        SortOptions::default()
+    }
+
+    /// The memory budget in bytes for data buffers (see the [module docs](self) for what
+    /// comes on top).
+    pub fn memory(&mut self, bytes: usize) -> &mut Self {
+        self.memory = Some(bytes);
+        self
+    }
+
+    /// Where the runs go (default: the output file's directory). It needs about as much free
+    /// space as the input.
+    pub fn tmp_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.tmp_dir = Some(dir.into());
+        self
+    }
+
+    /// Threads for sorting and merging (`0`, the default, means rayon's global pool size).
+    pub fn threads(&mut self, n: usize) -> &mut Self {
+        self.threads = n;
+        self
+    }
+
+    /// Caps the number of runs one merge reads (at least 2). The default is set by the
+    /// budget and the open-file limit; a lower cap forces more merge levels.
+    pub fn max_fan_in(&mut self, k: usize) -> &mut Self {
+        self.max_fan_in = Some(k.max(2));
+        self
+    }
+
+    /// Calls `f(phase, bytes done, bytes total)` as the sort advances.
+    pub fn progress(&mut self, f: impl Fn(Phase, u64, u64) + Send + Sync + 'static) -> &mut Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// The budget in effect.
+    pub fn get_memory(&self) -> usize {
+        self.memory.unwrap_or(Self::DEFAULT_MEMORY)
+    }
+
+    fn get_threads(&self) -> usize {
+        if self.threads == 0 {
+            rayon::current_num_threads()
+        } else {
+            self.threads
+        }
+    }
+}
+
+/// What [`sort_file`] did.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct SortReport {
+    /// Elements sorted.
+    pub elements: u64,
+    /// Bytes of data (excluding any `.npy` header).
+    pub bytes: u64,
+    /// Whether the external (run + merge) path was taken.
+    pub external: bool,
+    /// Runs written by run formation (0 for the in-memory path).
+    pub runs: usize,
+    /// Intermediate merge levels before the final merge.
+    pub merge_levels: usize,
+    /// Wall time of each phase, in order.
+    pub phases: Vec<(Phase, Duration)>,
+}
+
+/// Sorts the 1-D `.npy` file `input` into `output` (a `.npy` of the same dtype and shape),
+/// in numpy's order (see [`SortKey`]). The dtype comes from the header; `input` and `output`
+/// may be the same path.
+///
+/// # Examples
+/// ```
+/// # fn main() -> outcore::Result<()> {
+/// use outcore::sort::{sort_file, SortOptions};
+/// let dir = tempfile::tempdir().unwrap();
+/// let (inp, out) = (dir.path().join("in.npy"), dir.path().join("out.npy"));
+/// // A tiny .npy by hand (outcore's arrays module writes them too).
+/// let data: Vec<u64> = (0..10_000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+/// let mut header = b"\x93NUMPY\x01\x00".to_vec();
+/// let dict = format!("{{'descr': '<u8', 'fortran_order': False, 'shape': ({},), }}", data.len());
+/// let pad = 64 - (10 + dict.len() + 1) % 64;
+/// let text = format!("{dict}{}\n", " ".repeat(pad % 64));
+/// header.extend_from_slice(&(text.len() as u16).to_le_bytes());
+/// header.extend_from_slice(text.as_bytes());
+/// header.extend_from_slice(bytemuck::cast_slice(&data));
+/// std::fs::write(&inp, header).unwrap();
+///
+/// // A 16 KiB budget forces the external merge sort.
+/// let report = sort_file(&inp, &out, SortOptions::new().memory(16 << 10))?;
+/// assert!(report.external);
+/// let sorted = std::fs::read(&out).unwrap();
+/// let got: &[u64] = bytemuck::cast_slice(&sorted[128..]);
+/// let mut expect = data.clone();
+/// expect.sort();
+/// assert_eq!(got, expect);
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::NotFound`] for a missing input; the header errors of a malformed `.npy`;
+/// [`Error::BadShape`] for an array that is not 1-D; [`Error::DiskFull`] when the output's or
+/// the temp directory's file system lacks the space (checked before anything is written);
+/// [`Error::PermissionDenied`] for an unwritable output or temp directory;
+/// [`Error::InvalidArgument`] for a budget too small to hold a few elements. On any error the
+/// output is untouched and no temp files remain.
+///
+/// # Panics
+/// A panic of the progress callback propagates, after the temp files are removed.
+pub fn sort_file(
+    input: impl AsRef<Path>,
+    output: impl AsRef<Path>,
+    opts: &SortOptions,
+) -> Result<SortReport> {
+    let input = input.as_ref();
+    let file = File::open(input).map_err(|e| Error::io(input, "open", e))?;
+    let header = npy_header(&file, input)?;
+    if header.shape.len() != 1 {
+        return Err(Error::BadShape {
+            what: input.display().to_string(),
+            shape: header.shape,
+            reason: "sort_file sorts 1-D arrays; reshape to 1-D (or sort each row) first",
+        });
+    }
+    macro_rules! go {
+        ($t:ty) => {
+            sort_typed::<$t>(input, file, header.bytes, output.as_ref(), opts)
+        };
+    }
+    match header.dtype {
+        DType::Bool | DType::U8 => go!(u8),
+        DType::U16 => go!(u16),
+        DType::U32 => go!(u32),
+        DType::U64 => go!(u64),
+        DType::I8 => go!(i8),
+        DType::I16 => go!(i16),
+        DType::I32 => go!(i32),
+        DType::I64 => go!(i64),
+        DType::F32 => go!(f32),
+        DType::F64 => go!(f64),
+    }
+}
+
+/// Sorts the raw (headerless) file `input`, a sequence of `T`, into `output`. Use
+/// [`Record<N, K>`](super::Record) for fixed-size records sorted by a key prefix.
+///
+/// ```
+/// # fn main() -> outcore::Result<()> {
+/// use outcore::sort::{sort_raw_file, Record, SortOptions};
+/// let dir = tempfile::tempdir().unwrap();
+/// let (inp, out) = (dir.path().join("in.dat"), dir.path().join("out.dat"));
+/// let recs: Vec<Record<16, 4>> = (0..1000u32)
+///     .map(|i| {
+///         let mut r = [0u8; 16];
+///         r[..4].copy_from_slice(&(i.wrapping_mul(2654435761)).to_be_bytes());
+///         Record(r)
+///     })
+///     .collect();
+/// std::fs::write(&inp, bytemuck::cast_slice(&recs)).unwrap();
+/// sort_raw_file::<Record<16, 4>>(&inp, &out, SortOptions::new().memory(4096))?;
+/// let bytes = std::fs::read(&out).unwrap();
+/// let got: &[Record<16, 4>] = bytemuck::cast_slice(&bytes);
+/// assert!(got.windows(2).all(|w| w[0].0[..4] <= w[1].0[..4]));
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// As [`sort_file`], plus [`Error::NotAMultiple`] when the file size is not a whole number
+/// of elements.
+pub fn sort_raw_file<T: SortKey + Pod>(
+    input: impl AsRef<Path>,
+    output: impl AsRef<Path>,
+    opts: &SortOptions,
+) -> Result<SortReport> {
+    let input = input.as_ref();
+    let file = File::open(input).map_err(|e| Error::io(input, "open", e))?;
+    sort_typed::<T>(input, file, Vec::new(), output.as_ref(), opts)
+}
+
+/// The part of a `.npy` header sort_file needs.
+struct NpyHeader {
+    dtype: DType,
+    shape: Vec<usize>,
+    /// Every byte before the data, copied verbatim to the output.
+    bytes: Vec<u8>,
+}
+
+fn npy_header(file: &File, path: &Path) -> Result<NpyHeader> {
+    use std::os::unix::fs::FileExt;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(path, "stat", e))?
+        .len();
+    let mut pre = [0u8; 12];
+    let got = file
+        .read_at(&mut pre, 0)
+        .map_err(|e| Error::io(path, "read", e))?;
+    if got < 10 || &pre[..6] != b"\x93NUMPY" {
+        return Err(Error::BadMagic { path: path.into() });
+    }
+    let (hlen, start) = match pre[6] {
+        1 => (u16::from_le_bytes([pre[8], pre[9]]) as u64, 10u64),
+        2 | 3 if got == 12 => (
+            u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]) as u64,
+            12,
+        ),
+        major => {
+            return Err(Error::UnsupportedVersion {
+                path: path.into(),
+                major,
+                minor: pre[7],
+            })
+        }
+    };
+    if start + hlen > len {
+        return Err(Error::TruncatedHeader {
+            path: path.into(),
+            needed: start + hlen,
+            got: len,
+        });
+    }
+    let mut bytes = vec![0u8; (start + hlen) as usize];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|e| Error::io(path, "read", e))?;
+    let text = String::from_utf8_lossy(&bytes[start as usize..]).into_owned();
+    let malformed = |reason: &str| Error::MalformedHeader {
+        path: path.into(),
+        reason: reason.into(),
+    };
+    let field = |name: &str| -> Option<&str> {
+        let at = text.find(&format!("'{name}'"))? + name.len() + 2;
+        let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+        Some(rest)
+    };
+    let descr = field("descr")
+        .and_then(|r| r.strip_prefix('\''))
+        .and_then(|r| r.split('\'').next())
+        .ok_or_else(|| malformed("no 'descr'"))?;
+    let dtype = DType::from_descr(descr).ok_or_else(|| Error::UnsupportedDtype {
+        path: path.into(),
+        descr: descr.into(),
+        hint: crate::element::describe_unsupported(descr),
+    })?;
+    let fortran = field("fortran_order").ok_or_else(|| malformed("no 'fortran_order'"))?;
+    let shape_text = field("shape")
+        .and_then(|r| r.strip_prefix('('))
+        .and_then(|r| r.split(')').next())
+        .ok_or_else(|| malformed("no 'shape'"))?;
+    let shape = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('L').parse::<usize>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| malformed("bad 'shape'"))?;
+    if fortran.starts_with("True") && shape.len() > 1 {
+        return Err(Error::BadShape {
+            what: path.display().to_string(),
+            shape,
+            reason: "Fortran-order arrays are not supported",
+        });
+    }
+    let n: Option<u64> = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
+    let data = n
+        .and_then(|n| n.checked_mul(dtype.size() as u64))
+        .ok_or_else(|| Error::ShapeOverflow {
+            path: path.into(),
+            shape: shape.clone(),
+        })?;
+    if start + hlen + data != len {
+        return Err(Error::SizeMismatch {
+            path: path.into(),
+            expected: start + hlen + data,
+            actual: len,
+        });
+    }
+    Ok(NpyHeader {
+        dtype,
+        shape,
+        bytes,
+    })
+}
+
+/// Sorts a slice in memory, in parallel. Kept behind one function so that the in-memory
+/// sort can change without touching the external sort.
+fn sort_in_memory<T: SortKey>(data: &mut [T], par: &ParOptions) -> Result<()> {
+    use rayon::slice::ParallelSliceMut;
+    par.install(|| data.par_sort_unstable_by_key(|x| x.sort_key()))
+}
+
+/// Extra bytes the in-memory sort needs per byte of data (0: it sorts in place).
+const SORT_SCRATCH_RATIO: usize = 0;
+
+/// Shared state of one sort: paths, options, progress counters.
+struct Job<'a> {
+    input: &'a Path,
+    file: File,
+    data_offset: u64,
+    elements: u64,
+    elem_size: usize,
+    threads: usize,
+    par: ParOptions,
+    opts: &'a SortOptions,
+    done: AtomicU64,
+    phase_start: Instant,
+}
+
+impl Job<'_> {
+    fn start_phase(&mut self, phase: Phase, total: u64) {
+        self.done.store(0, Ordering::Relaxed);
+        self.phase_start = Instant::now();
+        self.report(phase, 0, total);
+    }
+
+    fn report(&self, phase: Phase, add: u64, total: u64) {
+        let done = self.done.fetch_add(add, Ordering::Relaxed) + add;
+        if let Some(cb) = &self.opts.progress {
+            cb(phase, done, total);
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        self.elements * self.elem_size as u64
+    }
+
+    /// Reads elements `start..start + buf.len()` of the input.
+    fn read_input<T: Pod>(&self, buf: &mut [T], start: u64) -> Result<()> {
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(buf);
+        let base = self.data_offset + start * self.elem_size as u64;
+        for (i, piece) in bytes.chunks_mut(IO_CHUNK).enumerate() {
+            fileio::read_at(&self.file, self.input, piece, base + (i * IO_CHUNK) as u64)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_all<T: Pod>(w: &mut StreamWriter<'_>, data: &[T]) -> Result<()> {
+    for piece in bytemuck::cast_slice::<T, u8>(data).chunks(IO_CHUNK) {
+        w.write(piece)?;
+    }
+    Ok(())
+}
+
+/// A file or directory that is removed when dropped, unless kept.
+struct TempPath {
+    path: PathBuf,
+    dir: bool,
+    keep: bool,
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = if self.dir {
+                std::fs::remove_dir_all(&self.path)
+            } else {
+                std::fs::remove_file(&self.path)
+            };
+        }
+    }
+}
+
+fn nonce() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ COUNTER
+        .fetch_add(1, Ordering::Relaxed)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+const RUN_DIR_PREFIX: &str = ".outcore-sort-";
+const OUT_TMP_INFIX: &str = ".outcore-tmp-";
+
+/// Removes the temp files and run directories that a killed sort left in `dir` (names as in
+/// the [module docs](self), whose process no longer exists). Returns how many it removed.
+///
+/// # Errors
+/// [`Error::NotFound`] / [`Error::Io`] if `dir` cannot be listed.
+pub fn remove_stale_sort_files(dir: impl AsRef<Path>) -> Result<usize> {
+    let dir = dir.as_ref();
+    let mut removed = 0;
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list", e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let rest = if let Some(r) = name.strip_prefix(RUN_DIR_PREFIX) {
+            r
+        } else if let Some(i) = name.find(OUT_TMP_INFIX) {
+            &name[i + OUT_TMP_INFIX.len()..]
+        } else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid <= 0 || pid as u32 == std::process::id() || process_alive(pid) {
+            continue;
+        }
+        let p = entry.path();
+        let ok = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        if ok.is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// How the external sort will run: run size, merge shape.
+#[derive(Debug)]
+struct Plan {
+    run_elems: usize,
+    runs: u64,
+    fan_in: usize,
+    workers: usize,
+    samples_per_run: u64,
+}
+
+fn plan(job: &Job<'_>, budget: usize) -> Plan {
+    let size = job.elem_size;
+    // Two run buffers (one being read while the other is sorted and written), each with the
+    // sort's scratch space.
+    let run_elems = (budget / (2 * (1 + SORT_SCRATCH_RATIO)) / size).max(1);
+    let runs = job.elements.div_ceil(run_elems as u64);
+    let workers = (job.threads * WORKERS_PER_THREAD).max(1);
+    let min_buf = MIN_READ_BUFFER.min(budget / 64).max(size);
+    let by_memory = (budget / workers / min_buf).saturating_sub(1);
+    let by_files = (fileio::open_file_limit() / 2) as usize;
+    let fan_in = by_memory
+        .min(by_files)
+        .min(job.opts.max_fan_in.unwrap_or(usize::MAX))
+        .max(2);
+    let key_size = size.max(1);
+    let sample_bytes = (budget / 32).min(4 << 20);
+    let samples_per_run = (sample_bytes / key_size / runs.max(1) as usize).clamp(4, 1 << 16) as u64;
+    Plan {
+        run_elems,
+        runs,
+        fan_in,
+        workers,
+        samples_per_run,
+    }
+}
+
+fn sort_typed<T: SortKey + Pod>(
+    input: &Path,
+    file: File,
+    header: Vec<u8>,
+    output: &Path,
+    opts: &SortOptions,
+) -> Result<SortReport> {
+    let elem_size = std::mem::size_of::<T>();
+    let budget = opts.get_memory();
+    if elem_size == 0 {
+        return Err(Error::InvalidArgument(
+            "zero-sized elements cannot be sorted".into(),
+        ));
+    }
+    if budget < 8 * elem_size {
+        return Err(Error::InvalidArgument(format!(
+            "memory budget of {budget} bytes is too small: at least {} bytes (8 elements)",
+            8 * elem_size
+        )));
+    }
+    let file_len = file
+        .metadata()
+        .map_err(|e| Error::io(input, "stat", e))?
+        .len();
+    let data_offset = header.len() as u64;
+    let data_bytes = file_len - data_offset.min(file_len);
+    if data_bytes % elem_size as u64 != 0 {
+        return Err(Error::NotAMultiple {
+            path: input.into(),
+            len: data_bytes,
+            elem_size,
+        });
+    }
+    let threads = opts.get_threads();
+    let mut par = ParOptions::new();
+    if opts.threads > 0 {
+        par.threads(threads);
+    }
+    let mut job = Job {
+        input,
+        file,
+        data_offset,
+        elements: data_bytes / elem_size as u64,
+        elem_size,
+        threads,
+        par,
+        opts,
+        done: AtomicU64::new(0),
+        phase_start: Instant::now(),
+    };
+    let in_memory = data_bytes <= (budget / (1 + SORT_SCRATCH_RATIO)) as u64;
+
+    // Space: the output, and (external) the runs; checked before anything is written.
+    let out_dir = fileio::parent_dir(output);
+    let tmp_dir = opts.tmp_dir.clone().unwrap_or_else(|| out_dir.clone());
+    let plan = plan(&job, budget);
+    let (out_avail, out_dev) = fileio::free_space(&out_dir)?;
+    let out_need = data_offset + data_bytes;
+    if !in_memory {
+        let (tmp_avail, tmp_dev) = fileio::free_space(&tmp_dir)?;
+        // Multi-level merges delete a group's runs after merging it: one group's worth extra.
+        let mut tmp_need = data_bytes;
+        if plan.runs > plan.fan_in as u64 {
+            tmp_need +=
+                (plan.fan_in as u64 * plan.run_elems as u64 * elem_size as u64).min(data_bytes);
+        }
+        if tmp_dev == out_dev {
+            if tmp_need + out_need > tmp_avail {
+                return Err(Error::DiskFull {
+                    path: tmp_dir,
+                    needed: Some(tmp_need + out_need),
+                    available: Some(tmp_avail),
+                });
+            }
+        } else if tmp_need > tmp_avail {
+            return Err(Error::DiskFull {
+                path: tmp_dir,
+                needed: Some(tmp_need),
+                available: Some(tmp_avail),
+            });
+        }
+    }
+    if out_need > out_avail {
+        return Err(Error::DiskFull {
+            path: out_dir,
+            needed: Some(out_need),
+            available: Some(out_avail),
+        });
+    }
+    let _ = remove_stale_sort_files(&out_dir);
+    if !in_memory {
+        let _ = remove_stale_sort_files(&tmp_dir);
+    }
+
+    let pid = std::process::id();
+    let out_name = output
+        .file_name()
+        .ok_or_else(|| Error::InvalidArgument(format!("{}: not a file name", output.display())))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp_out = TempPath {
+        path: out_dir.join(format!(".{out_name}{OUT_TMP_INFIX}{pid}-{:016x}", nonce())),
+        dir: false,
+        keep: false,
+    };
+    let out_file = fileio::create_new(&tmp_out.path)?;
+    fileio::preallocate(&out_file, &tmp_out.path, out_need)?;
+    {
+        let mut w = StreamWriter::new(&out_file, &tmp_out.path, 0);
+        w.write(&header)?;
+        w.finish();
+    }
+    fileio::advise(&job.file, data_offset, data_bytes, Hint::Sequential);
+
+    let mut report = SortReport {
+        elements: job.elements,
+        bytes: data_bytes,
+        external: !in_memory,
+        ..SortReport::default()
+    };
+    if in_memory {
+        job.start_phase(Phase::InMemory, data_bytes * 2);
+        let mut data = vec![T::zeroed(); job.elements as usize];
+        job.read_input(&mut data, 0)?;
+        job.report(Phase::InMemory, data_bytes, data_bytes * 2);
+        sort_in_memory(&mut data, &job.par)?;
+        let mut w = StreamWriter::new(&out_file, &tmp_out.path, data_offset);
+        write_all(&mut w, &data)?;
+        w.finish();
+        job.report(Phase::InMemory, data_bytes, data_bytes * 2);
+        report
+            .phases
+            .push((Phase::InMemory, job.phase_start.elapsed()));
+    } else {
+        let run_dir = TempPath {
+            path: tmp_dir.join(format!("{RUN_DIR_PREFIX}{pid}-{:016x}", nonce())),
+            dir: true,
+            keep: false,
+        };
+        std::fs::create_dir(&run_dir.path).map_err(|e| Error::io(&run_dir.path, "create", e))?;
+
+        job.start_phase(Phase::RunFormation, data_bytes);
+        let mut runs = form_runs::<T>(&job, &plan, &run_dir.path)?;
+        report.runs = runs.len();
+        report
+            .phases
+            .push((Phase::RunFormation, job.phase_start.elapsed()));
+
+        let mut level = 0;
+        while runs.len() > plan.fan_in {
+            level += 1;
+            job.start_phase(Phase::Merge { level }, data_bytes);
+            runs = merge_level::<T>(&job, &plan, budget, runs, &run_dir.path, level)?;
+            report
+                .phases
+                .push((Phase::Merge { level }, job.phase_start.elapsed()));
+        }
+        report.merge_levels = level;
+
+        job.start_phase(Phase::FinalMerge, data_bytes);
+        final_merge::<T>(
+            &job,
+            &plan,
+            budget,
+            &runs,
+            &out_file,
+            &tmp_out.path,
+            data_offset,
+        )?;
+        report
+            .phases
+            .push((Phase::FinalMerge, job.phase_start.elapsed()));
+        drop(run_dir);
+    }
+    out_file
+        .sync_data()
+        .map_err(|e| Error::io(&tmp_out.path, "fsync", e))?;
+    drop(out_file);
+    std::fs::rename(&tmp_out.path, output).map_err(|e| Error::io(output, "rename", e))?;
+    let mut tmp_out = tmp_out;
+    tmp_out.keep = true;
+    fileio::sync_dir(&out_dir);
+    Ok(report)
+}
+
+/// Writes `data` (sorted) as run file `path`.
+fn write_run<T: Pod>(path: &Path, data: &[T]) -> Result<()> {
+    let f = fileio::create_new(path)?;
+    let bytes = std::mem::size_of_val(data) as u64;
+    fileio::preallocate(&f, path, bytes)?;
+    let mut w = StreamWriter::new(&f, path, 0);
+    write_all(&mut w, data)?;
+    w.finish();
+    Ok(())
+}
+
+fn form_runs<T: SortKey + Pod>(job: &Job<'_>, plan: &Plan, dir: &Path) -> Result<Vec<Run<T::Key>>> {
+    let n = job.elements;
+    let step = plan.run_elems as u64;
+    let mut cur = vec![T::zeroed(); plan.run_elems];
+    let mut next = vec![T::zeroed(); plan.run_elems];
+    let mut runs = Vec::with_capacity(plan.runs as usize);
+    let first = step.min(n) as usize;
+    job.read_input(&mut cur[..first], 0)?;
+    let mut cur_len = first;
+    let mut start = 0u64;
+    while cur_len > 0 {
+        let next_start = start + cur_len as u64;
+        let next_len = step.min(n - next_start) as usize;
+        let path = dir.join(format!("run-0-{}", runs.len()));
+        let (read, run) = std::thread::scope(|s| {
+            // The next piece is read while this one is sorted and written.
+            let reader = s.spawn(|| job.read_input(&mut next[..next_len], next_start));
+            let run = (|| {
+                let piece = &mut cur[..cur_len];
+                sort_in_memory(piece, &job.par)?;
+                let mut sampler = Sampler::new(cur_len as u64, plan.samples_per_run);
+                sampler.feed(piece);
+                write_run(&path, piece)?;
+                let (stride, samples) = sampler.finish();
+                Ok(Run {
+                    path: path.clone(),
+                    offset: 0,
+                    len: cur_len as u64,
+                    stride,
+                    samples,
+                })
+            })();
+            let read = match reader.join() {
+                Ok(r) => r,
+                Err(p) => std::panic::resume_unwind(p),
+            };
+            (read, run)
+        });
+        let run: Result<Run<T::Key>> = run;
+        runs.push(run?);
+        read?;
+        job.report(
+            Phase::RunFormation,
+            (cur_len * job.elem_size) as u64,
+            job.bytes(),
+        );
+        std::mem::swap(&mut cur, &mut next);
+        cur_len = next_len;
+        start = next_start;
+    }
+    Ok(runs)
+}
+
+/// Runs `work(i)` for `i in 0..count` on `workers` threads; stops at the first error and
+/// re-raises a worker's panic in the caller.
+fn run_workers(
+    count: usize,
+    workers: usize,
+    work: &(dyn Fn(usize, &AtomicBool) -> Result<()> + Sync),
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers.min(count).max(1))
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= count || stop.load(Ordering::Relaxed) {
+                            return Ok(());
+                        }
+                        if let Err(e) = work(i, &stop) {
+                            stop.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut panic = None;
+        let mut results = Vec::new();
+        for h in handles {
+            match h.join() {
+                Ok(r) => results.push(r),
+                Err(p) => {
+                    stop.store(true, Ordering::Relaxed);
+                    panic.get_or_insert(p);
+                }
+            }
+        }
+        if let Some(p) = panic {
+            std::panic::resume_unwind(p);
+        }
+        results
+    });
+    let mut first = None;
+    for e in results.into_iter().filter_map(|r| r.err()) {
+        if !is_stopped(&e) {
+            return Err(e);
+        }
+        first.get_or_insert(e);
+    }
+    first.map_or(Ok(()), Err)
+}
+
+const STOPPED: &str = "stopped after another worker failed";
+
+/// The error a worker returns when it stops because another one failed; never the one
+/// reported to the caller.
+fn stopped() -> Error {
+    Error::InvalidArgument(STOPPED.into())
+}
+
+fn is_stopped(e: &Error) -> bool {
+    matches!(e, Error::InvalidArgument(s) if s == STOPPED)
+}
+
+fn open_runs<K>(runs: &[Run<K>]) -> Result<Vec<File>> {
+    runs.iter()
+        .map(|r| {
+            let f = File::open(&r.path).map_err(|e| Error::io(&r.path, "open", e))?;
+            fileio::advise(&f, 0, 0, Hint::Random);
+            Ok(f)
+        })
+        .collect()
+}
+
+/// Merges groups of at most `plan.fan_in` runs into longer runs, in parallel over groups.
+fn merge_level<T: SortKey + Pod>(
+    job: &Job<'_>,
+    plan: &Plan,
+    budget: usize,
+    runs: Vec<Run<T::Key>>,
+    dir: &Path,
+    level: usize,
+) -> Result<Vec<Run<T::Key>>> {
+    let groups = runs.len().div_ceil(plan.fan_in);
+    // Even group sizes, so the next level's runs are alike.
+    let base = runs.len() / groups;
+    let extra = runs.len() % groups;
+    let mut bounds = Vec::with_capacity(groups + 1);
+    bounds.push(0);
+    for g in 0..groups {
+        bounds.push(bounds[g] + base + usize::from(g < extra));
+    }
+    let out: Vec<std::sync::Mutex<Option<Run<T::Key>>>> =
+        (0..groups).map(|_| std::sync::Mutex::new(None)).collect();
+    let per_worker = budget / plan.workers.min(groups);
+    let phase = Phase::Merge { level };
+    run_workers(groups, plan.workers, &|g, stop| {
+        let group = &runs[bounds[g]..bounds[g + 1]];
+        let files = open_runs(group)?;
+        let len: u64 = group.iter().map(|r| r.len).sum();
+        let path = dir.join(format!("run-{level}-{g}"));
+        let f = fileio::create_new(&path)?;
+        fileio::preallocate(&f, &path, len * job.elem_size as u64)?;
+        let buf = (per_worker / (group.len() + 1) / job.elem_size).max(1);
+        let mut w = StreamWriter::new(&f, &path, 0);
+        let mut sampler = Sampler::new(len, plan.samples_per_run);
+        let sources: Vec<Source<'_, T::Key>> = group
+            .iter()
+            .zip(&files)
+            .map(|(run, file)| Source {
+                run,
+                file,
+                range: 0..run.len,
+            })
+            .collect();
+        merge::merge::<T, _>(&sources, buf, buf, |piece| {
+            if stop.load(Ordering::Relaxed) {
+                return Err(stopped());
+            }
+            sampler.feed(piece);
+            write_all(&mut w, piece)?;
+            job.report(phase, std::mem::size_of_val(piece) as u64, job.bytes());
+            Ok(())
+        })?;
+        w.finish();
+        drop(files);
+        for r in group {
+            let _ = std::fs::remove_file(&r.path);
+        }
+        let (stride, samples) = sampler.finish();
+        *out[g]
+            .lock()
+            .expect("no poisoning: workers do not panic holding it") = Some(Run {
+            path,
+            offset: 0,
+            len,
+            stride,
+            samples,
+        });
+        Ok(())
+    })?;
+    Ok(out
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .expect("not poisoned")
+                .expect("every group merged")
+        })
+        .collect())
+}
+
+/// Merges the last runs into the output, split by key range over the workers.
+fn final_merge<T: SortKey + Pod>(
+    job: &Job<'_>,
+    plan: &Plan,
+    budget: usize,
+    runs: &[Run<T::Key>],
+    out: &File,
+    out_path: &Path,
+    data_offset: u64,
+) -> Result<()> {
+    let files = open_runs(runs)?;
+    let size = job.elem_size as u64;
+    // Tiny inputs gain nothing from many parts.
+    let parts = (plan.workers * PARTS_PER_WORKER)
+        .min((job.elements / 1024).max(1) as usize)
+        .max(1);
+    let cuts = merge::split_points::<T>(runs, &files, parts)?;
+    let workers = plan.workers.min(parts);
+    let per_worker = budget / workers;
+    let buf = (per_worker / (runs.len() + 1) / job.elem_size).max(1);
+    run_workers(parts, workers, &|p, stop| {
+        let start: u64 = cuts[p].iter().sum();
+        let mut w = StreamWriter::new(out, out_path, data_offset + start * size);
+        let sources: Vec<Source<'_, T::Key>> = runs
+            .iter()
+            .zip(&files)
+            .enumerate()
+            .map(|(r, (run, file))| Source {
+                run,
+                file,
+                range: cuts[p][r]..cuts[p + 1][r],
+            })
+            .collect();
+        merge::merge::<T, _>(&sources, buf, buf, |piece| {
+            if stop.load(Ordering::Relaxed) {
+                return Err(stopped());
+            }
+            write_all(&mut w, piece)?;
+            job.report(Phase::FinalMerge, piece.len() as u64 * size, job.bytes());
+            Ok(())
+        })?;
+        w.finish();
+        Ok(())
+    })
+}

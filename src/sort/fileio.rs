@@ -1,0 +1,223 @@
+//! File I/O for the external sort: large positioned reads and writes that do not leave their
+//! pages behind in the page cache.
+//!
+//! Under a memory cgroup the page cache a process fills is charged to it, so streaming several
+//! gigabytes through `read`/`write` would push a capped process to its limit even though its
+//! own buffers are small. Every read here is followed by `POSIX_FADV_DONTNEED` on the bytes it
+//! consumed, and every write is pushed to the disk with `sync_file_range` one chunk behind and
+//! then dropped, so the cache holds at most about two chunks per stream.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Kernel hints for a byte range of an open file. Failures are ignored: they are hints, and a
+/// file system that does not support them still gives correct results.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Hint {
+    /// The file is read front to back: let readahead work.
+    Sequential,
+    /// Reads are large and scattered: no readahead beyond what is asked for (each stream of a
+    /// merge would otherwise keep its own readahead window in the cache).
+    Random,
+    /// The bytes will not be needed again: drop them from the page cache.
+    DontNeed,
+}
+
+pub(crate) fn advise(file: &File, offset: u64, len: u64, hint: Hint) {
+    let advice = match hint {
+        Hint::Sequential => libc::POSIX_FADV_SEQUENTIAL,
+        Hint::Random => libc::POSIX_FADV_RANDOM,
+        Hint::DontNeed => libc::POSIX_FADV_DONTNEED,
+    };
+    let (Ok(off), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is open for the
+    // lifetime of `file`.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), off, len, advice);
+    }
+}
+
+/// Starts writeback of a range (`wait = false`) or waits until it is on the disk
+/// (`wait = true`). Errors are reported by the final `fdatasync`, not here.
+fn sync_range(file: &File, offset: u64, len: u64, wait: bool) {
+    let flags = if wait {
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER
+    } else {
+        libc::SYNC_FILE_RANGE_WRITE
+    };
+    let (Ok(off), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: sync_file_range only reads its integer arguments; the descriptor is open.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), off, len, flags);
+    }
+}
+
+/// Reserves `len` bytes of disk for `file`, so that a full disk shows up now as
+/// [`Error::DiskFull`] rather than in the middle of the sort. File systems without
+/// `fallocate` get a plain `set_len`.
+pub(crate) fn preallocate(file: &File, path: &Path, len: u64) -> Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    let Ok(ilen) = i64::try_from(len) else {
+        return Err(Error::Overflow { op: "file size" });
+    };
+    // SAFETY: posix_fallocate only reads its integer arguments; the descriptor is open for
+    // writing.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, ilen) };
+    match rc {
+        0 => Ok(()),
+        libc::EOPNOTSUPP | libc::EINVAL => {
+            file.set_len(len).map_err(|e| Error::io(path, "set_len", e))
+        }
+        e => Err(Error::io(
+            path,
+            "fallocate",
+            std::io::Error::from_raw_os_error(e),
+        )),
+    }
+}
+
+/// Bytes available to an unprivileged user on the file system holding `dir`, and its device.
+pub(crate) fn free_space(dir: &Path) -> Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, "stat", e))?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| Error::InvalidArgument(format!("{}: path contains NUL", dir.display())))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` points to writable memory of the right
+    // size, which statvfs fills on success.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(Error::io(dir, "statvfs", std::io::Error::last_os_error()));
+    }
+    // SAFETY: statvfs returned 0, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    // The field types differ between platforms (u32 on some 32-bit targets).
+    #[allow(clippy::unnecessary_cast)]
+    let avail = (st.f_bavail as u64).saturating_mul(st.f_frsize as u64);
+    Ok((avail, meta.dev()))
+}
+
+/// The soft limit on open files of this process (`RLIMIT_NOFILE`), or 1024 if unknown.
+pub(crate) fn open_file_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass; no other memory is touched.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+    if rc != 0 || r.rlim_cur == libc::RLIM_INFINITY {
+        return if rc != 0 { 1024 } else { 1 << 20 };
+    }
+    r.rlim_cur
+}
+
+/// Reads `buf.len()` bytes at `offset`, then drops them from the page cache.
+pub(crate) fn read_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
+    file.read_exact_at(buf, offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::Truncated {
+                path: path.to_path_buf(),
+                expected: offset + buf.len() as u64,
+                actual: file.metadata().map(|m| m.len()).unwrap_or(0),
+            }
+        } else {
+            Error::io(path, "read", e)
+        }
+    })?;
+    advise(file, offset, buf.len() as u64, Hint::DontNeed);
+    Ok(())
+}
+
+/// Writes a stream of chunks at increasing offsets of a file (its own range of the file,
+/// so several writers may share one file), keeping at most two chunks in the page cache:
+/// writeback of each chunk starts as soon as it is written, and the chunk before is waited
+/// for and dropped.
+pub(crate) struct StreamWriter<'a> {
+    file: &'a File,
+    path: &'a Path,
+    offset: u64,
+    pending: Option<(u64, u64)>,
+}
+
+impl<'a> StreamWriter<'a> {
+    pub(crate) fn new(file: &'a File, path: &'a Path, offset: u64) -> Self {
+        StreamWriter {
+            file,
+            path,
+            offset,
+            pending: None,
+        }
+    }
+
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .write_all_at(bytes, self.offset)
+            .map_err(|e| Error::io(self.path, "write", e))?;
+        let len = bytes.len() as u64;
+        sync_range(self.file, self.offset, len, false);
+        self.retire();
+        self.pending = Some((self.offset, len));
+        self.offset += len;
+        Ok(())
+    }
+
+    fn retire(&mut self) {
+        if let Some((off, len)) = self.pending.take() {
+            sync_range(self.file, off, len, true);
+            advise(self.file, off, len, Hint::DontNeed);
+        }
+    }
+
+    /// Waits for the last chunk and drops it from the cache. Durability is the caller's
+    /// `fdatasync`.
+    pub(crate) fn finish(mut self) {
+        self.retire();
+    }
+}
+
+impl Drop for StreamWriter<'_> {
+    fn drop(&mut self) {
+        self.retire();
+    }
+}
+
+/// Creates `path` for writing (failing if it exists), mapping errors to outcore's.
+pub(crate) fn create_new(path: &Path) -> Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io(path, "create", e))
+}
+
+/// Makes a rename durable by syncing the directory that holds it.
+pub(crate) fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// The directory that holds `path` ("." for a bare file name).
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}

@@ -1,0 +1,431 @@
+//! The k-way merge of sorted runs: a loser tree over buffered run readers, and the
+//! key-range split that lets several threads merge disjoint parts of the output at once.
+//!
+//! # Why a loser tree
+//! Each output element costs one replay from a leaf to the root: `⌈log2 k⌉` comparisons, each
+//! against a single stored loser, with no sibling to look at (a binary heap's sift-down
+//! compares both children at every level, about twice as many comparisons). Ties are broken
+//! by run index, so the merge is stable with respect to run order.
+//!
+//! # Why a key-range split
+//! One loser tree is one thread. To keep every core busy in the final merge, the output is
+//! cut into `P` parts at keys chosen from samples that run formation kept (every `stride`-th
+//! key of each run). For each cut key the position in each run is found by a binary search
+//! in the samples, narrowed to one block read from the run file. Runs of equal keys are
+//! split by rank so that even an all-equal input divides evenly. Since the output's size is
+//! known, part `p` starts at the sum of its per-run starting positions: each worker writes its
+//! own range of the output file with positioned writes, without coordination.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use bytemuck::Pod;
+
+use super::fileio;
+use super::key::SortKey;
+use crate::error::Result;
+
+/// A sorted run on disk: `len` elements of `T` from byte `offset` of `path`, with every
+/// `stride`-th key kept in memory.
+#[derive(Debug)]
+pub(crate) struct Run<K> {
+    pub(crate) path: PathBuf,
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+    pub(crate) stride: u64,
+    pub(crate) samples: Vec<K>,
+}
+
+/// Collects every `stride`-th key of a sequence that arrives in pieces.
+pub(crate) struct Sampler<K> {
+    stride: u64,
+    next: u64,
+    seen: u64,
+    samples: Vec<K>,
+}
+
+impl<K> Sampler<K> {
+    /// A sampler keeping about `target` keys of a sequence of `len` elements.
+    pub(crate) fn new(len: u64, target: u64) -> Self {
+        let stride = len.div_ceil(target.max(1)).max(1);
+        Sampler {
+            stride,
+            next: 0,
+            seen: 0,
+            samples: Vec::with_capacity(len.div_ceil(stride) as usize),
+        }
+    }
+
+    pub(crate) fn feed<T: SortKey<Key = K>>(&mut self, piece: &[T]) {
+        let end = self.seen + piece.len() as u64;
+        while self.next < end {
+            self.samples
+                .push(piece[(self.next - self.seen) as usize].sort_key());
+            self.next += self.stride;
+        }
+        self.seen = end;
+    }
+
+    pub(crate) fn finish(self) -> (u64, Vec<K>) {
+        (self.stride, self.samples)
+    }
+}
+
+/// Reads elements `next..end` of a run in buffers of a fixed size.
+struct Cursor<'a, T> {
+    file: &'a File,
+    run_path: &'a std::path::Path,
+    offset: u64,
+    next: u64,
+    end: u64,
+    buf: Vec<T>,
+    pos: usize,
+}
+
+impl<'a, T: Pod> Cursor<'a, T> {
+    fn new<K>(
+        run: &'a Run<K>,
+        file: &'a File,
+        range: std::ops::Range<u64>,
+        buf_elems: usize,
+    ) -> Self {
+        let cap = (buf_elems as u64).min(range.end - range.start).max(1) as usize;
+        Cursor {
+            file,
+            run_path: &run.path,
+            offset: run.offset,
+            next: range.start,
+            end: range.end,
+            buf: Vec::with_capacity(cap),
+            pos: 0,
+        }
+    }
+
+    /// Loads the next buffer; `false` when the range is exhausted.
+    fn refill(&mut self) -> Result<bool> {
+        let n = (self.buf.capacity() as u64).min(self.end - self.next) as usize;
+        if n == 0 {
+            self.buf.clear();
+            self.pos = 0;
+            return Ok(false);
+        }
+        self.buf.clear();
+        self.buf.resize(n, T::zeroed());
+        let off = self.offset + self.next * std::mem::size_of::<T>() as u64;
+        fileio::read_at(
+            self.file,
+            self.run_path,
+            bytemuck::cast_slice_mut(&mut self.buf),
+            off,
+        )?;
+        self.next += n as u64;
+        self.pos = 0;
+        Ok(true)
+    }
+}
+
+/// One input of a merge: a run, its open file and the element range to merge.
+pub(crate) struct Source<'a, K> {
+    pub(crate) run: &'a Run<K>,
+    pub(crate) file: &'a File,
+    pub(crate) range: std::ops::Range<u64>,
+}
+
+/// Merges `sources` (each sorted) and hands the output to `emit` in order, in pieces of at
+/// most `out_elems` elements. Each source is read in buffers of `buf_elems` elements.
+pub(crate) fn merge<T, E>(
+    sources: &[Source<'_, T::Key>],
+    buf_elems: usize,
+    out_elems: usize,
+    mut emit: E,
+) -> Result<()>
+where
+    T: SortKey + Pod,
+    E: FnMut(&[T]) -> Result<()>,
+{
+    let mut cursors: Vec<Cursor<'_, T>> = Vec::with_capacity(sources.len());
+    for s in sources.iter().filter(|s| s.range.start < s.range.end) {
+        let mut c = Cursor::new(s.run, s.file, s.range.clone(), buf_elems);
+        c.refill()?;
+        cursors.push(c);
+    }
+    let out_elems = out_elems.max(1);
+    if cursors.len() == 1 {
+        // Nothing to merge: copy the source through.
+        let c = &mut cursors[0];
+        loop {
+            for piece in c.buf.chunks(out_elems) {
+                emit(piece)?;
+            }
+            if !c.refill()? {
+                return Ok(());
+            }
+        }
+    }
+    if cursors.is_empty() {
+        return Ok(());
+    }
+
+    let k = cursors.len();
+    let mut heads: Vec<T::Key> = cursors.iter().map(|c| c.buf[0].sort_key()).collect();
+    let mut live = vec![true; k];
+    let mut live_count = k;
+    // `a` beats `b`: smaller key, ties to the lower run index; exhausted inputs lose to all.
+    let beats = |heads: &[T::Key], live: &[bool], a: usize, b: usize| -> bool {
+        live[a]
+            && (!live[b]
+                || match heads[a].cmp(&heads[b]) {
+                    std::cmp::Ordering::Less => true,
+                    std::cmp::Ordering::Greater => false,
+                    std::cmp::Ordering::Equal => a < b,
+                })
+    };
+    // Node n (1..k) of the implicit tree holds the loser of its match; leaves are k..2k.
+    let mut tree = vec![0usize; k];
+    {
+        let mut win = vec![0usize; 2 * k];
+        for (i, w) in win[k..].iter_mut().enumerate() {
+            *w = i;
+        }
+        for n in (1..k).rev() {
+            let (l, r) = (win[2 * n], win[2 * n + 1]);
+            if beats(&heads, &live, l, r) {
+                win[n] = l;
+                tree[n] = r;
+            } else {
+                win[n] = r;
+                tree[n] = l;
+            }
+        }
+        tree[0] = win[1];
+    }
+
+    let mut out: Vec<T> = Vec::with_capacity(out_elems);
+    loop {
+        let mut w = tree[0];
+        let c = &mut cursors[w];
+        out.push(c.buf[c.pos]);
+        c.pos += 1;
+        if c.pos < c.buf.len() {
+            heads[w] = c.buf[c.pos].sort_key();
+        } else if c.refill()? {
+            heads[w] = c.buf[0].sort_key();
+        } else {
+            live[w] = false;
+            live_count -= 1;
+        }
+        if out.len() == out_elems {
+            emit(&out)?;
+            out.clear();
+        }
+        if live_count == 1 {
+            // Only one input left: the tree's winner is known, copy the rest in bulk.
+            let last = live.iter().position(|&l| l).expect("one live input");
+            emit(&out)?;
+            out.clear();
+            let c = &mut cursors[last];
+            loop {
+                for piece in c.buf[c.pos..].chunks(out_elems) {
+                    emit(piece)?;
+                }
+                if !c.refill()? {
+                    return Ok(());
+                }
+            }
+        }
+        let mut n = (w + k) / 2;
+        while n > 0 {
+            let other = tree[n];
+            if beats(&heads, &live, other, w) {
+                tree[n] = w;
+                w = other;
+            }
+            n /= 2;
+        }
+        tree[0] = w;
+    }
+}
+
+/// Number of elements of `run` whose key is `< key` (`strict`) or `<= key` (not strict).
+fn bound<T: SortKey + Pod>(
+    run: &Run<T::Key>,
+    file: &File,
+    key: &T::Key,
+    strict: bool,
+) -> Result<u64> {
+    let before = |k: &T::Key| if strict { k < key } else { k <= key };
+    // samples[i] is the key of element i * stride, so the boundary lies after the last
+    // sample that is before `key` and no later than the first that is not.
+    let j = run.samples.partition_point(before) as u64;
+    let lo = if j == 0 { 0 } else { (j - 1) * run.stride + 1 };
+    let hi = (j * run.stride).min(run.len);
+    if lo >= hi {
+        return Ok(hi);
+    }
+    let mut block = vec![T::zeroed(); (hi - lo) as usize];
+    fileio::read_at(
+        file,
+        &run.path,
+        bytemuck::cast_slice_mut(&mut block),
+        run.offset + lo * std::mem::size_of::<T>() as u64,
+    )?;
+    Ok(lo + block.partition_point(|x| before(&x.sort_key())) as u64)
+}
+
+/// Cuts the merge of `runs` into `parts` pieces of about equal size whose keys do not
+/// overlap: `cuts[p][r]` is where part `p` starts in run `r` (`cuts[0]` is all zeros and
+/// `cuts[parts]` the run lengths).
+pub(crate) fn split_points<T: SortKey + Pod>(
+    runs: &[Run<T::Key>],
+    files: &[File],
+    parts: usize,
+) -> Result<Vec<Vec<u64>>> {
+    let total: u64 = runs.iter().map(|r| r.len).sum();
+    let mut cuts = vec![vec![0u64; runs.len()]];
+    if parts > 1 && total > 0 {
+        // Weighted samples: each stands for `stride` elements of its run.
+        let mut weighted: Vec<(T::Key, u64)> = runs
+            .iter()
+            .flat_map(|r| r.samples.iter().map(move |k| (*k, r.stride)))
+            .collect();
+        weighted.sort_unstable_by_key(|w| w.0);
+        let weight: u64 = weighted.iter().map(|w| w.1).sum();
+        let mut acc = 0u64;
+        let mut wi = 0usize;
+        for p in 1..parts {
+            let want = (weight as u128 * p as u128 / parts as u128) as u64;
+            while wi + 1 < weighted.len() && acc + weighted[wi].1 <= want {
+                acc += weighted[wi].1;
+                wi += 1;
+            }
+            let key = weighted[wi].0;
+            let target = (total as u128 * p as u128 / parts as u128) as u64;
+            let mut lo = Vec::with_capacity(runs.len());
+            let mut hi = Vec::with_capacity(runs.len());
+            for (run, file) in runs.iter().zip(files) {
+                lo.push(bound::<T>(run, file, &key, true)?);
+                hi.push(bound::<T>(run, file, &key, false)?);
+            }
+            // Everything below `key` goes left, everything above right; the elements equal to
+            // `key` are shared out in run order so that the part sizes stay close to the target.
+            let mut extra = target.saturating_sub(lo.iter().sum());
+            let prev = cuts.last().expect("cuts start non-empty");
+            let mut row = Vec::with_capacity(runs.len());
+            for r in 0..runs.len() {
+                let take = extra.min(hi[r] - lo[r]);
+                extra -= take;
+                row.push((lo[r] + take).max(prev[r]));
+            }
+            cuts.push(row);
+        }
+    }
+    for _ in cuts.len()..parts {
+        cuts.push(cuts.last().expect("non-empty").clone());
+    }
+    cuts.push(runs.iter().map(|r| r.len).collect());
+    Ok(cuts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write_run(dir: &std::path::Path, name: &str, data: &[u64], target: u64) -> Run<u64> {
+        let path = dir.join(name);
+        let mut f = File::create(&path).unwrap();
+        f.write_all(bytemuck::cast_slice(data)).unwrap();
+        let mut s = Sampler::new(data.len() as u64, target);
+        for piece in data.chunks(3) {
+            s.feed(piece);
+        }
+        let (stride, samples) = s.finish();
+        Run {
+            path,
+            offset: 0,
+            len: data.len() as u64,
+            stride,
+            samples,
+        }
+    }
+
+    fn lcg(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed >> 33
+    }
+
+    #[test]
+    fn sampler_keeps_every_stride_th() {
+        let v: Vec<u64> = (0..100).collect();
+        let mut s = Sampler::new(100, 7);
+        for p in v.chunks(13) {
+            s.feed(p);
+        }
+        let (stride, samples) = s.finish();
+        assert_eq!(stride, 15);
+        assert_eq!(samples, (0..100).step_by(15).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn merge_and_split_match_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        for (case, modulus) in [(0, u64::MAX), (1, 5), (2, 1)] {
+            let mut seed = 42 + case;
+            let mut runs_data: Vec<Vec<u64>> = (0..7)
+                .map(|i| {
+                    let n = [0, 1, 50, 333, 64, 1000, 17][i];
+                    let mut v: Vec<u64> = (0..n).map(|_| lcg(&mut seed) % modulus).collect();
+                    v.sort_unstable();
+                    v
+                })
+                .collect();
+            let runs: Vec<Run<u64>> = runs_data
+                .iter()
+                .enumerate()
+                .map(|(i, d)| write_run(dir.path(), &format!("r{case}-{i}"), d, 10))
+                .collect();
+            let files: Vec<File> = runs.iter().map(|r| File::open(&r.path).unwrap()).collect();
+            let mut expect: Vec<u64> = runs_data.concat();
+            expect.sort_unstable();
+            runs_data.clear();
+            for parts in [1, 2, 3, 8] {
+                let cuts = split_points::<u64>(&runs, &files, parts).unwrap();
+                let mut got = Vec::new();
+                for p in 0..parts {
+                    let start: u64 = cuts[p].iter().sum();
+                    assert_eq!(
+                        start as usize,
+                        got.len(),
+                        "part {p} starts where the last ended"
+                    );
+                    let sources: Vec<Source<'_, u64>> = runs
+                        .iter()
+                        .zip(&files)
+                        .enumerate()
+                        .map(|(r, (run, file))| Source {
+                            run,
+                            file,
+                            range: cuts[p][r]..cuts[p + 1][r],
+                        })
+                        .collect();
+                    merge::<u64, _>(&sources, 4, 5, |o| {
+                        got.extend_from_slice(o);
+                        Ok(())
+                    })
+                    .unwrap();
+                }
+                assert_eq!(got, expect, "case {case}, {parts} parts");
+                if parts > 1 && modulus == 1 {
+                    // All keys equal: the rank split still balances the parts.
+                    let sizes: Vec<u64> = (0..parts)
+                        .map(|p| cuts[p + 1].iter().sum::<u64>() - cuts[p].iter().sum::<u64>())
+                        .collect();
+                    let (mn, mx) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+                    assert!(mx - mn <= 1, "{sizes:?}");
+                }
+            }
+        }
+    }
+}
