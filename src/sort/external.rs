@@ -614,7 +614,7 @@ fn sort_typed<T: SortKey + Pod>(
         .len();
     let data_offset = header.len() as u64;
     let data_bytes = file_len - data_offset.min(file_len);
-    if data_bytes % elem_size as u64 != 0 {
+    if !data_bytes.is_multiple_of(elem_size as u64) {
         return Err(Error::NotAMultiple {
             path: input.into(),
             len: data_bytes,

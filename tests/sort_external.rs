@@ -1,0 +1,534 @@
+//! `sort_file` / `sort_raw_file`: the external merge sort against `slice::sort`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytemuck::Pod;
+use outcore::sort::{
+    remove_stale_sort_files, sort_file, sort_raw_file, Phase, Record, SortKey, SortOptions,
+};
+use outcore::{Element, Error};
+
+use crate::common;
+
+/// A `.npy` file of `data` with a v1 header, as numpy writes it (header padded to 64 bytes).
+fn write_npy<T: Element>(path: &Path, shape: &[usize], data: &[T]) {
+    let shape_s = match shape {
+        [n] => format!("({n},)"),
+        s => format!(
+            "({})",
+            s.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let dict = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape_s}, }}",
+        T::DTYPE.descr()
+    );
+    let pad = (64 - (10 + dict.len() + 1) % 64) % 64;
+    let text = format!("{dict}{}\n", " ".repeat(pad));
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(text.as_bytes());
+    bytes.extend_from_slice(bytemuck::cast_slice(data));
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn from_bytes<T: Pod>(b: &[u8]) -> Vec<T> {
+    let mut v = vec![T::zeroed(); b.len() / std::mem::size_of::<T>()];
+    bytemuck::cast_slice_mut::<T, u8>(&mut v).copy_from_slice(b);
+    v
+}
+
+/// The data of a `.npy` written by `write_npy` or `sort_file` (header length from the file).
+fn read_npy<T: Pod>(path: &Path) -> Vec<T> {
+    let bytes = std::fs::read(path).unwrap();
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize + 10;
+    from_bytes(&bytes[hlen..])
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn patterns(n: usize, seed: u64) -> Vec<(&'static str, Vec<u64>)> {
+    let mut s = seed;
+    let random: Vec<u64> = (0..n).map(|_| splitmix(&mut s)).collect();
+    let sorted: Vec<u64> = (0..n as u64).collect();
+    let reverse: Vec<u64> = (0..n as u64).rev().collect();
+    let equal = vec![7u64; n];
+    let few: Vec<u64> = random.iter().map(|x| x % 3).collect();
+    vec![
+        ("random", random),
+        ("sorted", sorted),
+        ("reverse", reverse),
+        ("all-equal", equal),
+        ("few-unique", few),
+    ]
+}
+
+/// Files in `dir` other than `keep`.
+fn leftovers(dir: &Path, keep: &[&str]) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !keep.contains(&n.as_str()))
+        .collect()
+}
+
+fn opts(memory: usize, threads: usize) -> SortOptions {
+    let mut o = SortOptions::new();
+    o.memory(memory).threads(threads);
+    o
+}
+
+/// Sorts `data` as a `.npy` through `sort_file` and checks the result against `slice::sort`
+/// (by key), that the output is a permutation (bit patterns), and that no temp file remains.
+fn check_npy<T: Element + SortKey>(
+    data: &[T],
+    o: &SortOptions,
+    what: &str,
+) -> outcore::sort::SortReport {
+    let dir = common::tmpdir();
+    let (inp, out) = (dir.path().join("in.npy"), dir.path().join("out.npy"));
+    write_npy(&inp, &[data.len()], data);
+    let report = sort_file(&inp, &out, o).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let got: Vec<T> = read_npy(&out);
+    let mut expect = data.to_vec();
+    expect.sort_by_key(|x| x.sort_key());
+    let keys = |v: &[T]| v.iter().map(|x| x.sort_key()).collect::<Vec<_>>();
+    assert_eq!(keys(&got), keys(&expect), "{what}: keys in order");
+    let mut gb: Vec<&[u8]> = got.iter().map(bytemuck::bytes_of).collect();
+    let mut eb: Vec<&[u8]> = expect.iter().map(bytemuck::bytes_of).collect();
+    gb.sort();
+    eb.sort();
+    assert_eq!(gb, eb, "{what}: a permutation of the input");
+    assert_eq!(
+        leftovers(dir.path(), &["in.npy", "out.npy"]),
+        Vec::<String>::new(),
+        "{what}"
+    );
+    assert_eq!(report.elements, data.len() as u64);
+    report
+}
+
+#[test]
+fn u64_patterns_in_memory_and_external() {
+    // 1 KiB budget: runs of 64 elements; the merge reads 1-element buffers at worst.
+    for n in [0usize, 1, 2, 63, 64, 65, 128, 129, 1000, 5000] {
+        for (name, data) in patterns(n, n as u64) {
+            for threads in [1, 2] {
+                let what = format!("{name} n={n} threads={threads}");
+                let r = check_npy(&data, &opts(1 << 20, threads), &format!("{what} in memory"));
+                assert!(!r.external);
+                let r = check_npy(&data, &opts(1024, threads), &format!("{what} external"));
+                assert_eq!(r.external, n > 128, "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn many_runs_and_multi_level_merges() {
+    let mut s = 5;
+    let data: Vec<u64> = (0..20_000).map(|_| splitmix(&mut s)).collect();
+    // By budget alone: 1 KiB gives 313 runs of 64, more than one merge takes.
+    let r = check_npy(&data, &opts(1024, 2), "budget-limited fan-in");
+    assert_eq!(r.runs, 313);
+    assert!(r.merge_levels >= 1, "{r:?}");
+    // An explicit fan-in cap: 2 means a binary merge tree.
+    for (k, levels) in [(2usize, 8usize), (3, 5), (16, 2)] {
+        let mut o = opts(1024, 2);
+        o.max_fan_in(k);
+        let r = check_npy(&data, &o, &format!("fan-in {k}"));
+        assert_eq!(r.merge_levels, levels, "fan-in {k}: {r:?}");
+    }
+    // Few-unique keys through several levels.
+    let few: Vec<u64> = data.iter().map(|x| x % 4).collect();
+    let mut o = opts(2048, 1);
+    o.max_fan_in(3);
+    let r = check_npy(&few, &o, "few-unique multi-level");
+    assert!(r.merge_levels >= 2);
+}
+
+#[test]
+fn around_run_and_buffer_boundaries() {
+    // 4 KiB budget: runs of 256 u64; final-merge buffers of 4096 / 4 workers / (k+1) bytes.
+    let mut s = 9;
+    for n in [255usize, 256, 257, 511, 512, 513, 767, 768, 769, 4096, 4097] {
+        let data: Vec<u64> = (0..n).map(|_| splitmix(&mut s) >> 40).collect();
+        check_npy(&data, &opts(4096, 2), &format!("n={n}"));
+    }
+}
+
+#[test]
+fn floats_in_numpy_order() {
+    let mut s = 11;
+    let specials = [
+        f64::NAN,
+        -f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        0.0,
+        -0.0,
+        f64::MIN_POSITIVE,
+        -f64::MIN_POSITIVE,
+        f64::MAX,
+        f64::MIN,
+        1e-310,
+    ];
+    let data: Vec<f64> = (0..3000)
+        .map(|i| {
+            if i % 7 == 0 {
+                specials[i % specials.len()]
+            } else {
+                (splitmix(&mut s) as i64 as f64) / 1e10
+            }
+        })
+        .collect();
+    for budget in [1 << 20, 1024] {
+        check_npy(&data, &opts(budget, 2), &format!("f64 budget {budget}"));
+        let f32s: Vec<f32> = data.iter().map(|&x| x as f32).collect();
+        check_npy(&f32s, &opts(budget, 2), &format!("f32 budget {budget}"));
+    }
+    // -0.0 before 0.0, NaN last.
+    let dir = common::tmpdir();
+    let (inp, out) = (dir.path().join("a.npy"), dir.path().join("b.npy"));
+    write_npy(&inp, &[5], &[f64::NAN, 0.0, -0.0, f64::INFINITY, -1.0]);
+    sort_file(&inp, &out, &opts(16 << 10, 1)).unwrap();
+    let got: Vec<String> = read_npy::<f64>(&out)
+        .iter()
+        .map(|x| format!("{x:?}"))
+        .collect();
+    assert_eq!(got, ["-1.0", "-0.0", "0.0", "inf", "NaN"]);
+}
+
+#[test]
+fn every_integer_dtype() {
+    fn go<T: Element + SortKey>(f: impl Fn(u64) -> T) {
+        let mut s = 3;
+        let data: Vec<T> = (0..2000).map(|_| f(splitmix(&mut s))).collect();
+        check_npy(&data, &opts(1024, 2), std::any::type_name::<T>());
+    }
+    go(|x| x as u8);
+    go(|x| x as u16);
+    go(|x| x as u32);
+    go(|x| x as i8);
+    go(|x| x as i16);
+    go(|x| x as i32);
+    go(|x| x as i64);
+}
+
+#[test]
+fn numpy_reads_what_sort_file_writes() {
+    crate::require_numpy!();
+    let dir = common::tmpdir();
+    let (inp, out) = (dir.path().join("in.npy"), dir.path().join("out.npy"));
+    let (inp_s, out_s) = (inp.to_str().unwrap(), out.to_str().unwrap());
+    common::python(
+        "rng = np.random.default_rng(1)\n\
+         a = rng.standard_normal(30000)\n\
+         a[::97] = np.nan; a[::101] = np.inf; a[::103] = -np.inf; a[::107] = -0.0\n\
+         np.save(sys.argv[1], a)",
+        &[inp_s],
+    );
+    sort_file(&inp, &out, &opts(16 << 10, 2)).unwrap();
+    let verdict = common::python(
+        "a = np.load(sys.argv[1]); b = np.load(sys.argv[2])\n\
+         print(b.dtype == a.dtype and b.shape == a.shape and np.array_equal(np.sort(a), b, equal_nan=True))",
+        &[inp_s, out_s],
+    );
+    assert_eq!(verdict.trim(), "True");
+}
+
+#[test]
+fn records_with_equal_keys() {
+    type R = Record<100, 10>;
+    let mut s = 17;
+    let recs: Vec<R> = (0..3000u32)
+        .map(|i| {
+            let mut r = [0u8; 100];
+            // Few distinct keys, so most records tie on their key.
+            let k = splitmix(&mut s) % 13;
+            r[..8].copy_from_slice(&k.to_be_bytes());
+            r[9] = (k as u8) ^ 0x80;
+            r[10..14].copy_from_slice(&i.to_le_bytes());
+            r[99] = 0xAB;
+            Record(r)
+        })
+        .collect();
+    for (budget, threads) in [(1 << 20, 2), (4096, 1), (4096, 2), (1000, 2)] {
+        let dir = common::tmpdir();
+        let (inp, out) = (dir.path().join("in.dat"), dir.path().join("out.dat"));
+        std::fs::write(&inp, bytemuck::cast_slice(&recs)).unwrap();
+        let report = sort_raw_file::<R>(&inp, &out, &opts(budget, threads)).unwrap();
+        assert_eq!(report.external, budget < 300_000);
+        let got: Vec<R> = from_bytes(&std::fs::read(&out).unwrap());
+        let mut expect = recs.clone();
+        expect.sort_by_key(|r| r.sort_key());
+        let keys = |v: &[R]| v.iter().map(|r| r.sort_key()).collect::<Vec<_>>();
+        assert_eq!(keys(&got), keys(&expect));
+        let mut g = got.iter().map(|r| r.0.to_vec()).collect::<Vec<_>>();
+        let mut e = recs.iter().map(|r| r.0.to_vec()).collect::<Vec<_>>();
+        g.sort();
+        e.sort();
+        assert_eq!(g, e, "records kept whole");
+        assert_eq!(
+            leftovers(dir.path(), &["in.dat", "out.dat"]),
+            Vec::<String>::new()
+        );
+    }
+}
+
+#[test]
+fn separate_tmp_dir_and_in_place() {
+    let dir = common::tmpdir();
+    let tmp = common::tmpdir();
+    let path = dir.path().join("a.npy");
+    let mut s = 23;
+    let data: Vec<i64> = (0..5000).map(|_| splitmix(&mut s) as i64).collect();
+    write_npy(&path, &[data.len()], &data);
+    let mut o = opts(2048, 2);
+    o.tmp_dir(tmp.path());
+    let r = sort_file(&path, &path, &o).unwrap();
+    assert!(r.external);
+    let mut expect = data.clone();
+    expect.sort();
+    assert_eq!(read_npy::<i64>(&path), expect);
+    assert_eq!(leftovers(tmp.path(), &[]), Vec::<String>::new());
+    assert_eq!(leftovers(dir.path(), &["a.npy"]), Vec::<String>::new());
+}
+
+#[test]
+fn progress_reaches_each_total() {
+    let dir = common::tmpdir();
+    let (inp, out) = (dir.path().join("in.npy"), dir.path().join("out.npy"));
+    let data: Vec<u32> = (0..10_000u32).rev().collect();
+    write_npy(&inp, &[data.len()], &data);
+    let seen: Arc<Mutex<Vec<(Phase, u64, u64)>>> = Arc::default();
+    let mut o = opts(4096, 2);
+    o.max_fan_in(4);
+    let s2 = seen.clone();
+    o.progress(move |p, d, t| s2.lock().unwrap().push((p, d, t)));
+    let r = sort_file(&inp, &out, &o).unwrap();
+    let seen = seen.lock().unwrap();
+    let phases: Vec<Phase> = r.phases.iter().map(|p| p.0).collect();
+    assert_eq!(phases.first(), Some(&Phase::RunFormation));
+    assert_eq!(phases.last(), Some(&Phase::FinalMerge));
+    assert!(phases.contains(&Phase::Merge { level: 1 }));
+    for p in phases {
+        let max = seen.iter().filter(|s| s.0 == p).map(|s| s.1).max().unwrap();
+        let total = seen.iter().find(|s| s.0 == p).unwrap().2;
+        assert_eq!((max, total), (40_000, 40_000), "{p}");
+    }
+}
+
+/// Sets up `in.npy` (external-size) and a pre-existing `out.npy`, runs `f`, and checks that
+/// the output kept its old content and that nothing else is left in the directory.
+fn failing_sort(what: &str, f: impl FnOnce(&Path, &Path, &Path)) {
+    let dir = common::tmpdir();
+    let (inp, out) = (dir.path().join("in.npy"), dir.path().join("out.npy"));
+    let mut s = 29;
+    let data: Vec<u64> = (0..4000).map(|_| splitmix(&mut s)).collect();
+    write_npy(&inp, &[data.len()], &data);
+    std::fs::write(&out, b"old content").unwrap();
+    f(&inp, &out, dir.path());
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"old content",
+        "{what}: output untouched"
+    );
+    assert_eq!(
+        leftovers(dir.path(), &["in.npy", "out.npy"]),
+        Vec::<String>::new(),
+        "{what}"
+    );
+}
+
+/// The run directory of a sort in progress in `dir`.
+fn run_dir(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".outcore-sort-")
+        })
+        .expect("a run directory exists during the sort")
+}
+
+#[test]
+fn temp_files_gone_after_panic() {
+    for phase in [
+        Phase::RunFormation,
+        Phase::Merge { level: 1 },
+        Phase::FinalMerge,
+    ] {
+        failing_sort(&format!("panic in {phase}"), |inp, out, dir| {
+            let mut o = opts(1024, 2);
+            o.max_fan_in(4);
+            let d = dir.to_path_buf();
+            let saw_runs = Arc::new(AtomicBool::new(false));
+            let saw = saw_runs.clone();
+            o.progress(move |p, done, _| {
+                if p == phase && done > 0 {
+                    saw.store(
+                        run_dir(&d).read_dir().unwrap().count() > 0,
+                        Ordering::SeqCst,
+                    );
+                    panic!("callback gives up");
+                }
+            });
+            let r =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sort_file(inp, out, &o)));
+            let msg = r.expect_err("the panic propagates");
+            assert_eq!(msg.downcast_ref::<&str>(), Some(&"callback gives up"));
+            assert!(
+                saw_runs.load(Ordering::SeqCst),
+                "runs existed when it panicked"
+            );
+        });
+    }
+}
+
+#[test]
+fn temp_files_gone_after_error() {
+    // The input shrinks during run formation: a read error in the middle of the sort.
+    failing_sort("input truncated", |inp, out, _| {
+        let mut o = opts(1024, 2);
+        let p = inp.to_path_buf();
+        o.progress(move |ph, done, _| {
+            if ph == Phase::RunFormation && done > 0 {
+                let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+                f.set_len(1000).unwrap();
+            }
+        });
+        let e = sort_file(inp, out, &o).unwrap_err();
+        assert!(matches!(e, Error::Truncated { .. }), "{e}");
+    });
+    // Runs disappear before the final merge: an error with runs on disk.
+    failing_sort("runs removed", |inp, out, dir| {
+        let mut o = opts(1024, 2);
+        let d = dir.to_path_buf();
+        o.progress(move |ph, done, _| {
+            if ph == Phase::FinalMerge && done == 0 {
+                for e in run_dir(&d).read_dir().unwrap() {
+                    std::fs::remove_file(e.unwrap().path()).unwrap();
+                }
+            }
+        });
+        let e = sort_file(inp, out, &o).unwrap_err();
+        assert!(matches!(e, Error::NotFound { .. }), "{e}");
+    });
+    // The temp directory is a file: the runs cannot be created.
+    failing_sort("tmp dir unusable", |inp, out, _| {
+        let mut o = opts(1024, 1);
+        let t = tempfile::NamedTempFile::new().unwrap();
+        o.tmp_dir(t.path());
+        let e = sort_file(inp, out, &o).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e}");
+    });
+    // The temp directory does not exist.
+    failing_sort("tmp dir missing", |inp, out, dir| {
+        let mut o = opts(1024, 1);
+        o.tmp_dir(dir.join("nope"));
+        let e = sort_file(inp, out, &o).unwrap_err();
+        assert!(matches!(e, Error::NotFound { .. }), "{e}");
+    });
+}
+
+#[test]
+fn clear_errors_for_bad_input() {
+    let dir = common::tmpdir();
+    let out = dir.path().join("out.npy");
+    let e = sort_file(dir.path().join("missing.npy"), &out, &opts(1024, 1)).unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e}");
+
+    let nd = dir.path().join("nd.npy");
+    write_npy(&nd, &[10, 20], &[0u32; 200]);
+    let e = sort_file(&nd, &out, &opts(1024, 1)).unwrap_err();
+    assert!(
+        matches!(e, Error::BadShape { ref shape, .. } if shape == &[10, 20]),
+        "{e}"
+    );
+
+    let raw = dir.path().join("odd.dat");
+    std::fs::write(&raw, [0u8; 17]).unwrap();
+    let e = sort_raw_file::<u64>(&raw, &out, &opts(1024, 1)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::NotAMultiple {
+                len: 17,
+                elem_size: 8,
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    let notnpy = dir.path().join("text.npy");
+    std::fs::write(&notnpy, b"hello world, not numpy").unwrap();
+    let e = sort_file(&notnpy, &out, &opts(1024, 1)).unwrap_err();
+    assert!(matches!(e, Error::BadMagic { .. }), "{e}");
+
+    let small = dir.path().join("s.npy");
+    write_npy(&small, &[3], &[3u64, 1, 2]);
+    let e = sort_file(&small, &out, &opts(16, 1)).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+
+    assert!(!out.exists());
+    let mut left = leftovers(dir.path(), &["nd.npy", "odd.dat", "text.npy", "s.npy"]);
+    left.sort();
+    assert_eq!(left, Vec::<String>::new());
+}
+
+#[test]
+fn disk_full_is_checked_up_front() {
+    // A sparse 1 TiB raw file: sorting it needs twice that, which this disk does not have.
+    failing_sort("disk full", |_, out, dir| {
+        let big = dir.join("in.npy");
+        let f = std::fs::OpenOptions::new().write(true).open(&big).unwrap();
+        f.set_len(1 << 40).unwrap();
+        drop(f);
+        let e = sort_raw_file::<u64>(&big, out, &opts(1 << 20, 1)).unwrap_err();
+        assert!(
+            matches!(e, Error::DiskFull { needed: Some(n), available: Some(a), .. } if n > a),
+            "{e}"
+        );
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&big)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    });
+}
+
+#[test]
+fn stale_temp_files_are_removed() {
+    let dir = common::tmpdir();
+    // PIDs above the kernel's maximum (4194304) never belong to a live process.
+    let dead = dir.path().join(".outcore-sort-99999999-00ff");
+    std::fs::create_dir(&dead).unwrap();
+    std::fs::write(dead.join("run-0-0"), b"x").unwrap();
+    std::fs::write(dir.path().join(".out.npy.outcore-tmp-99999998-1"), b"x").unwrap();
+    let mine = dir
+        .path()
+        .join(format!(".outcore-sort-{}-1", std::process::id()));
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(dir.path().join("other"), b"x").unwrap();
+    assert_eq!(remove_stale_sort_files(dir.path()).unwrap(), 2);
+    let mut left = leftovers(dir.path(), &[]);
+    left.sort();
+    assert_eq!(left, [mine.file_name().unwrap().to_str().unwrap(), "other"]);
+}
