@@ -517,18 +517,21 @@ fn disk_full_is_checked_up_front() {
 #[test]
 fn stale_temp_files_are_removed() {
     let dir = common::tmpdir();
-    // PIDs above the kernel's maximum (4194304) never belong to a live process.
-    let dead = dir.path().join(".outcore-sort-99999999-00ff");
+    // Left by killed sorts: nobody holds their locks.
+    let dead = dir.path().join(".outcore-sort-4242-0");
     std::fs::create_dir(&dead).unwrap();
     std::fs::write(dead.join("run-0-0"), b"x").unwrap();
-    std::fs::write(dir.path().join(".out.npy.outcore-tmp-99999998-1"), b"x").unwrap();
-    let mine = dir
-        .path()
-        .join(format!(".outcore-sort-{}-1", std::process::id()));
-    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(dir.path().join(".out.npy.outcore-tmp-4242-1"), b"x").unwrap();
+    // A live sort's run directory: locked.
+    let live = dir.path().join(".outcore-sort-4243-0");
+    std::fs::create_dir(&live).unwrap();
+    let lock = std::fs::File::open(&live).unwrap();
+    lock.lock().unwrap();
     std::fs::write(dir.path().join("other"), b"x").unwrap();
     assert_eq!(remove_stale_sort_files(dir.path()).unwrap(), 2);
     let mut left = leftovers(dir.path(), &[]);
     left.sort();
-    assert_eq!(left, [mine.file_name().unwrap().to_str().unwrap(), "other"]);
+    assert_eq!(left, [".outcore-sort-4243-0", "other"]);
+    drop(lock);
+    assert_eq!(remove_stale_sort_files(dir.path()).unwrap(), 1);
 }

@@ -26,13 +26,13 @@
 //! charges page cache to the process never sees it grow with the file.
 //!
 //! # Files
-//! The output is written under a temporary name in its directory,
-//! `.NAME.outcore-tmp-PID-NONCE`, synced and renamed over `output` only when complete: a
+//! The output is written under a temporary name in its directory (outcore's usual
+//! `.NAME.outcore-tmp-PID-N`), synced and renamed over `output` only when complete: a
 //! failed sort leaves a pre-existing output untouched. Runs live in a directory
-//! `.outcore-sort-PID-NONCE` inside the temp directory. Both are removed on error and on
-//! panic (by drop guards); names left behind by a process that was killed are removed by the
-//! next sort that uses the same directories (the PID in the name tells whether the writer is
-//! still alive), or explicitly with [`remove_stale_sort_files`].
+//! `.outcore-sort-PID-N` inside the temp directory. Both are removed on error and on panic
+//! (by drop guards), and both are held under an exclusive advisory lock while the sort runs,
+//! so what a killed sort left behind is recognised (its lock is free) and removed by the next
+//! sort that uses the same directories, or explicitly with [`remove_stale_sort_files`].
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -48,6 +48,9 @@ use super::merge::{self, Run, Sampler, Source};
 use crate::chunk::ParOptions;
 use crate::element::DType;
 use crate::error::{Error, Result};
+use crate::mmap::{lock_file, Lock};
+use crate::npy::{self, Header};
+use crate::temp::{self, TempFile};
 
 /// Bytes per read or write system call: large enough for full disk speed, small enough that
 /// the page cache they pass through stays a small constant.
@@ -207,27 +210,21 @@ pub struct SortReport {
 /// ```
 /// # fn main() -> outcore::Result<()> {
 /// use outcore::sort::{sort_file, SortOptions};
+/// use outcore::{MappedArray, MappedArrayMut};
 /// let dir = tempfile::tempdir().unwrap();
 /// let (inp, out) = (dir.path().join("in.npy"), dir.path().join("out.npy"));
-/// // A tiny .npy by hand (outcore's arrays module writes them too).
-/// let data: Vec<u64> = (0..10_000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
-/// let mut header = b"\x93NUMPY\x01\x00".to_vec();
-/// let dict = format!("{{'descr': '<u8', 'fortran_order': False, 'shape': ({},), }}", data.len());
-/// let pad = 64 - (10 + dict.len() + 1) % 64;
-/// let text = format!("{dict}{}\n", " ".repeat(pad % 64));
-/// header.extend_from_slice(&(text.len() as u16).to_le_bytes());
-/// header.extend_from_slice(text.as_bytes());
-/// header.extend_from_slice(bytemuck::cast_slice(&data));
-/// std::fs::write(&inp, header).unwrap();
+/// let mut a = MappedArrayMut::<u64>::create(&inp, &[10_000])?;
+/// for (i, x) in a.iter_mut().enumerate() {
+///     *x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+/// }
+/// a.persist()?;
 ///
 /// // A 16 KiB budget forces the external merge sort.
 /// let report = sort_file(&inp, &out, SortOptions::new().memory(16 << 10))?;
 /// assert!(report.external);
-/// let sorted = std::fs::read(&out).unwrap();
-/// let got: &[u64] = bytemuck::cast_slice(&sorted[128..]);
-/// let mut expect = data.clone();
-/// expect.sort();
-/// assert_eq!(got, expect);
+/// let sorted = MappedArray::<u64>::open(&out)?;
+/// assert!(sorted.windows(2).all(|w| w[0] <= w[1]));
+/// assert_eq!(sorted.len(), 10_000);
 /// # Ok(()) }
 /// ```
 ///
@@ -247,8 +244,8 @@ pub fn sort_file(
     opts: &SortOptions,
 ) -> Result<SortReport> {
     let input = input.as_ref();
-    let file = File::open(input).map_err(|e| Error::io(input, "open", e))?;
-    let header = npy_header(&file, input)?;
+    let file = open_input(input)?;
+    let header = read_header(&file, input)?;
     if header.shape.len() != 1 {
         return Err(Error::BadShape {
             what: input.display().to_string(),
@@ -258,7 +255,13 @@ pub fn sort_file(
     }
     macro_rules! go {
         ($t:ty) => {
-            sort_typed::<$t>(input, file, header.bytes, output.as_ref(), opts)
+            sort_typed::<$t>(
+                input,
+                file,
+                header.data_offset as u64,
+                output.as_ref(),
+                opts,
+            )
         };
     }
     match header.dtype {
@@ -307,112 +310,38 @@ pub fn sort_raw_file<T: SortKey + Pod>(
     opts: &SortOptions,
 ) -> Result<SortReport> {
     let input = input.as_ref();
-    let file = File::open(input).map_err(|e| Error::io(input, "open", e))?;
-    sort_typed::<T>(input, file, Vec::new(), output.as_ref(), opts)
+    let file = open_input(input)?;
+    sort_typed::<T>(input, file, 0, output.as_ref(), opts)
 }
 
-/// The part of a `.npy` header sort_file needs.
-struct NpyHeader {
-    dtype: DType,
-    shape: Vec<usize>,
-    /// Every byte before the data, copied verbatim to the output.
-    bytes: Vec<u8>,
+/// Opens the input under a shared advisory lock, as every outcore reader does, so that an
+/// outcore writer cannot change it during the sort.
+fn open_input(path: &Path) -> Result<File> {
+    let file = File::open(path).map_err(|e| Error::io(path, "open", e))?;
+    lock_file(&file, Lock::Shared, path)?;
+    Ok(file)
 }
 
-fn npy_header(file: &File, path: &Path) -> Result<NpyHeader> {
+/// The `.npy` header of `file`, checked against the file's size.
+fn read_header(file: &File, path: &Path) -> Result<Header> {
     use std::os::unix::fs::FileExt;
     let len = file
         .metadata()
         .map_err(|e| Error::io(path, "stat", e))?
         .len();
-    let mut pre = [0u8; 12];
-    let got = file
-        .read_at(&mut pre, 0)
+    let mut buf = vec![0u8; (npy::MAX_HEADER_LEN + 12).min(len as usize)];
+    file.read_exact_at(&mut buf, 0)
         .map_err(|e| Error::io(path, "read", e))?;
-    if got < 10 || &pre[..6] != b"\x93NUMPY" {
-        return Err(Error::BadMagic { path: path.into() });
-    }
-    let (hlen, start) = match pre[6] {
-        1 => (u16::from_le_bytes([pre[8], pre[9]]) as u64, 10u64),
-        2 | 3 if got == 12 => (
-            u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]) as u64,
-            12,
-        ),
-        major => {
-            return Err(Error::UnsupportedVersion {
-                path: path.into(),
-                major,
-                minor: pre[7],
-            })
-        }
-    };
-    if start + hlen > len {
-        return Err(Error::TruncatedHeader {
-            path: path.into(),
-            needed: start + hlen,
-            got: len,
-        });
-    }
-    let mut bytes = vec![0u8; (start + hlen) as usize];
-    file.read_exact_at(&mut bytes, 0)
-        .map_err(|e| Error::io(path, "read", e))?;
-    let text = String::from_utf8_lossy(&bytes[start as usize..]).into_owned();
-    let malformed = |reason: &str| Error::MalformedHeader {
-        path: path.into(),
-        reason: reason.into(),
-    };
-    let field = |name: &str| -> Option<&str> {
-        let at = text.find(&format!("'{name}'"))? + name.len() + 2;
-        let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
-        Some(rest)
-    };
-    let descr = field("descr")
-        .and_then(|r| r.strip_prefix('\''))
-        .and_then(|r| r.split('\'').next())
-        .ok_or_else(|| malformed("no 'descr'"))?;
-    let dtype = DType::from_descr(descr).ok_or_else(|| Error::UnsupportedDtype {
-        path: path.into(),
-        descr: descr.into(),
-        hint: crate::element::describe_unsupported(descr),
-    })?;
-    let fortran = field("fortran_order").ok_or_else(|| malformed("no 'fortran_order'"))?;
-    let shape_text = field("shape")
-        .and_then(|r| r.strip_prefix('('))
-        .and_then(|r| r.split(')').next())
-        .ok_or_else(|| malformed("no 'shape'"))?;
-    let shape = shape_text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.trim_end_matches('L').parse::<usize>())
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|_| malformed("bad 'shape'"))?;
-    if fortran.starts_with("True") && shape.len() > 1 {
-        return Err(Error::BadShape {
-            what: path.display().to_string(),
-            shape,
-            reason: "Fortran-order arrays are not supported",
-        });
-    }
-    let n: Option<u64> = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
-    let data = n
-        .and_then(|n| n.checked_mul(dtype.size() as u64))
-        .ok_or_else(|| Error::ShapeOverflow {
-            path: path.into(),
-            shape: shape.clone(),
-        })?;
-    if start + hlen + data != len {
+    let header = Header::parse(&buf, len, path)?;
+    let expected = header.data_offset as u64 + header.data_len().unwrap_or(usize::MAX) as u64;
+    if expected != len {
         return Err(Error::SizeMismatch {
             path: path.into(),
-            expected: start + hlen + data,
+            expected,
             actual: len,
         });
     }
-    Ok(NpyHeader {
-        dtype,
-        shape,
-        bytes,
-    })
+    Ok(header)
 }
 
 /// Sorts a slice in memory, in parallel. Kept behind one function so that the in-memory
@@ -475,81 +404,84 @@ fn write_all<T: Pod>(w: &mut StreamWriter<'_>, data: &[T]) -> Result<()> {
     Ok(())
 }
 
-/// A file or directory that is removed when dropped, unless kept.
-struct TempPath {
+/// The directory of one sort's runs: created locked, removed (with its runs) on drop.
+struct RunDir {
     path: PathBuf,
-    dir: bool,
-    keep: bool,
+    /// Held open for its exclusive advisory lock, which marks the directory as in use.
+    _lock: File,
 }
 
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = if self.dir {
-                std::fs::remove_dir_all(&self.path)
-            } else {
-                std::fs::remove_file(&self.path)
-            };
+impl RunDir {
+    fn new(tmp_dir: &Path) -> Result<RunDir> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let pid = std::process::id();
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = tmp_dir.join(format!("{RUN_DIR_PREFIX}{pid}-{n}"));
+            match std::fs::create_dir(&path) {
+                Ok(()) => {
+                    let dir = File::open(&path).map_err(|e| Error::io(&path, "open", e));
+                    let dir = match dir {
+                        Ok(d) => d,
+                        Err(e) => {
+                            let _ = std::fs::remove_dir(&path);
+                            return Err(e);
+                        }
+                    };
+                    let run_dir = RunDir { path, _lock: dir };
+                    lock_file(&run_dir._lock, Lock::Exclusive, &run_dir.path)?;
+                    return Ok(run_dir);
+                }
+                // Left by an earlier process with the same pid: try the next name.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(tmp_dir, "create a run directory in", e)),
+            }
         }
     }
 }
 
-fn nonce() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    t ^ COUNTER
-        .fetch_add(1, Ordering::Relaxed)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
-const RUN_DIR_PREFIX: &str = ".outcore-sort-";
-const OUT_TMP_INFIX: &str = ".outcore-tmp-";
+/// Free bytes and device of the file system holding `dir`.
+fn space(dir: &Path) -> Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, "stat", e))?;
+    Ok((temp::free_space(dir)?, meta.dev()))
+}
 
-/// Removes the temp files and run directories that a killed sort left in `dir` (names as in
-/// the [module docs](self), whose process no longer exists). Returns how many it removed.
+/// The name prefix of run directories.
+const RUN_DIR_PREFIX: &str = ".outcore-sort-";
+
+/// Removes what killed sorts left in `dir`: run directories (`.outcore-sort-*`) and
+/// temporary outputs (see [`remove_stale_temp_files`](crate::remove_stale_temp_files)) whose
+/// writer is gone. A live sort holds an exclusive advisory lock on each, so they are never
+/// touched. Returns how many were removed.
 ///
 /// # Errors
 /// [`Error::NotFound`] / [`Error::Io`] if `dir` cannot be listed.
 pub fn remove_stale_sort_files(dir: impl AsRef<Path>) -> Result<usize> {
     let dir = dir.as_ref();
-    let mut removed = 0;
+    let mut removed = temp::remove_stale_temp_files(dir)?;
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list", e))?;
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let rest = if let Some(r) = name.strip_prefix(RUN_DIR_PREFIX) {
-            r
-        } else if let Some(i) = name.find(OUT_TMP_INFIX) {
-            &name[i + OUT_TMP_INFIX.len()..]
-        } else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
-            continue;
-        };
-        if pid <= 0 || pid as u32 == std::process::id() || process_alive(pid) {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(RUN_DIR_PREFIX)
+        {
             continue;
         }
-        let p = entry.path();
-        let ok = if p.is_dir() {
-            std::fs::remove_dir_all(&p)
-        } else {
-            std::fs::remove_file(&p)
-        };
-        if ok.is_ok() {
+        let path = entry.path();
+        let Ok(d) = File::open(&path) else { continue };
+        if d.try_lock().is_ok() && std::fs::remove_dir_all(&path).is_ok() {
             removed += 1;
         }
     }
     Ok(removed)
-}
-
-fn process_alive(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// How the external sort will run: run size, merge shape.
@@ -591,7 +523,7 @@ fn plan(job: &Job<'_>, budget: usize) -> Plan {
 fn sort_typed<T: SortKey + Pod>(
     input: &Path,
     file: File,
-    header: Vec<u8>,
+    data_offset: u64,
     output: &Path,
     opts: &SortOptions,
 ) -> Result<SortReport> {
@@ -612,7 +544,13 @@ fn sort_typed<T: SortKey + Pod>(
         .metadata()
         .map_err(|e| Error::io(input, "stat", e))?
         .len();
-    let data_offset = header.len() as u64;
+    // A `.npy` output gets the input's header: same dtype, same shape.
+    let mut header = vec![0u8; data_offset as usize];
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(&mut header, 0)
+            .map_err(|e| Error::io(input, "read", e))?;
+    }
     let data_bytes = file_len - data_offset.min(file_len);
     if !data_bytes.is_multiple_of(elem_size as u64) {
         return Err(Error::NotAMultiple {
@@ -641,13 +579,13 @@ fn sort_typed<T: SortKey + Pod>(
     let in_memory = data_bytes <= (budget / (1 + SORT_SCRATCH_RATIO)) as u64;
 
     // Space: the output, and (external) the runs; checked before anything is written.
-    let out_dir = fileio::parent_dir(output);
+    let out_dir = temp::parent_dir(output).to_path_buf();
     let tmp_dir = opts.tmp_dir.clone().unwrap_or_else(|| out_dir.clone());
     let plan = plan(&job, budget);
-    let (out_avail, out_dev) = fileio::free_space(&out_dir)?;
+    let (out_avail, out_dev) = space(&out_dir)?;
     let out_need = data_offset + data_bytes;
     if !in_memory {
-        let (tmp_avail, tmp_dev) = fileio::free_space(&tmp_dir)?;
+        let (tmp_avail, tmp_dev) = space(&tmp_dir)?;
         // Multi-level merges delete a group's runs after merging it: one group's worth extra.
         let mut tmp_need = data_bytes;
         if plan.runs > plan.fan_in as u64 {
@@ -682,21 +620,11 @@ fn sort_typed<T: SortKey + Pod>(
         let _ = remove_stale_sort_files(&tmp_dir);
     }
 
-    let pid = std::process::id();
-    let out_name = output
-        .file_name()
-        .ok_or_else(|| Error::InvalidArgument(format!("{}: not a file name", output.display())))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp_out = TempPath {
-        path: out_dir.join(format!(".{out_name}{OUT_TMP_INFIX}{pid}-{:016x}", nonce())),
-        dir: false,
-        keep: false,
-    };
-    let out_file = fileio::create_new(&tmp_out.path)?;
-    fileio::preallocate(&out_file, &tmp_out.path, out_need)?;
+    let tmp_out = TempFile::for_dest(output)?;
+    tmp_out.allocate(out_need)?;
+    let (out_file, out_path) = (tmp_out.file(), tmp_out.path());
     {
-        let mut w = StreamWriter::new(&out_file, &tmp_out.path, 0);
+        let mut w = StreamWriter::new(out_file, out_path, 0);
         w.write(&header)?;
         w.finish();
     }
@@ -714,7 +642,7 @@ fn sort_typed<T: SortKey + Pod>(
         job.read_input(&mut data, 0)?;
         job.report(Phase::InMemory, data_bytes, data_bytes * 2);
         sort_in_memory(&mut data, &job.par)?;
-        let mut w = StreamWriter::new(&out_file, &tmp_out.path, data_offset);
+        let mut w = StreamWriter::new(out_file, out_path, data_offset);
         write_all(&mut w, &data)?;
         w.finish();
         job.report(Phase::InMemory, data_bytes, data_bytes * 2);
@@ -722,12 +650,7 @@ fn sort_typed<T: SortKey + Pod>(
             .phases
             .push((Phase::InMemory, job.phase_start.elapsed()));
     } else {
-        let run_dir = TempPath {
-            path: tmp_dir.join(format!("{RUN_DIR_PREFIX}{pid}-{:016x}", nonce())),
-            dir: true,
-            keep: false,
-        };
-        std::fs::create_dir(&run_dir.path).map_err(|e| Error::io(&run_dir.path, "create", e))?;
+        let run_dir = RunDir::new(&tmp_dir)?;
 
         job.start_phase(Phase::RunFormation, data_bytes);
         let mut runs = form_runs::<T>(&job, &plan, &run_dir.path)?;
@@ -748,28 +671,13 @@ fn sort_typed<T: SortKey + Pod>(
         report.merge_levels = level;
 
         job.start_phase(Phase::FinalMerge, data_bytes);
-        final_merge::<T>(
-            &job,
-            &plan,
-            budget,
-            &runs,
-            &out_file,
-            &tmp_out.path,
-            data_offset,
-        )?;
+        final_merge::<T>(&job, &plan, budget, &runs, out_file, out_path, data_offset)?;
         report
             .phases
             .push((Phase::FinalMerge, job.phase_start.elapsed()));
         drop(run_dir);
     }
-    out_file
-        .sync_data()
-        .map_err(|e| Error::io(&tmp_out.path, "fsync", e))?;
-    drop(out_file);
-    std::fs::rename(&tmp_out.path, output).map_err(|e| Error::io(output, "rename", e))?;
-    let mut tmp_out = tmp_out;
-    tmp_out.keep = true;
-    fileio::sync_dir(&out_dir);
+    tmp_out.persist(output)?;
     Ok(report)
 }
 
@@ -777,7 +685,7 @@ fn sort_typed<T: SortKey + Pod>(
 fn write_run<T: Pod>(path: &Path, data: &[T]) -> Result<()> {
     let f = fileio::create_new(path)?;
     let bytes = std::mem::size_of_val(data) as u64;
-    fileio::preallocate(&f, path, bytes)?;
+    temp::allocate(&f, bytes, path)?;
     let mut w = StreamWriter::new(&f, path, 0);
     write_all(&mut w, data)?;
     w.finish();
@@ -939,7 +847,7 @@ fn merge_level<T: SortKey + Pod>(
         let len: u64 = group.iter().map(|r| r.len).sum();
         let path = dir.join(format!("run-{level}-{g}"));
         let f = fileio::create_new(&path)?;
-        fileio::preallocate(&f, &path, len * job.elem_size as u64)?;
+        temp::allocate(&f, len * job.elem_size as u64, &path)?;
         let buf = (per_worker / (group.len() + 1) / job.elem_size).max(1);
         let mut w = StreamWriter::new(&f, &path, 0);
         let mut sampler = Sampler::new(len, plan.samples_per_run);

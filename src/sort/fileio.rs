@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 
@@ -60,54 +60,6 @@ fn sync_range(file: &File, offset: u64, len: u64, wait: bool) {
     unsafe {
         libc::sync_file_range(file.as_raw_fd(), off, len, flags);
     }
-}
-
-/// Reserves `len` bytes of disk for `file`, so that a full disk shows up now as
-/// [`Error::DiskFull`] rather than in the middle of the sort. File systems without
-/// `fallocate` get a plain `set_len`.
-pub(crate) fn preallocate(file: &File, path: &Path, len: u64) -> Result<()> {
-    if len == 0 {
-        return Ok(());
-    }
-    let Ok(ilen) = i64::try_from(len) else {
-        return Err(Error::Overflow { op: "file size" });
-    };
-    // SAFETY: posix_fallocate only reads its integer arguments; the descriptor is open for
-    // writing.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, ilen) };
-    match rc {
-        0 => Ok(()),
-        libc::EOPNOTSUPP | libc::EINVAL => {
-            file.set_len(len).map_err(|e| Error::io(path, "set_len", e))
-        }
-        e => Err(Error::io(
-            path,
-            "fallocate",
-            std::io::Error::from_raw_os_error(e),
-        )),
-    }
-}
-
-/// Bytes available to an unprivileged user on the file system holding `dir`, and its device.
-pub(crate) fn free_space(dir: &Path) -> Result<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, "stat", e))?;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| Error::InvalidArgument(format!("{}: path contains NUL", dir.display())))?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a NUL-terminated path and `st` points to writable memory of the right
-    // size, which statvfs fills on success.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(Error::io(dir, "statvfs", std::io::Error::last_os_error()));
-    }
-    // SAFETY: statvfs returned 0, so it initialised `st`.
-    let st = unsafe { st.assume_init() };
-    // The field types differ between platforms (u32 on some 32-bit targets).
-    #[allow(clippy::unnecessary_cast)]
-    let avail = (st.f_bavail as u64).saturating_mul(st.f_frsize as u64);
-    Ok((avail, meta.dev()))
 }
 
 /// The soft limit on open files of this process (`RLIMIT_NOFILE`), or 1024 if unknown.
@@ -205,19 +157,4 @@ pub(crate) fn create_new(path: &Path) -> Result<File> {
         .create_new(true)
         .open(path)
         .map_err(|e| Error::io(path, "create", e))
-}
-
-/// Makes a rename durable by syncing the directory that holds it.
-pub(crate) fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-/// The directory that holds `path` ("." for a bare file name).
-pub(crate) fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
