@@ -150,100 +150,71 @@ where
         cursors.push(c);
     }
     let out_elems = out_elems.max(1);
-    if cursors.len() == 1 {
-        // Nothing to merge: copy the source through.
-        let c = &mut cursors[0];
+    let mut out: Vec<T> = Vec::with_capacity(out_elems);
+    // Each round merges the live cursors until one runs dry, then drops it and rebuilds the
+    // tree (O(k), k times in all): the hot loop needs no "exhausted" checks.
+    while cursors.len() > 1 {
+        let k = cursors.len();
+        let mut tree = build_tree(&cursors);
         loop {
-            for piece in c.buf.chunks(out_elems) {
+            let (_, w) = tree[0];
+            let c = &mut cursors[w as usize];
+            out.push(c.buf[c.pos]);
+            c.pos += 1;
+            if out.len() == out_elems {
+                emit(&out)?;
+                out.clear();
+            }
+            if c.pos == c.buf.len() && !c.refill()? {
+                cursors.remove(w as usize);
+                break;
+            }
+            // Replay the winner's new key from its leaf to the root. The comparison is
+            // written to be branch-free: which of the two moves up is unpredictable.
+            let mut win = (c.buf[c.pos].sort_key(), w);
+            let mut n = (w as usize + k) / 2;
+            while n > 0 {
+                let node = tree[n];
+                let node_wins = node < win;
+                tree[n] = if node_wins { win } else { node };
+                win = if node_wins { node } else { win };
+                n /= 2;
+            }
+            tree[0] = win;
+        }
+    }
+    emit(&out)?;
+    // One input left (or none): copy it through.
+    if let Some(c) = cursors.first_mut() {
+        loop {
+            for piece in c.buf[c.pos..].chunks(out_elems) {
                 emit(piece)?;
             }
             if !c.refill()? {
-                return Ok(());
+                break;
             }
         }
     }
-    if cursors.is_empty() {
-        return Ok(());
-    }
+    Ok(())
+}
 
+/// A loser tree over the cursors' current keys: node `n` (1..k) holds the loser of its
+/// match as `(key, cursor)`, node 0 the overall winner; leaves are `k..2k`. Ties go to the
+/// lower cursor index (tuple order), which keeps the merge stable in run order.
+fn build_tree<T: SortKey + Pod>(cursors: &[Cursor<'_, T>]) -> Vec<(T::Key, u32)> {
     let k = cursors.len();
-    let mut heads: Vec<T::Key> = cursors.iter().map(|c| c.buf[0].sort_key()).collect();
-    let mut live = vec![true; k];
-    let mut live_count = k;
-    // `a` beats `b`: smaller key, ties to the lower run index; exhausted inputs lose to all.
-    let beats = |heads: &[T::Key], live: &[bool], a: usize, b: usize| -> bool {
-        live[a]
-            && (!live[b]
-                || match heads[a].cmp(&heads[b]) {
-                    std::cmp::Ordering::Less => true,
-                    std::cmp::Ordering::Greater => false,
-                    std::cmp::Ordering::Equal => a < b,
-                })
-    };
-    // Node n (1..k) of the implicit tree holds the loser of its match; leaves are k..2k.
-    let mut tree = vec![0usize; k];
-    {
-        let mut win = vec![0usize; 2 * k];
-        for (i, w) in win[k..].iter_mut().enumerate() {
-            *w = i;
-        }
-        for n in (1..k).rev() {
-            let (l, r) = (win[2 * n], win[2 * n + 1]);
-            if beats(&heads, &live, l, r) {
-                win[n] = l;
-                tree[n] = r;
-            } else {
-                win[n] = r;
-                tree[n] = l;
-            }
-        }
-        tree[0] = win[1];
+    let head = |i: usize| (cursors[i].buf[cursors[i].pos].sort_key(), i as u32);
+    let mut tree = vec![head(0); k];
+    let mut win: Vec<(T::Key, u32)> = (0..2 * k).map(|i| head(i % k)).collect();
+    for i in 0..k {
+        win[k + i] = head(i);
     }
-
-    let mut out: Vec<T> = Vec::with_capacity(out_elems);
-    loop {
-        let mut w = tree[0];
-        let c = &mut cursors[w];
-        out.push(c.buf[c.pos]);
-        c.pos += 1;
-        if c.pos < c.buf.len() {
-            heads[w] = c.buf[c.pos].sort_key();
-        } else if c.refill()? {
-            heads[w] = c.buf[0].sort_key();
-        } else {
-            live[w] = false;
-            live_count -= 1;
-        }
-        if out.len() == out_elems {
-            emit(&out)?;
-            out.clear();
-        }
-        if live_count == 1 {
-            // Only one input left: the tree's winner is known, copy the rest in bulk.
-            let last = live.iter().position(|&l| l).expect("one live input");
-            emit(&out)?;
-            out.clear();
-            let c = &mut cursors[last];
-            loop {
-                for piece in c.buf[c.pos..].chunks(out_elems) {
-                    emit(piece)?;
-                }
-                if !c.refill()? {
-                    return Ok(());
-                }
-            }
-        }
-        let mut n = (w + k) / 2;
-        while n > 0 {
-            let other = tree[n];
-            if beats(&heads, &live, other, w) {
-                tree[n] = w;
-                w = other;
-            }
-            n /= 2;
-        }
-        tree[0] = w;
+    for n in (1..k).rev() {
+        let (l, r) = (win[2 * n], win[2 * n + 1]);
+        (win[n], tree[n]) = if l < r { (l, r) } else { (r, l) };
     }
+    tree[0] = win[1];
+    tree
 }
 
 /// Number of elements of `run` whose key is `< key` (`strict`) or `<= key` (not strict).
