@@ -331,7 +331,16 @@ mod tests {
     fn covers_and_aligns() {
         for &offset in &[0usize, 64, 128] {
             for &size in &[1usize, 2, 4, 8, 100, 3, 4097] {
-                for &len in &[0usize, 1, 2, PAGE - 1, PAGE, PAGE + 1, 10 * PAGE + 7, 300_000] {
+                for &len in &[
+                    0usize,
+                    1,
+                    2,
+                    PAGE - 1,
+                    PAGE,
+                    PAGE + 1,
+                    10 * PAGE + 7,
+                    300_000,
+                ] {
                     for &chunk in &[1usize, PAGE, 3 * PAGE, 1 << 20] {
                         check(0x7f00_0000_0000 + offset, len, size, chunk);
                     }
