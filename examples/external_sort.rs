@@ -145,7 +145,7 @@ fn hash_bytes(b: &[u8]) -> u64 {
 
 /// Checksum of a file's elements, and whether they are in order; reads through a mapping,
 /// releasing each chunk behind so that a capped run stays within its cap.
-fn checksum<T: SortKey + Pod>(a: &MappedArray<T>) -> outcore::Result<(Check, bool)> {
+fn checksum<T: SortKey>(a: &MappedArray<T>) -> outcore::Result<(Check, bool)> {
     let data = a.as_slice();
     let r: outcore::Result<Vec<(Check, bool)>> = chunk::par_chunks(data, &ParOptions::new())
         .map(|(start, c)| {
@@ -206,7 +206,7 @@ struct Outcome {
     verify: Option<(bool, bool, Duration)>,
 }
 
-fn run<T: SortKey + Pod>(
+fn run<T: SortKey>(
     args: &Args,
     input: &Path,
     output: &Path,

@@ -121,15 +121,17 @@ fn check_npy<T: Element + SortKey>(
 
 #[test]
 fn u64_patterns_in_memory_and_external() {
-    // 1 KiB budget: runs of 64 elements; the merge reads 1-element buffers at worst.
-    for n in [0usize, 1, 2, 63, 64, 65, 128, 129, 1000, 5000] {
+    // 1 KiB budget: in memory while data + the radix sort's scratch fit (n <= 64 u64);
+    // beyond, runs of 42 elements; the merge reads 1-element buffers at worst.
+    let fits = 1024 / (8 + outcore::sort::scratch_bytes::<u64>(1));
+    for n in [0usize, 1, 2, 41, 42, 43, 63, 64, 65, 128, 129, 1000, 5000] {
         for (name, data) in patterns(n, n as u64) {
             for threads in [1, 2] {
                 let what = format!("{name} n={n} threads={threads}");
                 let r = check_npy(&data, &opts(1 << 20, threads), &format!("{what} in memory"));
                 assert!(!r.external);
                 let r = check_npy(&data, &opts(1024, threads), &format!("{what} external"));
-                assert_eq!(r.external, n > 128, "{what}");
+                assert_eq!(r.external, n > fits, "{what}");
             }
         }
     }
@@ -139,12 +141,24 @@ fn u64_patterns_in_memory_and_external() {
 fn many_runs_and_multi_level_merges() {
     let mut s = 5;
     let data: Vec<u64> = (0..20_000).map(|_| splitmix(&mut s)).collect();
-    // By budget alone: 1 KiB gives 313 runs of 64, more than one merge takes.
+    // Run formation holds two pieces and the sort's scratch for one.
+    let run = 1024 / (2 * 8 + outcore::sort::scratch_bytes::<u64>(1));
+    let runs = data.len().div_ceil(run);
+    // Each level merges groups of at most k runs.
+    let levels = |k: usize| {
+        let (mut r, mut l) = (runs, 0);
+        while r > k {
+            r = r.div_ceil(k);
+            l += 1;
+        }
+        l
+    };
+    // By budget alone: 1 KiB gives hundreds of runs, more than one merge takes.
     let r = check_npy(&data, &opts(1024, 2), "budget-limited fan-in");
-    assert_eq!(r.runs, 313);
+    assert_eq!(r.runs, runs);
     assert!(r.merge_levels >= 1, "{r:?}");
     // An explicit fan-in cap: 2 means a binary merge tree.
-    for (k, levels) in [(2usize, 8usize), (3, 5), (16, 2)] {
+    for (k, levels) in [(2usize, levels(2)), (3, levels(3)), (8, levels(8))] {
         let mut o = opts(1024, 2);
         o.max_fan_in(k);
         let r = check_npy(&data, &o, &format!("fan-in {k}"));

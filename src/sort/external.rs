@@ -304,7 +304,7 @@ pub fn sort_file(
 /// # Errors
 /// As [`sort_file`], plus [`Error::NotAMultiple`] when the file size is not a whole number
 /// of elements.
-pub fn sort_raw_file<T: SortKey + Pod>(
+pub fn sort_raw_file<T: SortKey>(
     input: impl AsRef<Path>,
     output: impl AsRef<Path>,
     opts: &SortOptions,
@@ -344,15 +344,15 @@ fn read_header(file: &File, path: &Path) -> Result<Header> {
     Ok(header)
 }
 
-/// Sorts a slice in memory, in parallel. Kept behind one function so that the in-memory
-/// sort can change without touching the external sort.
+/// Sorts a slice in memory, in parallel (outcore's radix sort).
 fn sort_in_memory<T: SortKey>(data: &mut [T], par: &ParOptions) -> Result<()> {
-    use rayon::slice::ParallelSliceMut;
-    par.install(|| data.par_sort_unstable_by_key(|x| x.sort_key()))
+    super::par_sort_with(data, par)
 }
 
-/// Extra bytes the in-memory sort needs per byte of data (0: it sorts in place).
-const SORT_SCRATCH_RATIO: usize = 0;
+/// Scratch bytes per element that [`sort_in_memory`] allocates besides its input.
+fn scratch_per_elem<T: SortKey>() -> usize {
+    super::scratch_bytes::<T>(1024).div_ceil(1024)
+}
 
 /// Shared state of one sort: paths, options, progress counters.
 struct Job<'a> {
@@ -494,11 +494,11 @@ struct Plan {
     samples_per_run: u64,
 }
 
-fn plan(job: &Job<'_>, budget: usize) -> Plan {
+fn plan<T: SortKey>(job: &Job<'_>, budget: usize) -> Plan {
     let size = job.elem_size;
-    // Two run buffers (one being read while the other is sorted and written), each with the
-    // sort's scratch space.
-    let run_elems = (budget / (2 * (1 + SORT_SCRATCH_RATIO)) / size).max(1);
+    // Two run buffers (one being read while the other is sorted and written) and the sort's
+    // scratch space for one.
+    let run_elems = (budget / (2 * size + scratch_per_elem::<T>())).max(1);
     let runs = job.elements.div_ceil(run_elems as u64);
     let workers = (job.threads * WORKERS_PER_THREAD).max(1);
     let min_buf = MIN_READ_BUFFER.min(budget / 64).max(size);
@@ -520,7 +520,7 @@ fn plan(job: &Job<'_>, budget: usize) -> Plan {
     }
 }
 
-fn sort_typed<T: SortKey + Pod>(
+fn sort_typed<T: SortKey>(
     input: &Path,
     file: File,
     data_offset: u64,
@@ -576,12 +576,12 @@ fn sort_typed<T: SortKey + Pod>(
         done: AtomicU64::new(0),
         phase_start: Instant::now(),
     };
-    let in_memory = data_bytes <= (budget / (1 + SORT_SCRATCH_RATIO)) as u64;
+    let in_memory = job.elements <= (budget / (elem_size + scratch_per_elem::<T>())) as u64;
 
     // Space: the output, and (external) the runs; checked before anything is written.
     let out_dir = temp::parent_dir(output).to_path_buf();
     let tmp_dir = opts.tmp_dir.clone().unwrap_or_else(|| out_dir.clone());
-    let plan = plan(&job, budget);
+    let plan = plan::<T>(&job, budget);
     let (out_avail, out_dev) = space(&out_dir)?;
     let out_need = data_offset + data_bytes;
     if !in_memory {
@@ -692,7 +692,7 @@ fn write_run<T: Pod>(path: &Path, data: &[T]) -> Result<()> {
     Ok(())
 }
 
-fn form_runs<T: SortKey + Pod>(job: &Job<'_>, plan: &Plan, dir: &Path) -> Result<Vec<Run<T::Key>>> {
+fn form_runs<T: SortKey>(job: &Job<'_>, plan: &Plan, dir: &Path) -> Result<Vec<Run<T::Key>>> {
     let n = job.elements;
     let step = plan.run_elems as u64;
     let mut cur = vec![T::zeroed(); plan.run_elems];
@@ -820,7 +820,7 @@ fn open_runs<K>(runs: &[Run<K>]) -> Result<Vec<File>> {
 }
 
 /// Merges groups of at most `plan.fan_in` runs into longer runs, in parallel over groups.
-fn merge_level<T: SortKey + Pod>(
+fn merge_level<T: SortKey>(
     job: &Job<'_>,
     plan: &Plan,
     budget: usize,
@@ -897,7 +897,7 @@ fn merge_level<T: SortKey + Pod>(
 }
 
 /// Merges the last runs into the output, split by key range over the workers.
-fn final_merge<T: SortKey + Pod>(
+fn final_merge<T: SortKey>(
     job: &Job<'_>,
     plan: &Plan,
     budget: usize,

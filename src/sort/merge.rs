@@ -140,7 +140,7 @@ pub(crate) fn merge<T, E>(
     mut emit: E,
 ) -> Result<()>
 where
-    T: SortKey + Pod,
+    T: SortKey,
     E: FnMut(&[T]) -> Result<()>,
 {
     let mut cursors: Vec<Cursor<'_, T>> = Vec::with_capacity(sources.len());
@@ -201,7 +201,7 @@ where
 /// A loser tree over the cursors' current keys: node `n` (1..k) holds the loser of its
 /// match as `(key, cursor)`, node 0 the overall winner; leaves are `k..2k`. Ties go to the
 /// lower cursor index (tuple order), which keeps the merge stable in run order.
-fn build_tree<T: SortKey + Pod>(cursors: &[Cursor<'_, T>]) -> Vec<(T::Key, u32)> {
+fn build_tree<T: SortKey>(cursors: &[Cursor<'_, T>]) -> Vec<(T::Key, u32)> {
     let k = cursors.len();
     let head = |i: usize| (cursors[i].buf[cursors[i].pos].sort_key(), i as u32);
     let mut tree = vec![head(0); k];
@@ -218,12 +218,7 @@ fn build_tree<T: SortKey + Pod>(cursors: &[Cursor<'_, T>]) -> Vec<(T::Key, u32)>
 }
 
 /// Number of elements of `run` whose key is `< key` (`strict`) or `<= key` (not strict).
-fn bound<T: SortKey + Pod>(
-    run: &Run<T::Key>,
-    file: &File,
-    key: &T::Key,
-    strict: bool,
-) -> Result<u64> {
+fn bound<T: SortKey>(run: &Run<T::Key>, file: &File, key: &T::Key, strict: bool) -> Result<u64> {
     let before = |k: &T::Key| if strict { k < key } else { k <= key };
     // samples[i] is the key of element i * stride, so the boundary lies after the last
     // sample that is before `key` and no later than the first that is not.
@@ -246,7 +241,7 @@ fn bound<T: SortKey + Pod>(
 /// Cuts the merge of `runs` into `parts` pieces of about equal size whose keys do not
 /// overlap: `cuts[p][r]` is where part `p` starts in run `r` (`cuts[0]` is all zeros and
 /// `cuts[parts]` the run lengths).
-pub(crate) fn split_points<T: SortKey + Pod>(
+pub(crate) fn split_points<T: SortKey>(
     runs: &[Run<T::Key>],
     files: &[File],
     parts: usize,

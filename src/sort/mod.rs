@@ -4,9 +4,15 @@
 mod external;
 mod fileio;
 mod key;
+mod memory;
 mod merge;
+mod radix;
 
 pub use external::{
     remove_stale_sort_files, sort_file, sort_raw_file, Phase, ProgressFn, SortOptions, SortReport,
 };
-pub use key::{Record, SortKey};
+pub use key::{RadixKey, Record, SortKey};
+pub use memory::{
+    argsort, argsort_with, par_sort, par_sort_by, par_sort_by_key, par_sort_by_key_with,
+    par_sort_stable, par_sort_stable_with, par_sort_with, scratch_bytes,
+};
