@@ -640,6 +640,7 @@ fn sort_typed<T: SortKey>(
         job.start_phase(Phase::InMemory, data_bytes * 2);
         let mut data = vec![T::zeroed(); job.elements as usize];
         job.read_input(&mut data, 0)?;
+        fileio::drop_all(&job.file);
         job.report(Phase::InMemory, data_bytes, data_bytes * 2);
         sort_in_memory(&mut data, &job.par)?;
         let mut w = StreamWriter::new(out_file, out_path, data_offset);
@@ -677,6 +678,11 @@ fn sort_typed<T: SortKey>(
             .push((Phase::FinalMerge, job.phase_start.elapsed()));
         drop(run_dir);
     }
+    // Written back and dropped from the cache, so that it is not charged to this process.
+    out_file
+        .sync_data()
+        .map_err(|e| Error::io(out_path, "fsync", e))?;
+    fileio::drop_all(out_file);
     tmp_out.persist(output)?;
     Ok(report)
 }
@@ -742,6 +748,7 @@ fn form_runs<T: SortKey>(job: &Job<'_>, plan: &Plan, dir: &Path) -> Result<Vec<R
         cur_len = next_len;
         start = next_start;
     }
+    fileio::drop_all(&job.file);
     Ok(runs)
 }
 
