@@ -44,7 +44,7 @@ use bytemuck::Pod;
 
 use super::fileio::{self, Hint, StreamWriter};
 use super::key::SortKey;
-use super::merge::{self, Run, Sampler, Source};
+use super::merge::{self, BufferPool, Run, Sampler, Source};
 use crate::chunk::ParOptions;
 use crate::element::DType;
 use crate::error::{Error, Result};
@@ -502,7 +502,7 @@ fn plan<T: SortKey>(job: &Job<'_>, budget: usize) -> Plan {
     let runs = job.elements.div_ceil(run_elems as u64);
     let workers = (job.threads * WORKERS_PER_THREAD).max(1);
     let min_buf = MIN_READ_BUFFER.min(budget / 64).max(size);
-    let by_memory = (budget / workers / min_buf).saturating_sub(1);
+    let by_memory = (budget / workers / min_buf).saturating_sub(1) / 2;
     let by_files = (fileio::open_file_limit() / 2) as usize;
     let fan_in = by_memory
         .min(by_files)
@@ -848,6 +848,7 @@ fn merge_level<T: SortKey>(
         (0..groups).map(|_| std::sync::Mutex::new(None)).collect();
     let per_worker = budget / plan.workers.min(groups);
     let phase = Phase::Merge { level };
+    let pool = BufferPool::default();
     run_workers(groups, plan.workers, &|g, stop| {
         let group = &runs[bounds[g]..bounds[g + 1]];
         let files = open_runs(group)?;
@@ -855,7 +856,8 @@ fn merge_level<T: SortKey>(
         let path = dir.join(format!("run-{level}-{g}"));
         let f = fileio::create_new(&path)?;
         temp::allocate(&f, len * job.elem_size as u64, &path)?;
-        let buf = (per_worker / (group.len() + 1) / job.elem_size).max(1);
+        // Each input holds a buffer and prefetches the next; plus the output buffer.
+        let buf = (per_worker / (2 * group.len() + 1) / job.elem_size).max(1);
         let mut w = StreamWriter::new(&f, &path, 0);
         let mut sampler = Sampler::new(len, plan.samples_per_run);
         let sources: Vec<Source<'_, T::Key>> = group
@@ -867,7 +869,7 @@ fn merge_level<T: SortKey>(
                 range: 0..run.len,
             })
             .collect();
-        merge::merge::<T, _>(&sources, buf, buf, |piece| {
+        merge::merge::<T, _>(&sources, buf, buf, &pool, |piece| {
             if stop.load(Ordering::Relaxed) {
                 return Err(stopped());
             }
@@ -922,7 +924,9 @@ fn final_merge<T: SortKey>(
     let cuts = merge::split_points::<T>(runs, &files, parts)?;
     let workers = plan.workers.min(parts);
     let per_worker = budget / workers;
-    let buf = (per_worker / (runs.len() + 1) / job.elem_size).max(1);
+    // Each input holds a buffer and prefetches the next; plus the output buffer.
+    let buf = (per_worker / (2 * runs.len() + 1) / job.elem_size).max(1);
+    let pool = BufferPool::default();
     run_workers(parts, workers, &|p, stop| {
         let start: u64 = cuts[p].iter().sum();
         let mut w = StreamWriter::new(out, out_path, data_offset + start * size);
@@ -936,7 +940,7 @@ fn final_merge<T: SortKey>(
                 range: cuts[p][r]..cuts[p + 1][r],
             })
             .collect();
-        merge::merge::<T, _>(&sources, buf, buf, |piece| {
+        merge::merge::<T, _>(&sources, buf, buf, &pool, |piece| {
             if stop.load(Ordering::Relaxed) {
                 return Err(stopped());
             }

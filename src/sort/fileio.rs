@@ -32,6 +32,8 @@ pub(crate) enum Hint {
     Random,
     /// The bytes will not be needed again: drop them from the page cache.
     DontNeed,
+    /// The bytes will be read soon: start reading them into the page cache now.
+    WillNeed,
 }
 
 /// Drop ranges are aligned to this (the largest page-cache folio on x86-64).
@@ -58,6 +60,7 @@ pub(crate) fn advise(file: &File, offset: u64, len: u64, hint: Hint) {
         Hint::Sequential => libc::POSIX_FADV_SEQUENTIAL,
         Hint::Random => libc::POSIX_FADV_RANDOM,
         Hint::DontNeed => libc::POSIX_FADV_DONTNEED,
+        Hint::WillNeed => libc::POSIX_FADV_WILLNEED,
     };
     let (Ok(off), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
         return;

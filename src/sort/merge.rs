@@ -78,7 +78,10 @@ struct Cursor<'a, T> {
     offset: u64,
     next: u64,
     end: u64,
+    /// At least `cap` elements long; `buf[pos..filled]` are the unread ones.
     buf: Vec<T>,
+    cap: usize,
+    filled: usize,
     pos: usize,
 }
 
@@ -87,42 +90,67 @@ impl<'a, T: Pod> Cursor<'a, T> {
         run: &'a Run<K>,
         file: &'a File,
         range: std::ops::Range<u64>,
-        buf_elems: usize,
+        cap: usize,
+        buf: Vec<T>,
     ) -> Self {
-        let cap = (buf_elems as u64).min(range.end - range.start).max(1) as usize;
+        let cap = (cap as u64).min(range.end - range.start).max(1) as usize;
         Cursor {
             file,
             run_path: &run.path,
             offset: run.offset,
             next: range.start,
             end: range.end,
-            buf: Vec::with_capacity(cap),
+            buf: sized(buf, cap),
+            cap,
+            filled: 0,
             pos: 0,
         }
     }
 
     /// Loads the next buffer; `false` when the range is exhausted.
     fn refill(&mut self) -> Result<bool> {
-        let n = (self.buf.capacity() as u64).min(self.end - self.next) as usize;
+        let n = (self.cap as u64).min(self.end - self.next) as usize;
+        self.pos = 0;
+        self.filled = n;
         if n == 0 {
-            self.buf.clear();
-            self.pos = 0;
             return Ok(false);
         }
-        self.buf.clear();
-        self.buf.resize(n, T::zeroed());
         let off = self.offset + self.next * std::mem::size_of::<T>() as u64;
         fileio::read_at(
             self.file,
             self.run_path,
-            bytemuck::cast_slice_mut(&mut self.buf),
+            bytemuck::cast_slice_mut(&mut self.buf[..n]),
             off,
         )?;
         self.next += n as u64;
-        self.pos = 0;
+        // Ask the kernel to start reading the next buffer now, so that it arrives while
+        // this one is merged. (Run files have readahead turned off; see `fileio::Hint`.)
+        let ahead = (self.cap as u64).min(self.end - self.next);
+        if ahead > 0 {
+            let size = std::mem::size_of::<T>() as u64;
+            fileio::advise(
+                self.file,
+                self.offset + self.next * size,
+                ahead * size,
+                fileio::Hint::WillNeed,
+            );
+        }
         Ok(true)
     }
 }
+
+/// `buf` grown to at least `len` elements (a reused buffer keeps its pages: no new page
+/// faults, no zeroing).
+fn sized<T: Pod>(mut buf: Vec<T>, len: usize) -> Vec<T> {
+    if buf.len() < len {
+        buf.resize(len, T::zeroed());
+    }
+    buf
+}
+
+/// Buffers shared by the merges of one phase, so that each merge reuses the memory of the
+/// one before instead of faulting in fresh pages.
+pub(crate) type BufferPool<T> = std::sync::Mutex<Vec<Vec<T>>>;
 
 /// One input of a merge: a run, its open file and the element range to merge.
 pub(crate) struct Source<'a, K> {
@@ -132,25 +160,36 @@ pub(crate) struct Source<'a, K> {
 }
 
 /// Merges `sources` (each sorted) and hands the output to `emit` in order, in pieces of at
-/// most `out_elems` elements. Each source is read in buffers of `buf_elems` elements.
+/// most `out_elems` elements. Each source is read in buffers of `buf_elems` elements, taken
+/// from `pool` and given back at the end; the next buffer's worth of each source is
+/// prefetched into the page cache, so a merge holds about `(2 * sources + 1) * buf_elems`
+/// elements in memory.
 pub(crate) fn merge<T, E>(
     sources: &[Source<'_, T::Key>],
     buf_elems: usize,
     out_elems: usize,
+    pool: &BufferPool<T>,
     mut emit: E,
 ) -> Result<()>
 where
     T: SortKey,
     E: FnMut(&[T]) -> Result<()>,
 {
-    let mut cursors: Vec<Cursor<'_, T>> = Vec::with_capacity(sources.len());
-    for s in sources.iter().filter(|s| s.range.start < s.range.end) {
-        let mut c = Cursor::new(s.run, s.file, s.range.clone(), buf_elems);
+    let live: Vec<&Source<'_, T::Key>> =
+        sources.iter().filter(|s| s.range.start < s.range.end).collect();
+    let mut bufs: Vec<Vec<T>> = {
+        let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
+        (0..=live.len()).map(|_| p.pop().unwrap_or_default()).collect()
+    };
+    let out_elems = out_elems.max(1);
+    let mut out = sized(bufs.pop().expect("one buffer per input plus one"), out_elems);
+    let mut cursors: Vec<Cursor<'_, T>> = Vec::with_capacity(live.len());
+    for (s, buf) in live.iter().zip(bufs.drain(..)) {
+        let mut c = Cursor::new(s.run, s.file, s.range.clone(), buf_elems, buf);
         c.refill()?;
         cursors.push(c);
     }
-    let out_elems = out_elems.max(1);
-    let mut out: Vec<T> = Vec::with_capacity(out_elems);
+    let mut o = 0usize;
     // Each round merges the live cursors until one runs dry, then drops it and rebuilds the
     // tree (O(k), k times in all): the hot loop needs no "exhausted" checks.
     while cursors.len() > 1 {
@@ -159,14 +198,15 @@ where
         loop {
             let (_, w) = tree[0];
             let c = &mut cursors[w as usize];
-            out.push(c.buf[c.pos]);
+            out[o] = c.buf[c.pos];
+            o += 1;
             c.pos += 1;
-            if out.len() == out_elems {
-                emit(&out)?;
-                out.clear();
+            if o == out_elems {
+                emit(&out[..o])?;
+                o = 0;
             }
-            if c.pos == c.buf.len() && !c.refill()? {
-                cursors.remove(w as usize);
+            if c.pos == c.filled && !c.refill()? {
+                bufs.push(cursors.remove(w as usize).buf);
                 break;
             }
             // Replay the winner's new key from its leaf to the root. The comparison is
@@ -183,11 +223,11 @@ where
             tree[0] = win;
         }
     }
-    emit(&out)?;
+    emit(&out[..o])?;
     // One input left (or none): copy it through.
     if let Some(c) = cursors.first_mut() {
         loop {
-            for piece in c.buf[c.pos..].chunks(out_elems) {
+            for piece in c.buf[c.pos..c.filled].chunks(out_elems) {
                 emit(piece)?;
             }
             if !c.refill()? {
@@ -195,6 +235,9 @@ where
             }
         }
     }
+    bufs.push(out);
+    bufs.extend(cursors.into_iter().map(|c| c.buf));
+    pool.lock().unwrap_or_else(|e| e.into_inner()).extend(bufs);
     Ok(())
 }
 
@@ -376,7 +419,7 @@ mod tests {
                             range: cuts[p][r]..cuts[p + 1][r],
                         })
                         .collect();
-                    merge::<u64, _>(&sources, 4, 5, |o| {
+                    merge::<u64, _>(&sources, 4, 5, &BufferPool::default(), |o| {
                         got.extend_from_slice(o);
                         Ok(())
                     })
