@@ -27,7 +27,10 @@ impl Sortable for U {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let [input, output, tmp, memory] = args.as_slice() else {
         eprintln!("usage: extsort_crate INPUT.npy OUTPUT.raw TMPDIR MEMORY_BYTES");
         std::process::exit(2);
@@ -40,7 +43,7 @@ fn main() {
     let mut segment = memory / 8;
     // extsort 0.5 returns an empty result, without an error, when the item count is an exact
     // multiple of segment_size + 1.
-    if n % (segment + 1) == 0 {
+    if n.is_multiple_of(segment + 1) {
         segment -= 1;
     }
     let sorter = ExternalSorter::new()

@@ -158,7 +158,7 @@ fn many_runs_and_multi_level_merges() {
     assert_eq!(r.runs, runs);
     assert!(r.merge_levels >= 1, "{r:?}");
     // An explicit fan-in cap: 2 means a binary merge tree.
-    for (k, levels) in [(2usize, levels(2)), (3, levels(3)), (8, levels(8))] {
+    for (k, levels) in [(2usize, levels(2)), (3, levels(3)), (6, levels(6))] {
         let mut o = opts(1024, 2);
         o.max_fan_in(k);
         let r = check_npy(&data, &o, &format!("fan-in {k}"));

@@ -175,14 +175,21 @@ where
     T: SortKey,
     E: FnMut(&[T]) -> Result<()>,
 {
-    let live: Vec<&Source<'_, T::Key>> =
-        sources.iter().filter(|s| s.range.start < s.range.end).collect();
+    let live: Vec<&Source<'_, T::Key>> = sources
+        .iter()
+        .filter(|s| s.range.start < s.range.end)
+        .collect();
     let mut bufs: Vec<Vec<T>> = {
         let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
-        (0..=live.len()).map(|_| p.pop().unwrap_or_default()).collect()
+        (0..=live.len())
+            .map(|_| p.pop().unwrap_or_default())
+            .collect()
     };
     let out_elems = out_elems.max(1);
-    let mut out = sized(bufs.pop().expect("one buffer per input plus one"), out_elems);
+    let mut out = sized(
+        bufs.pop().expect("one buffer per input plus one"),
+        out_elems,
+    );
     let mut cursors: Vec<Cursor<'_, T>> = Vec::with_capacity(live.len());
     for (s, buf) in live.iter().zip(bufs.drain(..)) {
         let mut c = Cursor::new(s.run, s.file, s.range.clone(), buf_elems, buf);
