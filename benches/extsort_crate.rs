@@ -46,9 +46,11 @@ fn main() {
     if n.is_multiple_of(segment + 1) {
         segment -= 1;
     }
+    // extsort leaves its segment files behind in an explicit sort dir: give it its own.
+    let dir = tempfile::tempdir_in(tmp).expect("temp dir");
     let sorter = ExternalSorter::new()
         .with_segment_size(segment)
-        .with_sort_dir(tmp.into())
+        .with_sort_dir(dir.path().to_path_buf())
         .with_parallel_sort();
     let sorted = sorter.sort(a.iter().map(|&x| U(x))).expect("extsort");
     let f = std::fs::File::create(output).expect("create output");
@@ -64,6 +66,7 @@ fn main() {
     let f = w.into_inner().expect("flush");
     f.sync_all().expect("fsync");
     let secs = t.elapsed().as_secs_f64();
+    drop(dir);
     println!(
         "extsort: {n} u64 in {secs:.2} s ({:.0} MB/s), segment {segment} items; count ok: {}, sorted: {}",
         (n * 8) as f64 / 1e6 / secs,
