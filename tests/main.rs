@@ -3,3 +3,4 @@
 mod array;
 mod chunk;
 mod common;
+mod fuzz_npy;
