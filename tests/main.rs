@@ -3,4 +3,5 @@
 mod array;
 mod chunk;
 mod common;
+mod faults;
 mod fuzz_npy;
