@@ -503,7 +503,9 @@ fn plan<T: SortKey>(job: &Job<'_>, budget: usize) -> Plan {
     let workers = (job.threads * WORKERS_PER_THREAD).max(1);
     let min_buf = MIN_READ_BUFFER.min(budget / 64).max(size);
     let by_memory = (budget / workers / min_buf).saturating_sub(1) / 2;
-    let by_files = (fileio::open_file_limit() / 2) as usize;
+    // Half the open-file limit for the runs, less a few for the input, the output and the
+    // program; intermediate merges run `workers` groups at once, each with its own files.
+    let by_files = ((fileio::open_file_limit() / 2) as usize).saturating_sub(16) / workers;
     let fan_in = by_memory
         .min(by_files)
         .min(job.opts.max_fan_in.unwrap_or(usize::MAX))
