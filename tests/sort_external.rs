@@ -549,3 +549,28 @@ fn stale_temp_files_are_removed() {
     drop(lock);
     assert_eq!(remove_stale_sort_files(dir.path()).unwrap(), 1);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Any input, budget, thread count and fan-in: the same keys as `slice::sort`, the
+        /// same multiset.
+        #[test]
+        fn equals_slice_sort(
+            data in prop::collection::vec(any::<i32>().prop_map(|x| x % 1000), 0..3000),
+            budget in 64usize..40_000,
+            threads in 1usize..=2,
+            fan_in in prop::option::of(2usize..10),
+        ) {
+            let mut o = opts(budget, threads);
+            if let Some(k) = fan_in {
+                o.max_fan_in(k);
+            }
+            check_npy(&data, &o, &format!("budget {budget}, threads {threads}, fan-in {fan_in:?}"));
+        }
+    }
+}
