@@ -122,9 +122,11 @@ fn check_npy<T: Element + SortKey>(
 #[test]
 fn u64_patterns_in_memory_and_external() {
     // 1 KiB budget: in memory while data + the radix sort's scratch fit (n <= 64 u64);
-    // beyond, runs of 42 elements; the merge reads 1-element buffers at worst.
+    // beyond, runs of 32 elements; the merge reads 1-element buffers at worst.
     let fits = 1024 / (8 + outcore::sort::scratch_bytes::<u64>(1));
-    for n in [0usize, 1, 2, 41, 42, 43, 63, 64, 65, 128, 129, 1000, 5000] {
+    for n in [
+        0usize, 1, 2, 31, 32, 33, 63, 64, 65, 96, 97, 128, 129, 1000, 5000,
+    ] {
         for (name, data) in patterns(n, n as u64) {
             for threads in [1, 2] {
                 let what = format!("{name} n={n} threads={threads}");
@@ -141,8 +143,8 @@ fn u64_patterns_in_memory_and_external() {
 fn many_runs_and_multi_level_merges() {
     let mut s = 5;
     let data: Vec<u64> = (0..20_000).map(|_| splitmix(&mut s)).collect();
-    // Run formation holds two pieces and the sort's scratch for one.
-    let run = 1024 / (2 * 8 + outcore::sort::scratch_bytes::<u64>(1));
+    // Run formation holds three pieces (read, sorted, written) and the sort's scratch for one.
+    let run = 1024 / (3 * 8 + outcore::sort::scratch_bytes::<u64>(1));
     let runs = data.len().div_ceil(run);
     // Each level merges groups of at most k runs.
     let levels = |k: usize| {
@@ -174,9 +176,15 @@ fn many_runs_and_multi_level_merges() {
 
 #[test]
 fn around_run_and_buffer_boundaries() {
-    // 4 KiB budget: runs of 256 u64; final-merge buffers of 4096 / 4 workers / (k+1) bytes.
+    // 4 KiB budget: runs of 128 u64 (three pieces and the sort's scratch); final-merge
+    // buffers of 4096 / 4 workers / (2k+1) bytes.
+    let run = 4096 / (3 * 8 + outcore::sort::scratch_bytes::<u64>(1));
     let mut s = 9;
-    for n in [255usize, 256, 257, 511, 512, 513, 767, 768, 769, 4096, 4097] {
+    let mut sizes: Vec<usize> = (1..=3)
+        .flat_map(|m| [m * run - 1, m * run, m * run + 1])
+        .collect();
+    sizes.extend([4096, 4097]);
+    for n in sizes {
         let data: Vec<u64> = (0..n).map(|_| splitmix(&mut s) >> 40).collect();
         check_npy(&data, &opts(4096, 2), &format!("n={n}"));
     }
