@@ -9,10 +9,51 @@
 /// A type with a total sort order given by an unsigned key.
 pub trait SortKey: Copy + Send + Sync + 'static {
     /// The key; `a.sort_key() < b.sort_key()` iff `a` sorts before `b`.
-    type Key: Ord + Copy + Send + Sync + std::fmt::Debug;
+    type Key: RadixKey;
 
     /// The key of `self`.
     fn sort_key(&self) -> Self::Key;
+}
+
+/// A key the radix sort can take apart: its most significant 64 bits as an integer whose
+/// order agrees with the key's order.
+///
+/// Implemented for the unsigned integers (the key is its own prefix) and for byte arrays
+/// compared as unsigned bytes (the first 8 bytes, big-endian). When
+/// [`PREFIX_IS_KEY`](RadixKey::PREFIX_IS_KEY) is false, keys with equal prefixes are ordered
+/// by their full `Ord`.
+pub trait RadixKey: Ord + Copy + Send + Sync + std::fmt::Debug {
+    /// Whether [`radix_prefix`](RadixKey::radix_prefix) is the whole key (equal prefixes
+    /// mean equal keys).
+    const PREFIX_IS_KEY: bool;
+
+    /// The most significant 64 bits of the key: `a.radix_prefix() < b.radix_prefix()`
+    /// implies `a < b`.
+    fn radix_prefix(&self) -> u64;
+}
+
+macro_rules! radix_uint {
+    ($($t:ty),*) => {$(
+        impl RadixKey for $t {
+            const PREFIX_IS_KEY: bool = true;
+            #[inline]
+            fn radix_prefix(&self) -> u64 {
+                *self as u64
+            }
+        }
+    )*};
+}
+radix_uint!(u8, u16, u32, u64);
+
+impl<const K: usize> RadixKey for [u8; K] {
+    const PREFIX_IS_KEY: bool = K <= 8;
+    #[inline]
+    fn radix_prefix(&self) -> u64 {
+        let mut b = [0u8; 8];
+        let n = K.min(8);
+        b[..n].copy_from_slice(&self[..n]);
+        u64::from_be_bytes(b)
+    }
 }
 
 macro_rules! unsigned_key {
@@ -27,6 +68,16 @@ macro_rules! unsigned_key {
     )*};
 }
 unsigned_key!(u8, u16, u32, u64);
+
+/// Byte strings of a fixed length sort as unsigned bytes, lexicographically (the order of
+/// `memcmp`): the key of a record's byte range.
+impl<const K: usize> SortKey for [u8; K] {
+    type Key = [u8; K];
+    #[inline]
+    fn sort_key(&self) -> [u8; K] {
+        *self
+    }
+}
 
 macro_rules! signed_key {
     ($($t:ty => $u:ty),*) => {$(
