@@ -7,7 +7,10 @@
 //! same key drives the radix sort (its bytes) and the comparison sort and merge (its `Ord`).
 
 /// A type with a total sort order given by an unsigned key.
-pub trait SortKey: Copy + Send + Sync + 'static {
+///
+/// Sortable types are plain data (`Pod`), so that the radix sort can allocate its scratch
+/// buffer zeroed, without a pass that initialises it.
+pub trait SortKey: bytemuck::Pod + Send + Sync + 'static {
     /// The key; `a.sort_key() < b.sort_key()` iff `a` sorts before `b`.
     type Key: RadixKey;
 

@@ -1,0 +1,364 @@
+//! The parallel radix sort behind every in-memory sort: one MSD pass out of cache, then an
+//! LSD radix sort of each bucket inside the cache.
+//!
+//! # Algorithm
+//!
+//! Elements are sorted by a `u64` radix key (the top 64 bits of their [`SortKey`]'s key, see
+//! [`RadixKey`](super::RadixKey)).
+//!
+//! 1. One parallel pass ORs `key(x) ^ key(first)` over the input: the bits in which keys
+//!    differ. Bits in which every key agrees are never looked at again, so a sort of keys
+//!    that span a small range (or share a prefix) does less work, and an input of equal keys
+//!    costs one read.
+//! 2. **MSD pass** (inputs larger than [`Tuning::leaf`]): the top `w` varying bits, with `w`
+//!    chosen so that buckets hold about half a leaf (at most [`MSD_MAX_BITS`]), are
+//!    histogrammed per block (contiguous blocks, a few per thread), prefix sums give every
+//!    (bucket, block) pair its own range of the scratch buffer, and the blocks scatter into
+//!    their ranges in parallel. This is the only pass whose reads and writes miss the cache.
+//! 3. **Buckets** are then independent: rayon spreads them over the threads (work stealing
+//!    balances skewed sizes). A bucket that is still larger than a leaf (skewed data) goes
+//!    through another MSD pass, itself parallel when it is large; a leaf is sorted by one
+//!    thread with an LSD radix sort of at most [`LSD_MAX_BITS`]-bit digits over its own
+//!    varying bits, ping-ponging between its range of the input and of the scratch buffer,
+//!    both of which fit in the core's L2 cache. Leaves of at most [`Tuning::small`] elements
+//!    use a comparison sort.
+//!
+//! Every step is stable (blocks are scattered in order, LSD is stable, the comparison sort
+//! is `sort_by_key`), so the whole sort is stable.
+//!
+//! # Memory
+//!
+//! One scratch buffer as large as the input (`n * size_of::<T>()` bytes), allocated zeroed so
+//! that the allocator hands out fresh pages without a pass that initialises them. Nothing
+//! else grows with `n` except per-block histograms (`8 << MSD_MAX_BITS` bytes per block).
+//!
+//! # Why no `unsafe`
+//!
+//! The parallel scatter needs disjoint concurrent writes into one buffer. Instead of raw
+//! pointers, the scratch buffer is carved with `split_at_mut` into one sub-slice per
+//! (bucket, block) pair, sized by the histograms; each block owns its sub-slices and fills
+//! them front to back. The bounds checks this costs are predictable branches.
+//!
+//! [`SortKey`]: super::SortKey
+
+use rayon::prelude::*;
+
+/// Widest digit of an MSD pass: 4096 buckets. Wider digits make the scatter miss the TLB on
+/// nearly every write.
+pub(crate) const MSD_MAX_BITS: u32 = 12;
+
+/// Widest digit of an LSD pass over a leaf: 2048 counters (8 KiB) stay in L1.
+pub(crate) const LSD_MAX_BITS: u32 = 11;
+
+/// Size thresholds of the sort. The defaults are measured (BENCHMARKS.md); tests shrink them
+/// to reach every path with small inputs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tuning {
+    /// At most this many elements: comparison sort.
+    pub(crate) small: usize,
+    /// At most this many elements: one thread's LSD sort (input and scratch in L2).
+    pub(crate) leaf: usize,
+    /// At least this many elements: passes over the whole input run on all threads.
+    pub(crate) par_min: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            small: 256,
+            leaf: 1 << 15,
+            par_min: 1 << 17,
+        }
+    }
+}
+
+/// Stably sorts `data` by `key` in parallel (on the current rayon pool).
+pub(crate) fn sort<T, F>(data: &mut [T], key: &F)
+where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    sort_tuned(data, key, &Tuning::default());
+}
+
+/// [`sort`] with explicit thresholds.
+pub(crate) fn sort_tuned<T, F>(data: &mut [T], key: &F, tuning: &Tuning)
+where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    if data.len() <= tuning.small.max(1) {
+        data.sort_by_key(key);
+        return;
+    }
+    let mask = diff_mask(data, key, tuning);
+    if mask == 0 {
+        return;
+    }
+    with_zeroed(data.len(), |scratch| {
+        sort_rec(data, scratch, key, Some(mask), false, tuning)
+    });
+}
+
+/// Runs `f` on a zeroed scratch slice of `n` elements.
+///
+/// `vec![0u128; m]` is allocated with `calloc`, which hands out fresh zero pages without
+/// writing them: the scratch buffer costs no initialising pass. It is then viewed as `[T]`
+/// through bytemuck's checked casts (types aligned beyond 16 bytes, which no sort key is,
+/// take the slow path).
+fn with_zeroed<T: bytemuck::Pod, R>(n: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    let bytes = n * std::mem::size_of::<T>();
+    if bytes == 0 || std::mem::align_of::<T>() > 16 {
+        return f(&mut vec![T::zeroed(); n]);
+    }
+    let mut buf = vec![0u128; bytes.div_ceil(16)];
+    let raw: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
+    f(bytemuck::cast_slice_mut(&mut raw[..bytes]))
+}
+
+/// The bits in which the keys of `data` differ (0 if all keys are equal or `data` is empty).
+fn diff_mask<T, F>(data: &[T], key: &F, tuning: &Tuning) -> u64
+where
+    T: Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    let Some(first) = data.first() else {
+        return 0;
+    };
+    let k0 = key(first);
+    let fold = |c: &[T]| c.iter().fold(0u64, |m, x| m | (key(x) ^ k0));
+    if data.len() >= tuning.par_min && rayon::current_num_threads() > 1 {
+        data.par_chunks(tuning.par_min / 2)
+            .map(fold)
+            .reduce(|| 0, |a, b| a | b)
+    } else {
+        fold(data)
+    }
+}
+
+/// Sorts the elements in `src`, using `dst` (same length) as scratch; the result ends in
+/// `dst` if `out_in_dst`, else in `src`. `mask`: the bits in which the keys differ, when
+/// already known.
+fn sort_rec<T, F>(
+    src: &mut [T],
+    dst: &mut [T],
+    key: &F,
+    mask: Option<u64>,
+    out_in_dst: bool,
+    tuning: &Tuning,
+) where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    let n = src.len();
+    if n <= tuning.small {
+        src.sort_by_key(key);
+    } else {
+        let mask = mask.unwrap_or_else(|| diff_mask(src, key, tuning));
+        if mask != 0 {
+            if n <= tuning.leaf {
+                return lsd(src, dst, key, mask, out_in_dst);
+            }
+            return msd(src, dst, key, mask, out_in_dst, tuning);
+        }
+    }
+    if out_in_dst {
+        dst.copy_from_slice(src);
+    }
+}
+
+/// One MSD pass on the top varying bits (`src` → `dst`), then the buckets in parallel.
+fn msd<T, F>(src: &mut [T], dst: &mut [T], key: &F, mask: u64, out_in_dst: bool, tuning: &Tuning)
+where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    let n = src.len();
+    let top = 63 - mask.leading_zeros();
+    // Buckets of about half a leaf, so that nearly all of them are leaves.
+    let want = (n / (tuning.leaf / 2).max(1))
+        .max(2)
+        .next_power_of_two()
+        .trailing_zeros();
+    let w = want.clamp(1, MSD_MAX_BITS).min(top + 1);
+    let shift = top + 1 - w;
+    let nb = 1usize << w;
+    let dmask = (nb - 1) as u64;
+    let digit = |x: &T| ((key(x) >> shift) & dmask) as usize;
+
+    let threads = rayon::current_num_threads();
+    let nblocks = if n >= tuning.par_min && threads > 1 {
+        (threads * 4)
+            .min(n / (tuning.par_min / 4).max(1))
+            .max(threads)
+    } else {
+        1
+    };
+    let block_len = n.div_ceil(nblocks);
+    let count = |c: &[T]| {
+        let mut h = vec![0usize; nb];
+        for x in c {
+            h[digit(x)] += 1;
+        }
+        h
+    };
+    let counts: Vec<Vec<usize>> = if nblocks > 1 {
+        src.par_chunks(block_len).map(count).collect()
+    } else {
+        vec![count(src)]
+    };
+
+    // Carve `dst` bucket by bucket, and within a bucket block by block, so that each block
+    // owns the exact ranges its elements go to and the scatter is stable.
+    let mut outs: Vec<Vec<&mut [T]>> = (0..counts.len()).map(|_| Vec::with_capacity(nb)).collect();
+    let mut bucket_len = vec![0usize; nb];
+    let mut rest: &mut [T] = dst;
+    for (d, len) in bucket_len.iter_mut().enumerate() {
+        for (b, out) in outs.iter_mut().enumerate() {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(counts[b][d]);
+            out.push(head);
+            *len += counts[b][d];
+            rest = tail;
+        }
+    }
+    if nblocks > 1 {
+        src.par_chunks(block_len)
+            .zip(outs)
+            .for_each(|(c, mut o)| scatter(c, &mut o, &digit));
+    } else if let Some(mut o) = outs.pop() {
+        scatter(src, &mut o, &digit);
+    }
+
+    // The elements are now in `dst`; each bucket is sorted from there, with its range of
+    // `src` as scratch, and must end where the caller wants the result.
+    let low_mask = if shift == 0 {
+        0
+    } else {
+        mask & ((1u64 << shift) - 1)
+    };
+    let mut buckets = Vec::with_capacity(nb);
+    let (mut s, mut d) = (src, dst);
+    for &len in &bucket_len {
+        let (s1, s2) = std::mem::take(&mut s).split_at_mut(len);
+        let (d1, d2) = std::mem::take(&mut d).split_at_mut(len);
+        buckets.push((d1, s1));
+        s = s2;
+        d = d2;
+    }
+    let sub = |(d1, s1): (&mut [T], &mut [T])| {
+        let m = if low_mask == 0 { Some(0) } else { None };
+        sort_rec(d1, s1, key, m, !out_in_dst, tuning)
+    };
+    if n >= tuning.par_min {
+        buckets.into_par_iter().for_each(sub);
+    } else {
+        buckets.into_iter().for_each(sub);
+    }
+}
+
+/// Moves each element of `src` to the front of the free part of its bucket's slice.
+fn scatter<T: Copy>(src: &[T], outs: &mut [&mut [T]], digit: &impl Fn(&T) -> usize) {
+    let mut pos = vec![0usize; outs.len()];
+    for x in src {
+        let d = digit(x);
+        outs[d][pos[d]] = *x;
+        pos[d] += 1;
+    }
+}
+
+/// LSD radix sort of a leaf on the varying bits `mask`, ping-ponging between `src` and `dst`.
+fn lsd<T, F>(src: &mut [T], dst: &mut [T], key: &F, mask: u64, out_in_dst: bool)
+where
+    T: Copy,
+    F: Fn(&T) -> u64,
+{
+    let lo = mask.trailing_zeros();
+    let span = 64 - mask.leading_zeros() - lo;
+    let passes = span.div_ceil(LSD_MAX_BITS);
+    let w = span.div_ceil(passes);
+    let dmask = (1u64 << w) - 1;
+    let (mut a, mut b) = (src, dst);
+    let mut in_dst = false;
+    for p in 0..passes {
+        let shift = lo + p * w;
+        if (mask >> shift) & dmask == 0 {
+            continue;
+        }
+        // `& 0x7ff` (a no-op, as w <= 11) lets the compiler drop the bounds checks.
+        let digit = |x: &T| ((key(x) >> shift) & dmask) as usize & 0x7ff;
+        let mut off = [0usize; 1 << LSD_MAX_BITS];
+        for x in a.iter() {
+            off[digit(x)] += 1;
+        }
+        let mut sum = 0;
+        for o in off.iter_mut() {
+            let c = *o;
+            *o = sum;
+            sum += c;
+        }
+        for x in a.iter() {
+            let o = &mut off[digit(x)];
+            b[*o] = *x;
+            *o += 1;
+        }
+        std::mem::swap(&mut a, &mut b);
+        in_dst = !in_dst;
+    }
+    if in_dst != out_in_dst {
+        b.copy_from_slice(a);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Tuning {
+        Tuning {
+            small: 4,
+            leaf: 32,
+            par_min: 64,
+        }
+    }
+
+    fn check(v: Vec<u64>, tuning: &Tuning) {
+        let mut want = v.clone();
+        want.sort();
+        let mut got = v;
+        sort_tuned(&mut got, &|x: &u64| *x, tuning);
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn every_path_with_tiny_thresholds() {
+        let mut s = 0x9e3779b97f4a7c15u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for n in [0, 1, 2, 5, 31, 32, 33, 63, 64, 65, 100, 1000, 5000] {
+            let full: Vec<u64> = (0..n).map(|_| next()).collect();
+            check(full.clone(), &tiny());
+            check(full.iter().map(|x| x % 7).collect(), &tiny());
+            check(
+                full.iter().map(|x| x & 0xff00_0000_0000_00ff).collect(),
+                &tiny(),
+            );
+            check(full.iter().map(|x| x >> 60).collect(), &tiny());
+            check((0..n).rev().collect(), &tiny());
+            check(full, &Tuning::default());
+        }
+    }
+
+    #[test]
+    fn stable_on_equal_keys() {
+        let v: Vec<[u64; 2]> = (0..3000u64).map(|i| [(i * 7919) % 13, i]).collect();
+        let mut want = v.clone();
+        want.sort_by_key(|p| p[0]);
+        let mut got = v;
+        sort_tuned(&mut got, &|p: &[u64; 2]| p[0], &tiny());
+        assert_eq!(got, want);
+    }
+}
