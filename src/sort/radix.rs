@@ -96,25 +96,38 @@ where
         return;
     }
     with_zeroed(data.len(), |scratch| {
-        sort_rec(data, scratch, key, Some(mask), false, tuning)
+        sort_rec(data, scratch, key, mask, false, tuning)
     });
 }
 
 /// Runs `f` on a zeroed scratch slice of `n` elements.
 ///
-/// `vec![0u128; m]` is allocated with `calloc`, which hands out fresh zero pages without
-/// writing them: the scratch buffer costs no initialising pass. It is then viewed as `[T]`
+/// Large buffers are anonymous mappings advised to use transparent huge pages: the kernel
+/// hands out zeroed memory without a pass that initialises it, takes one page fault per
+/// 2 MiB instead of per 4 KiB, and the MSD scatter's thousands of write streams miss the
+/// TLB far less. Small ones come from `vec![0u128; m]` (`calloc`). Both are viewed as `[T]`
 /// through bytemuck's checked casts (types aligned beyond 16 bytes, which no sort key is,
-/// take the slow path).
+/// take a plain `Vec<T>`).
 fn with_zeroed<T: bytemuck::Pod, R>(n: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     let bytes = n * std::mem::size_of::<T>();
     if bytes == 0 || std::mem::align_of::<T>() > 16 {
         return f(&mut vec![T::zeroed(); n]);
     }
+    if bytes >= HUGE_SCRATCH_MIN {
+        if let Ok(mut map) = memmap2::MmapMut::map_anon(bytes) {
+            // Only a hint: without huge pages the buffer works the same, slower.
+            #[cfg(target_os = "linux")]
+            let _ = map.advise(memmap2::Advice::HugePage);
+            return f(bytemuck::cast_slice_mut(&mut map[..]));
+        }
+    }
     let mut buf = vec![0u128; bytes.div_ceil(16)];
     let raw: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
     f(bytemuck::cast_slice_mut(&mut raw[..bytes]))
 }
+
+/// Scratch buffers at least this large are huge-page mappings.
+const HUGE_SCRATCH_MIN: usize = 8 << 20;
 
 /// The bits in which the keys of `data` differ (0 if all keys are equal or `data` is empty).
 fn diff_mask<T, F>(data: &[T], key: &F, tuning: &Tuning) -> u64
@@ -137,13 +150,13 @@ where
 }
 
 /// Sorts the elements in `src`, using `dst` (same length) as scratch; the result ends in
-/// `dst` if `out_in_dst`, else in `src`. `mask`: the bits in which the keys differ, when
-/// already known.
+/// `dst` if `out_in_dst`, else in `src`. `mask`: a superset of the bits in which the keys
+/// differ.
 fn sort_rec<T, F>(
     src: &mut [T],
     dst: &mut [T],
     key: &F,
-    mask: Option<u64>,
+    mask: u64,
     out_in_dst: bool,
     tuning: &Tuning,
 ) where
@@ -154,11 +167,11 @@ fn sort_rec<T, F>(
     if n <= tuning.small {
         src.sort_by_key(key);
     } else {
-        let mask = mask.unwrap_or_else(|| diff_mask(src, key, tuning));
-        if mask != 0 {
-            if n <= tuning.leaf {
-                return lsd(src, dst, key, mask, out_in_dst);
+        if n <= tuning.leaf {
+            if mask != 0 {
+                return lsd(src, dst, key, mask, out_in_dst, tuning);
             }
+        } else if mask != 0 {
             return msd(src, dst, key, mask, out_in_dst, tuning);
         }
     }
@@ -207,6 +220,11 @@ where
     } else {
         vec![count(src)]
     };
+    let digit_bits = dmask << shift;
+    if counts.iter().map(|h| h[digit(&src[0])]).sum::<usize>() == n {
+        // Every key shares these bits (`mask` was only a bound): no move, next digit.
+        return sort_rec(src, dst, key, mask & !digit_bits, out_in_dst, tuning);
+    }
 
     // Carve `dst` bucket by bucket, and within a bucket block by block, so that each block
     // owns the exact ranges its elements go to and the scatter is stable.
@@ -245,10 +263,7 @@ where
         s = s2;
         d = d2;
     }
-    let sub = |(d1, s1): (&mut [T], &mut [T])| {
-        let m = if low_mask == 0 { Some(0) } else { None };
-        sort_rec(d1, s1, key, m, !out_in_dst, tuning)
-    };
+    let sub = |(d1, s1): (&mut [T], &mut [T])| sort_rec(d1, s1, key, low_mask, !out_in_dst, tuning);
     if n >= tuning.par_min {
         buckets.into_par_iter().for_each(sub);
     } else {
@@ -266,29 +281,45 @@ fn scatter<T: Copy>(src: &[T], outs: &mut [&mut [T]], digit: &impl Fn(&T) -> usi
     }
 }
 
-/// LSD radix sort of a leaf on the varying bits `mask`, ping-ponging between `src` and `dst`.
-fn lsd<T, F>(src: &mut [T], dst: &mut [T], key: &F, mask: u64, out_in_dst: bool)
+/// Radix sort of a leaf on the bits of `mask` (a superset of the bits in which its keys
+/// differ), ping-ponging between `src` and `dst`.
+///
+/// The leaf is sorted LSD on its top `log2(n) + DIVERT_BITS` varying bits only (one read
+/// counts every digit; digits in which all keys agree are skipped). For keys spread over
+/// more bits than that, elements whose top bits are equal form groups of mostly one or two
+/// elements, finished by insertion sort; a larger group (keys that share their top bits)
+/// is sorted recursively on its remaining bits, so no input makes this quadratic. This is
+/// the "diverting LSD" idea of voracious_radix_sort: two passes instead of five for a leaf
+/// of uniform 64-bit keys.
+fn lsd<T, F>(src: &mut [T], dst: &mut [T], key: &F, mask: u64, out_in_dst: bool, tuning: &Tuning)
 where
-    T: Copy,
-    F: Fn(&T) -> u64,
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
 {
-    let lo = mask.trailing_zeros();
-    let span = 64 - mask.leading_zeros() - lo;
-    let passes = span.div_ceil(LSD_MAX_BITS);
-    let w = span.div_ceil(passes);
+    const RADIX: usize = 1 << LSD_MAX_BITS;
+    let n = src.len();
+    let top = 63 - mask.leading_zeros();
+    let span = top + 1 - mask.trailing_zeros();
+    let bits = (usize::BITS - n.leading_zeros() + DIVERT_BITS).min(span);
+    let lo = top + 1 - bits;
+    let passes = bits.div_ceil(LSD_MAX_BITS);
+    let w = bits.div_ceil(passes);
     let dmask = (1u64 << w) - 1;
+    // `& (RADIX - 1)` (a no-op, as w <= LSD_MAX_BITS) lets the compiler drop bounds checks.
+    let digit = |k: u64, p: u32| ((k >> (lo + p * w)) & dmask) as usize & (RADIX - 1);
+    let mut hist = vec![[0u32; RADIX]; passes as usize];
+    for x in src.iter() {
+        let k = key(x);
+        for (p, h) in (0..passes).zip(hist.iter_mut()) {
+            h[digit(k, p)] += 1;
+        }
+    }
+    let first = key(&src[0]);
     let (mut a, mut b) = (src, dst);
     let mut in_dst = false;
-    for p in 0..passes {
-        let shift = lo + p * w;
-        if (mask >> shift) & dmask == 0 {
+    for (p, off) in (0..passes).zip(hist.iter_mut()) {
+        if off[digit(first, p)] as usize == n {
             continue;
-        }
-        // `& 0x7ff` (a no-op, as w <= 11) lets the compiler drop the bounds checks.
-        let digit = |x: &T| ((key(x) >> shift) & dmask) as usize & 0x7ff;
-        let mut off = [0usize; 1 << LSD_MAX_BITS];
-        for x in a.iter() {
-            off[digit(x)] += 1;
         }
         let mut sum = 0;
         for o in off.iter_mut() {
@@ -297,15 +328,75 @@ where
             sum += c;
         }
         for x in a.iter() {
-            let o = &mut off[digit(x)];
-            b[*o] = *x;
+            let o = &mut off[digit(key(x), p)];
+            b[*o as usize] = *x;
             *o += 1;
         }
         std::mem::swap(&mut a, &mut b);
         in_dst = !in_dst;
     }
-    if in_dst != out_in_dst {
-        b.copy_from_slice(a);
+    // The elements are in `a`, sorted by `key >> lo`; they belong in `b` if `move_out`.
+    let move_out = in_dst != out_in_dst;
+    if lo == mask.trailing_zeros() {
+        if move_out {
+            b.copy_from_slice(a);
+        }
+        return;
+    }
+    // Finish the groups of equal top bits, moving them out on the way if needed.
+    let low_mask = mask & ((1u64 << lo) - 1);
+    let mut start = 0;
+    let mut group = key(&a[0]) >> lo;
+    for i in 1..=n {
+        let g = if i < n { key(&a[i]) >> lo } else { !group };
+        if g == group {
+            continue;
+        }
+        let len = i - start;
+        if len == 1 {
+            if move_out {
+                b[start] = a[start];
+            }
+        } else if len <= INSERTION_MAX {
+            if move_out {
+                b[start..i].copy_from_slice(&a[start..i]);
+                insertion_sort(&mut b[start..i], key);
+            } else {
+                insertion_sort(&mut a[start..i], key);
+            }
+        } else {
+            sort_rec(
+                &mut a[start..i],
+                &mut b[start..i],
+                key,
+                low_mask,
+                move_out,
+                tuning,
+            );
+        }
+        start = i;
+        group = g;
+    }
+}
+
+/// Extra bits a leaf is sorted on beyond `log2(n)`: groups of equal top bits then hold
+/// `2^-DIVERT_BITS` elements on average for uniform keys.
+const DIVERT_BITS: u32 = 3;
+
+/// Largest group finished by insertion sort.
+const INSERTION_MAX: usize = 24;
+
+/// Stable insertion sort by `key`.
+fn insertion_sort<T: Copy, F: Fn(&T) -> u64>(v: &mut [T], key: &F) {
+    for i in 1..v.len() {
+        let x = v[i];
+        let k = key(&x);
+        let mut j = i;
+        while j > 0 && key(&v[j - 1]) > k {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
     }
 }
 
