@@ -5,3 +5,4 @@ mod chunk;
 mod common;
 mod faults;
 mod fuzz_npy;
+mod sort_memory;

@@ -443,6 +443,42 @@ mod tests {
         }
     }
 
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Every path (MSD, parallel MSD, leaves, groups, comparison sort) on small inputs,
+        /// against the naive stable sort, on 1 and 2 threads.
+        #[test]
+        fn prop_tiny_thresholds_match_naive(
+            v in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..600),
+            shift in 0u32..64,
+            keep in proptest::prelude::any::<u64>(),
+            threads in 1usize..=2,
+            small in 1usize..8,
+            leaf in 8usize..64,
+        ) {
+            // Masked and shifted keys: few varying bits, at any position, with duplicates.
+            let pairs: Vec<[u64; 2]> = v
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| [(x & keep) >> shift, i as u64])
+                .collect();
+            let mut want = pairs.clone();
+            want.sort_by_key(|p| p[0]);
+            let mut got = pairs;
+            let tuning = Tuning { small, leaf, par_min: leaf * 2 };
+            pool(threads).install(|| sort_tuned(&mut got, &|p: &[u64; 2]| p[0], &tuning));
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn stable_on_equal_keys() {
         let v: Vec<[u64; 2]> = (0..3000u64).map(|i| [(i * 7919) % 13, i]).collect();
