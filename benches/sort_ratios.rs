@@ -45,8 +45,8 @@ fn random_f64(n: usize, seed: u64) -> Vec<f64> {
         .collect()
 }
 
-/// CPU time (user + system) of the whole process so far.
-fn cpu_time() -> Duration {
+/// CPU time (user, system) of the whole process so far.
+fn cpu_times() -> (Duration, Duration) {
     // SAFETY: getrusage only writes into the struct it is given.
     let ru = unsafe {
         let mut ru: libc::rusage = std::mem::zeroed();
@@ -54,7 +54,7 @@ fn cpu_time() -> Duration {
         ru
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    (tv(ru.ru_utime), tv(ru.ru_stime))
 }
 
 /// Best wall time of `repeats` runs of `sort` on fresh copies of `input`, checked sorted.
@@ -140,12 +140,17 @@ fn main() {
         // CPU seconds of each contender (less disturbed than wall time on a busy machine).
         let f = random_f64(n, 43);
         let cpu = |name: &str, run: &dyn Fn()| {
-            let c = cpu_time();
+            let (u0, s0) = cpu_times();
             for _ in 0..repeats {
                 run();
             }
-            let per = (cpu_time() - c).as_secs_f64() / repeats as f64;
-            println!("{name:<24} {per:.3} s CPU per sort (clone included)");
+            let (u1, s1) = cpu_times();
+            let per = |d: Duration| d.as_secs_f64() / repeats as f64;
+            println!(
+                "{name:<16} CPU per sort, clone included: user {:.3} s, system {:.3} s",
+                per(u1 - u0),
+                per(s1 - s0)
+            );
         };
         cpu("outcore u64", &|| outcore::sort::par_sort(&mut u.clone()));
         cpu("voracious u64", &|| u.clone().voracious_mt_sort(threads));

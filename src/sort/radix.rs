@@ -91,7 +91,12 @@ where
         data.sort_by_key(key);
         return;
     }
-    let mask = diff_mask(data, key, tuning);
+    // Large inputs learn the bits in which keys differ during the MSD pass's count.
+    let mask = if data.len() <= tuning.leaf {
+        diff_mask(data, key, tuning)
+    } else {
+        u64::MAX
+    };
     if mask == 0 {
         return;
     }
@@ -102,32 +107,25 @@ where
 
 /// Runs `f` on a zeroed scratch slice of `n` elements.
 ///
-/// Large buffers are anonymous mappings advised to use transparent huge pages: the kernel
-/// hands out zeroed memory without a pass that initialises it, takes one page fault per
-/// 2 MiB instead of per 4 KiB, and the MSD scatter's thousands of write streams miss the
-/// TLB far less. Small ones come from `vec![0u128; m]` (`calloc`). Both are viewed as `[T]`
+/// `vec![0u128; m]` is allocated with `calloc`, which for large sizes maps fresh zero pages
+/// without writing them: the scratch buffer costs no initialising pass, only the page faults
+/// of its first touch, taken by the threads of the MSD scatter. It is viewed as `[T]`
 /// through bytemuck's checked casts (types aligned beyond 16 bytes, which no sort key is,
 /// take a plain `Vec<T>`).
+///
+/// Measured alternatives (BENCHMARKS.md): pre-faulting (`MAP_POPULATE`, or a parallel touch)
+/// only moves the same cost; transparent huge pages (`MADV_HUGEPAGE`) halve the scatter
+/// once the kernel has free huge pages, but the first sort in a process stalled for seconds
+/// in memory compaction.
 fn with_zeroed<T: bytemuck::Pod, R>(n: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     let bytes = n * std::mem::size_of::<T>();
     if bytes == 0 || std::mem::align_of::<T>() > 16 {
         return f(&mut vec![T::zeroed(); n]);
     }
-    if bytes >= HUGE_SCRATCH_MIN {
-        if let Ok(mut map) = memmap2::MmapMut::map_anon(bytes) {
-            // Only a hint: without huge pages the buffer works the same, slower.
-            #[cfg(target_os = "linux")]
-            let _ = map.advise(memmap2::Advice::HugePage);
-            return f(bytemuck::cast_slice_mut(&mut map[..]));
-        }
-    }
     let mut buf = vec![0u128; bytes.div_ceil(16)];
     let raw: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
     f(bytemuck::cast_slice_mut(&mut raw[..bytes]))
 }
-
-/// Scratch buffers at least this large are huge-page mappings.
-const HUGE_SCRATCH_MIN: usize = 8 << 20;
 
 /// The bits in which the keys of `data` differ (0 if all keys are equal or `data` is empty).
 fn diff_mask<T, F>(data: &[T], key: &F, tuning: &Tuning) -> u64
@@ -208,22 +206,29 @@ where
         1
     };
     let block_len = n.div_ceil(nblocks);
+    // The same read counts the digit and learns the bits in which keys really differ.
+    let k0 = key(&src[0]);
     let count = |c: &[T]| {
         let mut h = vec![0usize; nb];
+        let mut diff = 0u64;
         for x in c {
-            h[digit(x)] += 1;
+            let k = key(x);
+            diff |= k ^ k0;
+            h[((k >> shift) & dmask) as usize] += 1;
         }
-        h
+        (h, diff)
     };
-    let counts: Vec<Vec<usize>> = if nblocks > 1 {
-        src.par_chunks(block_len).map(count).collect()
+    let (counts, diffs): (Vec<Vec<usize>>, Vec<u64>) = if nblocks > 1 {
+        src.par_chunks(block_len).map(count).unzip()
     } else {
-        vec![count(src)]
+        let (h, d) = count(src);
+        (vec![h], vec![d])
     };
-    let digit_bits = dmask << shift;
-    if counts.iter().map(|h| h[digit(&src[0])]).sum::<usize>() == n {
-        // Every key shares these bits (`mask` was only a bound): no move, next digit.
-        return sort_rec(src, dst, key, mask & !digit_bits, out_in_dst, tuning);
+    let mask = mask & diffs.iter().fold(0, |a, b| a | b);
+    if mask & (dmask << shift) == 0 {
+        // Every key shares these bits (`mask` was only a bound): no move; go on with the
+        // bits that do differ, if any.
+        return sort_rec(src, dst, key, mask, out_in_dst, tuning);
     }
 
     // Carve `dst` bucket by bucket, and within a bucket block by block, so that each block
