@@ -12,9 +12,11 @@
 //! - **By index**: larger records, and keys longer than 8 bytes, are sorted as
 //!   `(top 8 key bytes, index)` pairs; runs of pairs with equal prefixes are then ordered by
 //!   the full key (rare for random keys), and the records are gathered in sorted order and
-//!   copied back. Moving 16-byte pairs instead of whole records at every pass is what makes
-//!   this faster for the Sort Benchmark's 100-byte records. Scratch memory: `32 * n` bytes
-//!   during the radix sort, then `(16 + size_of::<T>()) * n` bytes for the gather.
+//!   copied back. Each radix pass then moves 16 bytes per record instead of the whole
+//!   record; the price is the gather's random reads (for 100-byte records the whole sort
+//!   measured about as fast as rayon's comparison sort, see BENCHMARKS.md). Scratch memory:
+//!   `32 * n` bytes during the radix sort, then `(16 + size_of::<T>()) * n` bytes for the
+//!   gather.
 //!
 //! [`scratch_bytes`] gives the peak for a given input, for callers that budget memory.
 //!

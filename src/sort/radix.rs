@@ -4,33 +4,46 @@
 //! # Algorithm
 //!
 //! Elements are sorted by a `u64` radix key (the top 64 bits of their [`SortKey`]'s key, see
-//! [`RadixKey`](super::RadixKey)).
+//! [`RadixKey`](super::RadixKey)), computed on the fly at every pass. Throughout, the sort
+//! tracks `mask`, a superset of the bits in which keys differ: bits in which every key
+//! agrees are never sorted on, so keys that span a small range (or share a prefix) cost
+//! fewer passes, and an input of equal keys costs one read.
 //!
-//! 1. One parallel pass ORs `key(x) ^ key(first)` over the input: the bits in which keys
-//!    differ. Bits in which every key agrees are never looked at again, so a sort of keys
-//!    that span a small range (or share a prefix) does less work, and an input of equal keys
-//!    costs one read.
-//! 2. **MSD pass** (inputs larger than [`Tuning::leaf`]): the top `w` varying bits, with `w`
-//!    chosen so that buckets hold about half a leaf (at most [`MSD_MAX_BITS`]), are
-//!    histogrammed per block (contiguous blocks, a few per thread), prefix sums give every
+//! 1. **MSD pass** (inputs larger than [`Tuning::leaf`]): the top `w` bits of `mask`, with
+//!    `w` chosen so that buckets hold about half a leaf (at most [`MSD_MAX_BITS`]), are
+//!    histogrammed per block (contiguous blocks, a few per thread); the same read ORs
+//!    `key(x) ^ key(first)` to learn the exact `mask` (if the digit turns out constant, the
+//!    pass moves nothing and starts over on the varying bits). Prefix sums give every
 //!    (bucket, block) pair its own range of the scratch buffer, and the blocks scatter into
-//!    their ranges in parallel. This is the only pass whose reads and writes miss the cache.
-//! 3. **Buckets** are then independent: rayon spreads them over the threads (work stealing
-//!    balances skewed sizes). A bucket that is still larger than a leaf (skewed data) goes
-//!    through another MSD pass, itself parallel when it is large; a leaf is sorted by one
-//!    thread with an LSD radix sort of at most [`LSD_MAX_BITS`]-bit digits over its own
-//!    varying bits, ping-ponging between its range of the input and of the scratch buffer,
-//!    both of which fit in the core's L2 cache. Leaves of at most [`Tuning::small`] elements
-//!    use a comparison sort.
+//!    their ranges in parallel. For uniform keys this is the only pass whose reads and
+//!    writes miss the cache.
+//! 2. **Buckets** are then independent: rayon spreads them over the threads (work stealing
+//!    balances skewed sizes). A bucket that is still larger than a leaf (skewed keys, such
+//!    as floats whose exponents cluster) goes through another MSD pass, itself parallel when
+//!    it is large.
+//! 3. **Leaves** (both the leaf and its range of the scratch buffer fit in L2) are sorted by
+//!    one thread with a *diverting* LSD radix sort, after voracious_radix_sort: LSD passes of
+//!    at most [`LSD_MAX_BITS`]-bit digits on only the top `log2(n) + DIVERT_BITS` bits of
+//!    `mask` (one read counts every digit; constant digits are skipped), ping-ponging between
+//!    the leaf's range of the input and of the scratch buffer. For uniform 64-bit keys that
+//!    is two passes instead of five. Elements whose top bits are then equal form groups of
+//!    mostly one element, finished by insertion sort while the leaf is moved to where its
+//!    result belongs; a larger group (keys that share their top bits and differ below) is
+//!    sorted recursively on its remaining bits, so no input goes quadratic. Leaves of at
+//!    most [`Tuning::small`] elements use a comparison sort.
 //!
-//! Every step is stable (blocks are scattered in order, LSD is stable, the comparison sort
-//! is `sort_by_key`), so the whole sort is stable.
+//! Every step is stable (blocks are scattered in order, LSD and insertion sort are stable,
+//! the comparison sort is `sort_by_key`), so the whole sort is stable.
 //!
 //! # Memory
 //!
 //! One scratch buffer as large as the input (`n * size_of::<T>()` bytes), allocated zeroed so
 //! that the allocator hands out fresh pages without a pass that initialises them. Nothing
 //! else grows with `n` except per-block histograms (`8 << MSD_MAX_BITS` bytes per block).
+//!
+//! That buffer is also this design's main cost against an in-place sort: at 10^8 `u64`, the
+//! first touch of its 800 MB (page faults, zeroing by the kernel) and its release measured
+//! roughly a quarter of the sort's wall time (BENCHMARKS.md).
 //!
 //! # Why no `unsafe`
 //!
