@@ -149,13 +149,24 @@ fn main() {
             let (u1, s1) = cpu_times();
             let per = |d: Duration| d.as_secs_f64() / repeats as f64;
             println!(
-                "{name:<16} per sort, clone included: wall {:.3} s, user {:.3} s, system {:.3} s",
+                "{name:<28} per sort, clone included: wall {:.3} s, user {:.3} s, system {:.3} s",
                 per(wall),
                 per(u1 - u0),
                 per(s1 - s0)
             );
         };
         cpu("outcore u64", &|| outcore::sort::par_sort(&mut u.clone()));
+        let scratch = std::sync::Mutex::new(outcore::sort::SortScratch::new());
+        let opts = outcore::ParOptions::new();
+        let mut warm = u.clone();
+        outcore::sort::par_sort_with_scratch(&mut warm, &mut scratch.lock().unwrap(), &opts)
+            .unwrap();
+        drop(warm);
+        cpu("outcore u64, reused scratch", &|| {
+            let mut v = u.clone();
+            let mut s = scratch.lock().unwrap();
+            outcore::sort::par_sort_with_scratch(&mut v, &mut s, &opts).unwrap();
+        });
         cpu("voracious u64", &|| u.clone().voracious_mt_sort(threads));
         cpu("outcore f64", &|| outcore::sort::par_sort(&mut f.clone()));
         cpu("voracious f64", &|| f.clone().voracious_mt_sort(threads));

@@ -311,6 +311,44 @@ fn sort_by_key_of_a_field() {
 }
 
 #[test]
+fn reused_scratch_across_sizes_and_types() {
+    // One scratch for many runs: growing, shrinking, other element types, records (which
+    // do not use it), and both thread counts; every result against the oracle.
+    let mut scratch = sort::SortScratch::new();
+    let mut rng = Rng::new(21);
+    for (i, n) in [5000usize, 100_000, 40, 0, 70_000, 150_000]
+        .into_iter()
+        .enumerate()
+    {
+        let o = opts(1 + i % 2);
+        let v: Vec<u64> = (0..n).map(|_| rng.next()).collect();
+        let mut s = v.clone();
+        sort::par_sort_with_scratch(&mut s, &mut scratch, &o).unwrap();
+        assert_same(&s, &reference(&v), &format!("u64 run {i}, n = {n}"));
+        let f: Vec<f32> = (0..n).map(|_| f32::from_bits(rng.next() as u32)).collect();
+        let mut s = f.clone();
+        sort::par_sort_with_scratch(&mut s, &mut scratch, &o).unwrap();
+        assert_same(
+            bytes(&s),
+            bytes(&reference(&f)),
+            &format!("f32 run {i}, n = {n}"),
+        );
+        let r = records::<100, 10>(n / 10, 50, i as u64);
+        let mut s = r.clone();
+        sort::par_sort_with_scratch(&mut s, &mut scratch, &o).unwrap();
+        let keys = |x: &[Record<100, 10>]| x.iter().map(|e| e.sort_key()).collect::<Vec<_>>();
+        assert_same(
+            &keys(&s),
+            &keys(&reference(&r)),
+            &format!("records run {i}"),
+        );
+        assert_eq!(multiset(&s), multiset(&r));
+    }
+    // Grown to the largest direct sort (150 000 u64), and kept.
+    assert!(scratch.allocated_bytes() >= 150_000 * 8);
+}
+
+#[test]
 fn comparison_fallback() {
     let mut v: Vec<(String, u32)> = (0..2000u32).map(|i| (format!("{}", i % 37), i)).collect();
     let mut want = v.clone();

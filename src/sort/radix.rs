@@ -94,18 +94,25 @@ impl Tuning {
     }
 }
 
-/// Stably sorts `data` by `key` in parallel (on the current rayon pool).
-pub(crate) fn sort<T, F>(data: &mut [T], key: &F)
+/// Stably sorts `data` by `key` in parallel (on the current rayon pool). The scratch buffer
+/// is taken from `reuse` when given (grown if needed, kept for the next sort), else
+/// allocated for this sort.
+pub(crate) fn sort<T, F>(data: &mut [T], key: &F, reuse: Option<&mut Vec<u128>>)
 where
     T: bytemuck::Pod + Send + Sync,
     F: Fn(&T) -> u64 + Sync,
 {
-    sort_tuned(data, key, &Tuning::for_size(std::mem::size_of::<T>()));
+    let tuning = Tuning::for_size(std::mem::size_of::<T>());
+    sort_tuned(data, key, &tuning, reuse);
 }
 
 /// [`sort`] with explicit thresholds.
-pub(crate) fn sort_tuned<T, F>(data: &mut [T], key: &F, tuning: &Tuning)
-where
+pub(crate) fn sort_tuned<T, F>(
+    data: &mut [T],
+    key: &F,
+    tuning: &Tuning,
+    reuse: Option<&mut Vec<u128>>,
+) where
     T: bytemuck::Pod + Send + Sync,
     F: Fn(&T) -> u64 + Sync,
 {
@@ -122,12 +129,12 @@ where
     if mask == 0 {
         return;
     }
-    with_zeroed(data.len(), |scratch| {
+    with_scratch(data.len(), reuse, |scratch| {
         sort_rec(data, scratch, key, mask, false, tuning)
     });
 }
 
-/// Runs `f` on a zeroed scratch slice of `n` elements.
+/// Runs `f` on a scratch slice of `n` elements.
 ///
 /// `vec![0u128; m]` is allocated with `calloc`, which for large sizes maps fresh zero pages
 /// without writing them: the scratch buffer costs no initialising pass, only the page faults
@@ -139,13 +146,34 @@ where
 /// only moves the same cost; transparent huge pages (`MADV_HUGEPAGE`) halve the scatter
 /// once the kernel has free huge pages, but the first sort in a process stalled for seconds
 /// in memory compaction.
-fn with_zeroed<T: bytemuck::Pod, R>(n: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+///
+/// A buffer given in `reuse` (already faulted in by an earlier sort) is used instead when its
+/// elements can be viewed as `T`, grown first if it is too small.
+fn with_scratch<T: bytemuck::Pod, R>(
+    n: usize,
+    reuse: Option<&mut Vec<u128>>,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> R {
     let bytes = n * std::mem::size_of::<T>();
     if bytes == 0 || std::mem::align_of::<T>() > 16 {
         return f(&mut vec![T::zeroed(); n]);
     }
-    let mut buf = vec![0u128; bytes.div_ceil(16)];
-    let raw: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
+    let mut own;
+    let buf = match reuse {
+        Some(buf) => {
+            if buf.len() < bytes.div_ceil(16) {
+                // Drop the old buffer first, so that growing never holds both.
+                *buf = Vec::new();
+                *buf = vec![0u128; bytes.div_ceil(16)];
+            }
+            buf
+        }
+        None => {
+            own = vec![0u128; bytes.div_ceil(16)];
+            &mut own
+        }
+    };
+    let raw: &mut [u8] = bytemuck::cast_slice_mut(&mut buf[..]);
     f(bytemuck::cast_slice_mut(&mut raw[..bytes]))
 }
 
@@ -443,7 +471,7 @@ mod tests {
         let mut want = v.clone();
         want.sort();
         let mut got = v;
-        sort_tuned(&mut got, &|x: &u64| *x, tuning);
+        sort_tuned(&mut got, &|x: &u64| *x, tuning, None);
         assert_eq!(got, want);
     }
 
@@ -490,6 +518,7 @@ mod tests {
             threads in 1usize..=2,
             small in 1usize..8,
             leaf in 8usize..64,
+            reuse_len in 0usize..1200,
         ) {
             // Masked and shifted keys: few varying bits, at any position, with duplicates.
             let pairs: Vec<[u64; 2]> = v
@@ -501,7 +530,8 @@ mod tests {
             want.sort_by_key(|p| p[0]);
             let mut got = pairs;
             let tuning = Tuning { small, leaf, par_min: leaf * 2 };
-            pool(threads).install(|| sort_tuned(&mut got, &|p: &[u64; 2]| p[0], &tuning));
+            let mut reuse = vec![u128::MAX / 3; reuse_len];
+            pool(threads).install(|| sort_tuned(&mut got, &|p: &[u64; 2]| p[0], &tuning, Some(&mut reuse)));
             proptest::prop_assert_eq!(got, want);
         }
     }
@@ -512,7 +542,7 @@ mod tests {
         let mut want = v.clone();
         want.sort_by_key(|p| p[0]);
         let mut got = v;
-        sort_tuned(&mut got, &|p: &[u64; 2]| p[0], &tiny());
+        sort_tuned(&mut got, &|p: &[u64; 2]| p[0], &tiny(), None);
         assert_eq!(got, want);
     }
 }
