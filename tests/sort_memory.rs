@@ -312,8 +312,9 @@ fn sort_by_key_of_a_field() {
 
 #[test]
 fn reused_scratch_across_sizes_and_types() {
-    // One scratch for many runs: growing, shrinking, other element types, records (which
-    // do not use it), and both thread counts; every result against the oracle.
+    // One scratch for many runs: growing, shrinking, other element types, records (sorted
+    // through (key prefix, index) pairs), and both thread counts; every result against the
+    // oracle.
     let mut scratch = sort::SortScratch::new();
     let mut rng = Rng::new(21);
     for (i, n) in [5000usize, 100_000, 40, 0, 70_000, 150_000]

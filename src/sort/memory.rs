@@ -48,7 +48,7 @@ use crate::error::Result;
 /// assert_eq!(format!("{v:?}"), "[-inf, -0.0, 0.0, 1.5, 3.0, NaN]");
 /// ```
 pub fn par_sort<T: SortKey>(data: &mut [T]) {
-    sort_by_radix_key(data, &|x: &T| x.sort_key());
+    sort_by_radix_key(data, &|x: &T| x.sort_key(), None);
 }
 
 /// [`par_sort`] on the thread pool chosen by `opts`.
@@ -64,8 +64,9 @@ pub fn par_sort_with<T: SortKey>(data: &mut [T], opts: &ParOptions) -> Result<()
 /// (the runs of an external sort): the first sort allocates it and takes its page faults,
 /// later sorts of pieces no larger reuse it.
 ///
-/// Only the direct path (elements of at most 16 bytes with keys of at most 8 bytes: every
-/// primitive type) draws on it; larger records allocate per sort as [`par_sort`] does.
+/// It holds the radix sort's scratch buffer: the whole scratch for primitive types, the
+/// buffer for the `(key prefix, index)` pairs for larger records (whose pairs and gathered
+/// copy are still allocated per sort).
 /// Holding it keeps [`allocated_bytes`](SortScratch::allocated_bytes) of memory in use;
 /// drop it to give the memory back.
 ///
@@ -107,16 +108,13 @@ pub fn par_sort_with_scratch<T: SortKey>(
     scratch: &mut SortScratch,
     opts: &ParOptions,
 ) -> Result<()> {
-    if !direct::<T, T::Key>() {
-        return par_sort_with(data, opts);
-    }
     let buf = &mut scratch.buf;
-    opts.install(|| radix::sort(data, &|x: &T| x.sort_key().radix_prefix(), Some(buf)))
+    opts.install(|| sort_by_radix_key(data, &|x: &T| x.sort_key(), Some(buf)))
 }
 
 /// Sorts `data` by [`SortKey`] in parallel, keeping elements with equal keys in input order.
 pub fn par_sort_stable<T: SortKey>(data: &mut [T]) {
-    sort_by_radix_key(data, &|x: &T| x.sort_key());
+    sort_by_radix_key(data, &|x: &T| x.sort_key(), None);
 }
 
 /// [`par_sort_stable`] on the thread pool chosen by `opts`.
@@ -146,7 +144,7 @@ where
     K: SortKey,
     F: Fn(&T) -> K + Sync,
 {
-    sort_by_radix_key(data, &|x: &T| key(x).sort_key());
+    sort_by_radix_key(data, &|x: &T| key(x).sort_key(), None);
 }
 
 /// [`par_sort_by_key`] on the thread pool chosen by `opts`.
@@ -182,7 +180,7 @@ where
 /// assert_eq!(outcore::sort::argsort(&v), [2, 0, 3, 1]);
 /// ```
 pub fn argsort<T: SortKey>(data: &[T]) -> Vec<usize> {
-    sorted_pairs(data, &|x: &T| x.sort_key())
+    sorted_pairs(data, &|x: &T| x.sort_key(), None)
         .into_par_iter()
         .map(|p| p[1] as usize)
         .collect()
@@ -213,17 +211,17 @@ fn direct<T, K: RadixKey>() -> bool {
 }
 
 /// Stable parallel sort of `data` by the radix key `key`.
-fn sort_by_radix_key<T, K, F>(data: &mut [T], key: &F)
+fn sort_by_radix_key<T, K, F>(data: &mut [T], key: &F, reuse: Option<&mut Vec<u128>>)
 where
     T: bytemuck::Pod + Send + Sync,
     K: RadixKey,
     F: Fn(&T) -> K + Sync,
 {
     if direct::<T, K>() {
-        radix::sort(data, &|x: &T| key(x).radix_prefix(), None);
+        radix::sort(data, &|x: &T| key(x).radix_prefix(), reuse);
         return;
     }
-    let pairs = sorted_pairs(data, key);
+    let pairs = sorted_pairs(data, key, reuse);
     let sorted: Vec<T> = pairs.par_iter().map(|p| data[p[1] as usize]).collect();
     drop(pairs);
     const COPY_CHUNK: usize = 1 << 16;
@@ -233,7 +231,7 @@ where
 }
 
 /// `(key prefix, index)` pairs of `data`, stably sorted by the full key.
-fn sorted_pairs<T, K, F>(data: &[T], key: &F) -> Vec<[u64; 2]>
+fn sorted_pairs<T, K, F>(data: &[T], key: &F, reuse: Option<&mut Vec<u128>>) -> Vec<[u64; 2]>
 where
     T: Sync,
     K: RadixKey,
@@ -244,7 +242,7 @@ where
         .enumerate()
         .map(|(i, x)| [key(x).radix_prefix(), i as u64])
         .collect();
-    radix::sort(&mut pairs, &|p: &[u64; 2]| p[0], None);
+    radix::sort(&mut pairs, &|p: &[u64; 2]| p[0], reuse);
     if !K::PREFIX_IS_KEY {
         // Pairs with equal prefixes are in index order (the radix sort is stable); a stable
         // sort by the full key keeps that order among equal keys.
