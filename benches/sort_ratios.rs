@@ -45,6 +45,18 @@ fn random_f64(n: usize, seed: u64) -> Vec<f64> {
         .collect()
 }
 
+/// CPU time (user, system) of the whole process so far.
+fn cpu_times() -> (Duration, Duration) {
+    // SAFETY: getrusage only writes into the struct it is given.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (tv(ru.ru_utime), tv(ru.ru_stime))
+}
+
 /// Best wall time of `repeats` runs of `sort` on fresh copies of `input`, checked sorted.
 fn time<T: Copy + Send + Sync>(
     input: &[T],
@@ -124,6 +136,43 @@ fn main() {
 
     let u = random_u64(n, 42);
     let is_sorted_u = |v: &[u64]| v.windows(2).all(|w| w[0] <= w[1]);
+    if std::env::var("SORT_CPU").is_ok() {
+        // CPU seconds of each contender (less disturbed than wall time on a busy machine).
+        let f = random_f64(n, 43);
+        let cpu = |name: &str, run: &dyn Fn()| {
+            let (u0, s0) = cpu_times();
+            let t0 = Instant::now();
+            for _ in 0..repeats {
+                run();
+            }
+            let wall = t0.elapsed();
+            let (u1, s1) = cpu_times();
+            let per = |d: Duration| d.as_secs_f64() / repeats as f64;
+            println!(
+                "{name:<28} per sort, clone included: wall {:.3} s, user {:.3} s, system {:.3} s",
+                per(wall),
+                per(u1 - u0),
+                per(s1 - s0)
+            );
+        };
+        cpu("outcore u64", &|| outcore::sort::par_sort(&mut u.clone()));
+        let scratch = std::sync::Mutex::new(outcore::sort::SortScratch::new());
+        let opts = outcore::ParOptions::new();
+        let mut warm = u.clone();
+        outcore::sort::par_sort_with_scratch(&mut warm, &mut scratch.lock().unwrap(), &opts)
+            .unwrap();
+        drop(warm);
+        cpu("outcore u64, reused scratch", &|| {
+            let mut v = u.clone();
+            let mut s = scratch.lock().unwrap();
+            outcore::sort::par_sort_with_scratch(&mut v, &mut s, &opts).unwrap();
+        });
+        cpu("voracious u64", &|| u.clone().voracious_mt_sort(threads));
+        cpu("outcore f64", &|| outcore::sort::par_sort(&mut f.clone()));
+        cpu("voracious f64", &|| f.clone().voracious_mt_sort(threads));
+        cpu("clone only", &|| drop(black_box(f.clone())));
+        return;
+    }
     let rows = [
         (
             "outcore par_sort",

@@ -6,3 +6,4 @@ mod common;
 mod faults;
 mod fuzz_npy;
 mod sort_external;
+mod sort_memory;

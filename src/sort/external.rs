@@ -745,6 +745,7 @@ fn form_runs<T: SortKey>(job: &Job<'_>, plan: &Plan, dir: &Path) -> Result<Vec<R
     let mut start = 0u64;
     // The run sorted in the previous step, waiting in `writing`.
     let mut pending: Option<(usize, PathBuf)> = None;
+    let mut scratch = super::SortScratch::new();
     let join = |h: std::thread::ScopedJoinHandle<'_, Result<()>>| match h.join() {
         Ok(r) => r,
         Err(p) => std::panic::resume_unwind(p),
@@ -764,7 +765,8 @@ fn form_runs<T: SortKey>(job: &Job<'_>, plan: &Plan, dir: &Path) -> Result<Vec<R
                     return Ok(None);
                 }
                 let piece = &mut sorting[..sort_len];
-                sort_in_memory(piece, &job.par)?;
+                // One scratch buffer for all runs: no fresh pages to fault in per run.
+                super::par_sort_with_scratch(piece, &mut scratch, &job.par)?;
                 let mut sampler = Sampler::new(sort_len as u64, plan.samples_per_run);
                 sampler.feed(piece);
                 let (stride, samples) = sampler.finish();

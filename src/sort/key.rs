@@ -96,25 +96,24 @@ macro_rules! signed_key {
 signed_key!(i8 => u8, i16 => u16, i32 => u32, i64 => u64);
 
 macro_rules! float_key {
-    ($($t:ty => $u:ty),*) => {$(
+    ($($t:ty => $u:ty, $i:ty),*) => {$(
         impl SortKey for $t {
             type Key = $u;
             #[inline]
             fn sort_key(&self) -> $u {
-                if self.is_nan() {
-                    // Every NaN (any sign, any payload) sorts last, equal to each other.
-                    return <$u>::MAX;
-                }
                 let bits = self.to_bits();
-                let sign = 1 << (<$u>::BITS - 1);
+                let sign: $u = 1 << (<$u>::BITS - 1);
                 // Negative floats: flip all bits (larger magnitude sorts first); positive:
-                // set the sign bit so they sort after every negative.
-                if bits & sign != 0 { !bits } else { bits | sign }
+                // set the sign bit so they sort after every negative. Written without a
+                // branch on the sign, which a sort of mixed-sign data would mispredict.
+                let flip = ((bits as $i) >> (<$u>::BITS - 1)) as $u | sign;
+                // Every NaN (any sign, any payload) sorts last, equal to each other.
+                if self.is_nan() { <$u>::MAX } else { bits ^ flip }
             }
         }
     )*};
 }
-float_key!(f32 => u32, f64 => u64);
+float_key!(f32 => u32, i32, f64 => u64, i64);
 
 /// A fixed-size record of `N` bytes whose first `K` bytes are its key, compared as unsigned
 /// bytes (lexicographically): the layout of the Sort Benchmark (`Record<100, 10>`).

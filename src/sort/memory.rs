@@ -12,11 +12,16 @@
 //! - **By index**: larger records, and keys longer than 8 bytes, are sorted as
 //!   `(top 8 key bytes, index)` pairs; runs of pairs with equal prefixes are then ordered by
 //!   the full key (rare for random keys), and the records are gathered in sorted order and
-//!   copied back. Moving 16-byte pairs instead of whole records at every pass is what makes
-//!   this faster for the Sort Benchmark's 100-byte records. Scratch memory: `32 * n` bytes
-//!   during the radix sort, then `(16 + size_of::<T>()) * n` bytes for the gather.
+//!   copied back. Each radix pass then moves 16 bytes per record instead of the whole
+//!   record; the price is the gather's random reads (for 100-byte records the whole sort
+//!   measured about as fast as rayon's comparison sort, see BENCHMARKS.md). Scratch memory:
+//!   `32 * n` bytes during the radix sort, then `(16 + size_of::<T>()) * n` bytes for the
+//!   gather.
 //!
 //! [`scratch_bytes`] gives the peak for a given input, for callers that budget memory.
+//! Fresh scratch memory costs its page faults on first touch (a quarter or more of a large
+//! sort's time); callers that sort many pieces keep one [`SortScratch`] and call
+//! [`par_sort_with_scratch`].
 //!
 //! All sorts are stable in practice; [`par_sort`] does not promise it, so that a faster
 //! unstable method may replace it later.
@@ -43,7 +48,7 @@ use crate::error::Result;
 /// assert_eq!(format!("{v:?}"), "[-inf, -0.0, 0.0, 1.5, 3.0, NaN]");
 /// ```
 pub fn par_sort<T: SortKey>(data: &mut [T]) {
-    sort_by_radix_key(data, &|x: &T| x.sort_key());
+    sort_by_radix_key(data, &|x: &T| x.sort_key(), None);
 }
 
 /// [`par_sort`] on the thread pool chosen by `opts`.
@@ -55,9 +60,61 @@ pub fn par_sort_with<T: SortKey>(data: &mut [T], opts: &ParOptions) -> Result<()
     opts.install(|| par_sort(data))
 }
 
+/// Working memory kept between sorts, for callers that sort many pieces one after another
+/// (the runs of an external sort): the first sort allocates it and takes its page faults,
+/// later sorts of pieces no larger reuse it.
+///
+/// It holds the radix sort's scratch buffer: the whole scratch for primitive types, the
+/// buffer for the `(key prefix, index)` pairs for larger records (whose pairs and gathered
+/// copy are still allocated per sort).
+/// Holding it keeps [`allocated_bytes`](SortScratch::allocated_bytes) of memory in use;
+/// drop it to give the memory back.
+///
+/// # Examples
+/// ```
+/// use outcore::sort::{par_sort_with_scratch, SortScratch};
+/// use outcore::ParOptions;
+/// let mut scratch = SortScratch::new();
+/// for run in [vec![3u64, 1, 2], vec![9, 8, 7]] {
+///     let mut run = run;
+///     par_sort_with_scratch(&mut run, &mut scratch, &ParOptions::new()).unwrap();
+///     assert!(run.windows(2).all(|w| w[0] <= w[1]));
+/// }
+/// ```
+#[derive(Debug, Default)]
+pub struct SortScratch {
+    buf: Vec<u128>,
+}
+
+impl SortScratch {
+    /// An empty scratch; it grows on first use.
+    pub fn new() -> SortScratch {
+        SortScratch::default()
+    }
+
+    /// The memory it holds now, in bytes.
+    pub fn allocated_bytes(&self) -> usize {
+        self.buf.len() * size_of::<u128>()
+    }
+}
+
+/// [`par_sort_with`], taking its scratch memory from `scratch` (grown if needed, kept for the
+/// next call) instead of allocating it.
+///
+/// # Errors
+/// As [`par_sort_with`].
+pub fn par_sort_with_scratch<T: SortKey>(
+    data: &mut [T],
+    scratch: &mut SortScratch,
+    opts: &ParOptions,
+) -> Result<()> {
+    let buf = &mut scratch.buf;
+    opts.install(|| sort_by_radix_key(data, &|x: &T| x.sort_key(), Some(buf)))
+}
+
 /// Sorts `data` by [`SortKey`] in parallel, keeping elements with equal keys in input order.
 pub fn par_sort_stable<T: SortKey>(data: &mut [T]) {
-    sort_by_radix_key(data, &|x: &T| x.sort_key());
+    sort_by_radix_key(data, &|x: &T| x.sort_key(), None);
 }
 
 /// [`par_sort_stable`] on the thread pool chosen by `opts`.
@@ -87,7 +144,7 @@ where
     K: SortKey,
     F: Fn(&T) -> K + Sync,
 {
-    sort_by_radix_key(data, &|x: &T| key(x).sort_key());
+    sort_by_radix_key(data, &|x: &T| key(x).sort_key(), None);
 }
 
 /// [`par_sort_by_key`] on the thread pool chosen by `opts`.
@@ -123,7 +180,7 @@ where
 /// assert_eq!(outcore::sort::argsort(&v), [2, 0, 3, 1]);
 /// ```
 pub fn argsort<T: SortKey>(data: &[T]) -> Vec<usize> {
-    sorted_pairs(data, &|x: &T| x.sort_key())
+    sorted_pairs(data, &|x: &T| x.sort_key(), None)
         .into_par_iter()
         .map(|p| p[1] as usize)
         .collect()
@@ -154,17 +211,17 @@ fn direct<T, K: RadixKey>() -> bool {
 }
 
 /// Stable parallel sort of `data` by the radix key `key`.
-fn sort_by_radix_key<T, K, F>(data: &mut [T], key: &F)
+fn sort_by_radix_key<T, K, F>(data: &mut [T], key: &F, reuse: Option<&mut Vec<u128>>)
 where
     T: bytemuck::Pod + Send + Sync,
     K: RadixKey,
     F: Fn(&T) -> K + Sync,
 {
     if direct::<T, K>() {
-        radix::sort(data, &|x: &T| key(x).radix_prefix());
+        radix::sort(data, &|x: &T| key(x).radix_prefix(), reuse);
         return;
     }
-    let pairs = sorted_pairs(data, key);
+    let pairs = sorted_pairs(data, key, reuse);
     let sorted: Vec<T> = pairs.par_iter().map(|p| data[p[1] as usize]).collect();
     drop(pairs);
     const COPY_CHUNK: usize = 1 << 16;
@@ -174,7 +231,7 @@ where
 }
 
 /// `(key prefix, index)` pairs of `data`, stably sorted by the full key.
-fn sorted_pairs<T, K, F>(data: &[T], key: &F) -> Vec<[u64; 2]>
+fn sorted_pairs<T, K, F>(data: &[T], key: &F, reuse: Option<&mut Vec<u128>>) -> Vec<[u64; 2]>
 where
     T: Sync,
     K: RadixKey,
@@ -185,7 +242,7 @@ where
         .enumerate()
         .map(|(i, x)| [key(x).radix_prefix(), i as u64])
         .collect();
-    radix::sort(&mut pairs, &|p: &[u64; 2]| p[0]);
+    radix::sort(&mut pairs, &|p: &[u64; 2]| p[0], reuse);
     if !K::PREFIX_IS_KEY {
         // Pairs with equal prefixes are in index order (the radix sort is stable); a stable
         // sort by the full key keeps that order among equal keys.

@@ -4,33 +4,46 @@
 //! # Algorithm
 //!
 //! Elements are sorted by a `u64` radix key (the top 64 bits of their [`SortKey`]'s key, see
-//! [`RadixKey`](super::RadixKey)).
+//! [`RadixKey`](super::RadixKey)), computed on the fly at every pass. Throughout, the sort
+//! tracks `mask`, a superset of the bits in which keys differ: bits in which every key
+//! agrees are never sorted on, so keys that span a small range (or share a prefix) cost
+//! fewer passes, and an input of equal keys costs one read.
 //!
-//! 1. One parallel pass ORs `key(x) ^ key(first)` over the input: the bits in which keys
-//!    differ. Bits in which every key agrees are never looked at again, so a sort of keys
-//!    that span a small range (or share a prefix) does less work, and an input of equal keys
-//!    costs one read.
-//! 2. **MSD pass** (inputs larger than [`Tuning::leaf`]): the top `w` varying bits, with `w`
-//!    chosen so that buckets hold about half a leaf (at most [`MSD_MAX_BITS`]), are
-//!    histogrammed per block (contiguous blocks, a few per thread), prefix sums give every
+//! 1. **MSD pass** (inputs larger than [`Tuning::leaf`]): the top `w` bits of `mask`, with
+//!    `w` chosen so that buckets hold about half a leaf (at most [`MSD_MAX_BITS`]), are
+//!    histogrammed per block (contiguous blocks, a few per thread); the same read ORs
+//!    `key(x) ^ key(first)` to learn the exact `mask` (if the digit turns out constant, the
+//!    pass moves nothing and starts over on the varying bits). Prefix sums give every
 //!    (bucket, block) pair its own range of the scratch buffer, and the blocks scatter into
-//!    their ranges in parallel. This is the only pass whose reads and writes miss the cache.
-//! 3. **Buckets** are then independent: rayon spreads them over the threads (work stealing
-//!    balances skewed sizes). A bucket that is still larger than a leaf (skewed data) goes
-//!    through another MSD pass, itself parallel when it is large; a leaf is sorted by one
-//!    thread with an LSD radix sort of at most [`LSD_MAX_BITS`]-bit digits over its own
-//!    varying bits, ping-ponging between its range of the input and of the scratch buffer,
-//!    both of which fit in the core's L2 cache. Leaves of at most [`Tuning::small`] elements
-//!    use a comparison sort.
+//!    their ranges in parallel. For uniform keys this is the only pass whose reads and
+//!    writes miss the cache.
+//! 2. **Buckets** are then independent: rayon spreads them over the threads (work stealing
+//!    balances skewed sizes). A bucket that is still larger than a leaf (skewed keys, such
+//!    as floats whose exponents cluster) goes through another MSD pass, itself parallel when
+//!    it is large.
+//! 3. **Leaves** (both the leaf and its range of the scratch buffer fit in L2) are sorted by
+//!    one thread with a *diverting* LSD radix sort, after voracious_radix_sort: LSD passes of
+//!    at most [`LSD_MAX_BITS`]-bit digits on only the top `log2(n) + DIVERT_BITS` bits of
+//!    `mask` (one read counts every digit; constant digits are skipped), ping-ponging between
+//!    the leaf's range of the input and of the scratch buffer. For uniform 64-bit keys that
+//!    is two passes instead of five. Elements whose top bits are then equal form groups of
+//!    mostly one element, finished by insertion sort while the leaf is moved to where its
+//!    result belongs; a larger group (keys that share their top bits and differ below) is
+//!    sorted recursively on its remaining bits, so no input goes quadratic. Leaves of at
+//!    most [`Tuning::small`] elements use a comparison sort.
 //!
-//! Every step is stable (blocks are scattered in order, LSD is stable, the comparison sort
-//! is `sort_by_key`), so the whole sort is stable.
+//! Every step is stable (blocks are scattered in order, LSD and insertion sort are stable,
+//! the comparison sort is `sort_by_key`), so the whole sort is stable.
 //!
 //! # Memory
 //!
 //! One scratch buffer as large as the input (`n * size_of::<T>()` bytes), allocated zeroed so
 //! that the allocator hands out fresh pages without a pass that initialises them. Nothing
 //! else grows with `n` except per-block histograms (`8 << MSD_MAX_BITS` bytes per block).
+//!
+//! That buffer is also this design's main cost against an in-place sort: at 10^8 `u64`, the
+//! first touch of its 800 MB (page faults, zeroing by the kernel) and its release measured
+//! roughly a quarter of the sort's wall time (BENCHMARKS.md).
 //!
 //! # Why no `unsafe`
 //!
@@ -64,26 +77,42 @@ pub(crate) struct Tuning {
 
 impl Default for Tuning {
     fn default() -> Tuning {
+        Tuning::for_size(8)
+    }
+}
+
+impl Tuning {
+    /// The thresholds for elements of `size` bytes: a leaf and its scratch take 512 KiB,
+    /// half of a Zen 4 core's L2.
+    pub(crate) fn for_size(size: usize) -> Tuning {
+        let leaf = ((256 << 10) / size.max(1)).max(64);
         Tuning {
-            small: 256,
-            leaf: 1 << 15,
-            par_min: 1 << 17,
+            small: 256.min(leaf / 2),
+            leaf,
+            par_min: leaf * 4,
         }
     }
 }
 
-/// Stably sorts `data` by `key` in parallel (on the current rayon pool).
-pub(crate) fn sort<T, F>(data: &mut [T], key: &F)
+/// Stably sorts `data` by `key` in parallel (on the current rayon pool). The scratch buffer
+/// is taken from `reuse` when given (grown if needed, kept for the next sort), else
+/// allocated for this sort.
+pub(crate) fn sort<T, F>(data: &mut [T], key: &F, reuse: Option<&mut Vec<u128>>)
 where
     T: bytemuck::Pod + Send + Sync,
     F: Fn(&T) -> u64 + Sync,
 {
-    sort_tuned(data, key, &Tuning::default());
+    let tuning = Tuning::for_size(std::mem::size_of::<T>());
+    sort_tuned(data, key, &tuning, reuse);
 }
 
 /// [`sort`] with explicit thresholds.
-pub(crate) fn sort_tuned<T, F>(data: &mut [T], key: &F, tuning: &Tuning)
-where
+pub(crate) fn sort_tuned<T, F>(
+    data: &mut [T],
+    key: &F,
+    tuning: &Tuning,
+    reuse: Option<&mut Vec<u128>>,
+) where
     T: bytemuck::Pod + Send + Sync,
     F: Fn(&T) -> u64 + Sync,
 {
@@ -91,28 +120,60 @@ where
         data.sort_by_key(key);
         return;
     }
-    let mask = diff_mask(data, key, tuning);
+    // Large inputs learn the bits in which keys differ during the MSD pass's count.
+    let mask = if data.len() <= tuning.leaf {
+        diff_mask(data, key, tuning)
+    } else {
+        u64::MAX
+    };
     if mask == 0 {
         return;
     }
-    with_zeroed(data.len(), |scratch| {
-        sort_rec(data, scratch, key, Some(mask), false, tuning)
+    with_scratch(data.len(), reuse, |scratch| {
+        sort_rec(data, scratch, key, mask, false, tuning)
     });
 }
 
-/// Runs `f` on a zeroed scratch slice of `n` elements.
+/// Runs `f` on a scratch slice of `n` elements.
 ///
-/// `vec![0u128; m]` is allocated with `calloc`, which hands out fresh zero pages without
-/// writing them: the scratch buffer costs no initialising pass. It is then viewed as `[T]`
+/// `vec![0u128; m]` is allocated with `calloc`, which for large sizes maps fresh zero pages
+/// without writing them: the scratch buffer costs no initialising pass, only the page faults
+/// of its first touch, taken by the threads of the MSD scatter. It is viewed as `[T]`
 /// through bytemuck's checked casts (types aligned beyond 16 bytes, which no sort key is,
-/// take the slow path).
-fn with_zeroed<T: bytemuck::Pod, R>(n: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+/// take a plain `Vec<T>`).
+///
+/// Measured alternatives (BENCHMARKS.md): pre-faulting (`MAP_POPULATE`, or a parallel touch)
+/// only moves the same cost; transparent huge pages (`MADV_HUGEPAGE`) halve the scatter
+/// once the kernel has free huge pages, but the first sort in a process stalled for seconds
+/// in memory compaction.
+///
+/// A buffer given in `reuse` (already faulted in by an earlier sort) is used instead when its
+/// elements can be viewed as `T`, grown first if it is too small.
+fn with_scratch<T: bytemuck::Pod, R>(
+    n: usize,
+    reuse: Option<&mut Vec<u128>>,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> R {
     let bytes = n * std::mem::size_of::<T>();
     if bytes == 0 || std::mem::align_of::<T>() > 16 {
         return f(&mut vec![T::zeroed(); n]);
     }
-    let mut buf = vec![0u128; bytes.div_ceil(16)];
-    let raw: &mut [u8] = bytemuck::cast_slice_mut(&mut buf);
+    let mut own;
+    let buf = match reuse {
+        Some(buf) => {
+            if buf.len() < bytes.div_ceil(16) {
+                // Drop the old buffer first, so that growing never holds both.
+                *buf = Vec::new();
+                *buf = vec![0u128; bytes.div_ceil(16)];
+            }
+            buf
+        }
+        None => {
+            own = vec![0u128; bytes.div_ceil(16)];
+            &mut own
+        }
+    };
+    let raw: &mut [u8] = bytemuck::cast_slice_mut(&mut buf[..]);
     f(bytemuck::cast_slice_mut(&mut raw[..bytes]))
 }
 
@@ -137,13 +198,13 @@ where
 }
 
 /// Sorts the elements in `src`, using `dst` (same length) as scratch; the result ends in
-/// `dst` if `out_in_dst`, else in `src`. `mask`: the bits in which the keys differ, when
-/// already known.
+/// `dst` if `out_in_dst`, else in `src`. `mask`: a superset of the bits in which the keys
+/// differ.
 fn sort_rec<T, F>(
     src: &mut [T],
     dst: &mut [T],
     key: &F,
-    mask: Option<u64>,
+    mask: u64,
     out_in_dst: bool,
     tuning: &Tuning,
 ) where
@@ -154,11 +215,11 @@ fn sort_rec<T, F>(
     if n <= tuning.small {
         src.sort_by_key(key);
     } else {
-        let mask = mask.unwrap_or_else(|| diff_mask(src, key, tuning));
-        if mask != 0 {
-            if n <= tuning.leaf {
-                return lsd(src, dst, key, mask, out_in_dst);
+        if n <= tuning.leaf {
+            if mask != 0 {
+                return lsd(src, dst, key, mask, out_in_dst, tuning);
             }
+        } else if mask != 0 {
             return msd(src, dst, key, mask, out_in_dst, tuning);
         }
     }
@@ -195,18 +256,30 @@ where
         1
     };
     let block_len = n.div_ceil(nblocks);
+    // The same read counts the digit and learns the bits in which keys really differ.
+    let k0 = key(&src[0]);
     let count = |c: &[T]| {
         let mut h = vec![0usize; nb];
+        let mut diff = 0u64;
         for x in c {
-            h[digit(x)] += 1;
+            let k = key(x);
+            diff |= k ^ k0;
+            h[((k >> shift) & dmask) as usize] += 1;
         }
-        h
+        (h, diff)
     };
-    let counts: Vec<Vec<usize>> = if nblocks > 1 {
-        src.par_chunks(block_len).map(count).collect()
+    let (counts, diffs): (Vec<Vec<usize>>, Vec<u64>) = if nblocks > 1 {
+        src.par_chunks(block_len).map(count).unzip()
     } else {
-        vec![count(src)]
+        let (h, d) = count(src);
+        (vec![h], vec![d])
     };
+    let mask = mask & diffs.iter().fold(0, |a, b| a | b);
+    if mask & (dmask << shift) == 0 {
+        // Every key shares these bits (`mask` was only a bound): no move; go on with the
+        // bits that do differ, if any.
+        return sort_rec(src, dst, key, mask, out_in_dst, tuning);
+    }
 
     // Carve `dst` bucket by bucket, and within a bucket block by block, so that each block
     // owns the exact ranges its elements go to and the scatter is stable.
@@ -245,10 +318,7 @@ where
         s = s2;
         d = d2;
     }
-    let sub = |(d1, s1): (&mut [T], &mut [T])| {
-        let m = if low_mask == 0 { Some(0) } else { None };
-        sort_rec(d1, s1, key, m, !out_in_dst, tuning)
-    };
+    let sub = |(d1, s1): (&mut [T], &mut [T])| sort_rec(d1, s1, key, low_mask, !out_in_dst, tuning);
     if n >= tuning.par_min {
         buckets.into_par_iter().for_each(sub);
     } else {
@@ -266,29 +336,45 @@ fn scatter<T: Copy>(src: &[T], outs: &mut [&mut [T]], digit: &impl Fn(&T) -> usi
     }
 }
 
-/// LSD radix sort of a leaf on the varying bits `mask`, ping-ponging between `src` and `dst`.
-fn lsd<T, F>(src: &mut [T], dst: &mut [T], key: &F, mask: u64, out_in_dst: bool)
+/// Radix sort of a leaf on the bits of `mask` (a superset of the bits in which its keys
+/// differ), ping-ponging between `src` and `dst`.
+///
+/// The leaf is sorted LSD on its top `log2(n) + DIVERT_BITS` varying bits only (one read
+/// counts every digit; digits in which all keys agree are skipped). For keys spread over
+/// more bits than that, elements whose top bits are equal form groups of mostly one or two
+/// elements, finished by insertion sort; a larger group (keys that share their top bits)
+/// is sorted recursively on its remaining bits, so no input makes this quadratic. This is
+/// the "diverting LSD" idea of voracious_radix_sort: two passes instead of five for a leaf
+/// of uniform 64-bit keys.
+fn lsd<T, F>(src: &mut [T], dst: &mut [T], key: &F, mask: u64, out_in_dst: bool, tuning: &Tuning)
 where
-    T: Copy,
-    F: Fn(&T) -> u64,
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
 {
-    let lo = mask.trailing_zeros();
-    let span = 64 - mask.leading_zeros() - lo;
-    let passes = span.div_ceil(LSD_MAX_BITS);
-    let w = span.div_ceil(passes);
+    const RADIX: usize = 1 << LSD_MAX_BITS;
+    let n = src.len();
+    let top = 63 - mask.leading_zeros();
+    let span = top + 1 - mask.trailing_zeros();
+    let bits = (usize::BITS - n.leading_zeros() + DIVERT_BITS).min(span);
+    let lo = top + 1 - bits;
+    let passes = bits.div_ceil(LSD_MAX_BITS);
+    let w = bits.div_ceil(passes);
     let dmask = (1u64 << w) - 1;
+    // `& (RADIX - 1)` (a no-op, as w <= LSD_MAX_BITS) lets the compiler drop bounds checks.
+    let digit = |k: u64, p: u32| ((k >> (lo + p * w)) & dmask) as usize & (RADIX - 1);
+    let mut hist = vec![[0u32; RADIX]; passes as usize];
+    for x in src.iter() {
+        let k = key(x);
+        for (p, h) in (0..passes).zip(hist.iter_mut()) {
+            h[digit(k, p)] += 1;
+        }
+    }
+    let first = key(&src[0]);
     let (mut a, mut b) = (src, dst);
     let mut in_dst = false;
-    for p in 0..passes {
-        let shift = lo + p * w;
-        if (mask >> shift) & dmask == 0 {
+    for (p, off) in (0..passes).zip(hist.iter_mut()) {
+        if off[digit(first, p)] as usize == n {
             continue;
-        }
-        // `& 0x7ff` (a no-op, as w <= 11) lets the compiler drop the bounds checks.
-        let digit = |x: &T| ((key(x) >> shift) & dmask) as usize & 0x7ff;
-        let mut off = [0usize; 1 << LSD_MAX_BITS];
-        for x in a.iter() {
-            off[digit(x)] += 1;
         }
         let mut sum = 0;
         for o in off.iter_mut() {
@@ -297,15 +383,75 @@ where
             sum += c;
         }
         for x in a.iter() {
-            let o = &mut off[digit(x)];
-            b[*o] = *x;
+            let o = &mut off[digit(key(x), p)];
+            b[*o as usize] = *x;
             *o += 1;
         }
         std::mem::swap(&mut a, &mut b);
         in_dst = !in_dst;
     }
-    if in_dst != out_in_dst {
-        b.copy_from_slice(a);
+    // The elements are in `a`, sorted by `key >> lo`; they belong in `b` if `move_out`.
+    let move_out = in_dst != out_in_dst;
+    if lo == mask.trailing_zeros() {
+        if move_out {
+            b.copy_from_slice(a);
+        }
+        return;
+    }
+    // Finish the groups of equal top bits, moving them out on the way if needed.
+    let low_mask = mask & ((1u64 << lo) - 1);
+    let mut start = 0;
+    let mut group = key(&a[0]) >> lo;
+    for i in 1..=n {
+        let g = if i < n { key(&a[i]) >> lo } else { !group };
+        if g == group {
+            continue;
+        }
+        let len = i - start;
+        if len == 1 {
+            if move_out {
+                b[start] = a[start];
+            }
+        } else if len <= INSERTION_MAX {
+            if move_out {
+                b[start..i].copy_from_slice(&a[start..i]);
+                insertion_sort(&mut b[start..i], key);
+            } else {
+                insertion_sort(&mut a[start..i], key);
+            }
+        } else {
+            sort_rec(
+                &mut a[start..i],
+                &mut b[start..i],
+                key,
+                low_mask,
+                move_out,
+                tuning,
+            );
+        }
+        start = i;
+        group = g;
+    }
+}
+
+/// Extra bits a leaf is sorted on beyond `log2(n)`: groups of equal top bits then hold
+/// `2^-DIVERT_BITS` elements on average for uniform keys.
+const DIVERT_BITS: u32 = 3;
+
+/// Largest group finished by insertion sort.
+const INSERTION_MAX: usize = 24;
+
+/// Stable insertion sort by `key`.
+fn insertion_sort<T: Copy, F: Fn(&T) -> u64>(v: &mut [T], key: &F) {
+    for i in 1..v.len() {
+        let x = v[i];
+        let k = key(&x);
+        let mut j = i;
+        while j > 0 && key(&v[j - 1]) > k {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
     }
 }
 
@@ -325,7 +471,7 @@ mod tests {
         let mut want = v.clone();
         want.sort();
         let mut got = v;
-        sort_tuned(&mut got, &|x: &u64| *x, tuning);
+        sort_tuned(&mut got, &|x: &u64| *x, tuning, None);
         assert_eq!(got, want);
     }
 
@@ -352,13 +498,51 @@ mod tests {
         }
     }
 
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Every path (MSD, parallel MSD, leaves, groups, comparison sort) on small inputs,
+        /// against the naive stable sort, on 1 and 2 threads.
+        #[test]
+        fn prop_tiny_thresholds_match_naive(
+            v in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..600),
+            shift in 0u32..64,
+            keep in proptest::prelude::any::<u64>(),
+            threads in 1usize..=2,
+            small in 1usize..8,
+            leaf in 8usize..64,
+            reuse_len in 0usize..1200,
+        ) {
+            // Masked and shifted keys: few varying bits, at any position, with duplicates.
+            let pairs: Vec<[u64; 2]> = v
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| [(x & keep) >> shift, i as u64])
+                .collect();
+            let mut want = pairs.clone();
+            want.sort_by_key(|p| p[0]);
+            let mut got = pairs;
+            let tuning = Tuning { small, leaf, par_min: leaf * 2 };
+            let mut reuse = vec![u128::MAX / 3; reuse_len];
+            pool(threads).install(|| sort_tuned(&mut got, &|p: &[u64; 2]| p[0], &tuning, Some(&mut reuse)));
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn stable_on_equal_keys() {
         let v: Vec<[u64; 2]> = (0..3000u64).map(|i| [(i * 7919) % 13, i]).collect();
         let mut want = v.clone();
         want.sort_by_key(|p| p[0]);
         let mut got = v;
-        sort_tuned(&mut got, &|p: &[u64; 2]| p[0], &tiny());
+        sort_tuned(&mut got, &|p: &[u64; 2]| p[0], &tiny(), None);
         assert_eq!(got, want);
     }
 }
