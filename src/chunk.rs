@@ -183,7 +183,7 @@ impl ChunkPlan {
         // Byte distance from `addr` to the next page boundary; an element starts there iff
         // i * elem_size ≡ gap (mod page) has a solution i, which needs g | gap.
         let gap = (page - addr % page) % page;
-        if gap % g != 0 || period > chunk_bytes.saturating_mul(16) {
+        if !gap.is_multiple_of(g) || period > chunk_bytes.saturating_mul(16) {
             return unaligned(len);
         }
         // The first element index that starts on a page boundary: i0 * elem_size ≡ gap
@@ -316,7 +316,7 @@ mod tests {
         for (i, r) in plan.ranges().enumerate() {
             assert_eq!(r.start, next, "chunks contiguous");
             assert!(!r.is_empty(), "chunk {i} empty");
-            if size.is_power_of_two() && size <= PAGE && addr % 64 == 0 {
+            if size.is_power_of_two() && size <= PAGE && addr.is_multiple_of(64) {
                 assert!(plan.page_aligned(), "primitive types always align");
             }
             if i > 0 && plan.page_aligned() {
@@ -331,7 +331,16 @@ mod tests {
     fn covers_and_aligns() {
         for &offset in &[0usize, 64, 128] {
             for &size in &[1usize, 2, 4, 8, 100, 3, 4097] {
-                for &len in &[0usize, 1, 2, PAGE - 1, PAGE, PAGE + 1, 10 * PAGE + 7, 300_000] {
+                for &len in &[
+                    0usize,
+                    1,
+                    2,
+                    PAGE - 1,
+                    PAGE,
+                    PAGE + 1,
+                    10 * PAGE + 7,
+                    300_000,
+                ] {
                     for &chunk in &[1usize, PAGE, 3 * PAGE, 1 << 20] {
                         check(0x7f00_0000_0000 + offset, len, size, chunk);
                     }
