@@ -5,6 +5,7 @@
 pub mod chunk;
 mod element;
 mod error;
+pub mod kernels;
 
 pub use chunk::{ChunkPlan, ParOptions};
 pub use element::{describe_unsupported, DType, Element};
