@@ -1,3 +1,4 @@
 //! outcore's integration tests: one binary, a module per concept.
 
 mod common;
+mod kernels;

@@ -132,16 +132,11 @@ pub fn cumsum_into<T: Numeric>(src: &[T], dst: &mut [T]) -> Result<()> {
 /// started.
 pub fn cumsum_into_with<T: Numeric>(src: &[T], dst: &mut [T], opts: &ParOptions) -> Result<()> {
     check_len("cumsum_into: destination vs source", src.len(), dst.len())?;
-    // Chunks of the source (pass 1) and of the destination (pass 2) must be the same index
-    // ranges, so plan on the destination and read the source with its ranges.
-    let plan = opts.plan(dst);
-    let scans = opts.install(|| {
-        plan.ranges()
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .map(|r| chunk_scan(&src[r]))
-            .collect::<Vec<_>>()
-    })?;
+    // Both passes use the chunks of the source, so float results depend only on the
+    // source and the chunk size, not on where the destination was allocated; the writes
+    // then may share a page with the neighbouring chunk at each seam.
+    let plan = opts.plan(src);
+    let scans = per_chunk(src, opts, |_, c| chunk_scan(c))?;
     let offs = offsets::<T>(&scans)?;
     opts.install(|| {
         chunk::split_mut(dst, &plan)
