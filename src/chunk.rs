@@ -33,6 +33,11 @@ use crate::error::{Error, Result};
 /// Measured: see BENCHMARKS.md.
 pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
 
+/// Chunks are rounded up to whole periods of `lcm(element size, page)` bytes, up to this
+/// size; element types with a longer period (odd sizes of many kilobytes) are split on
+/// element boundaries only.
+const MAX_ALIGNED_PERIOD: usize = 64 << 20;
+
 /// The size of a virtual-memory page on this machine.
 pub fn page_size() -> usize {
     static PAGE: OnceLock<usize> = OnceLock::new();
@@ -183,7 +188,7 @@ impl ChunkPlan {
         // Byte distance from `addr` to the next page boundary; an element starts there iff
         // i * elem_size ≡ gap (mod page) has a solution i, which needs g | gap.
         let gap = (page - addr % page) % page;
-        if !gap.is_multiple_of(g) || period > chunk_bytes.saturating_mul(16) {
+        if !gap.is_multiple_of(g) || period > MAX_ALIGNED_PERIOD.max(chunk_bytes) {
             return unaligned(len);
         }
         // The first element index that starts on a page boundary: i0 * elem_size ≡ gap

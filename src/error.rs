@@ -128,7 +128,7 @@ pub enum Error {
     },
 
     /// The file's size does not match what its header (or the requested shape) implies.
-    #[error("{path}: file is {actual} bytes, but the header implies {expected} bytes (is it truncated?)")]
+    #[error("{path}: file is {actual} bytes, but its header implies {expected} bytes (truncated, or trailing data)")]
     SizeMismatch {
         /// The file concerned.
         path: PathBuf,

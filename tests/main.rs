@@ -1,4 +1,7 @@
 //! outcore's integration tests: one binary, a module per concept.
 
+mod array;
+mod chunk;
 mod common;
+mod fuzz_npy;
 mod kernels;

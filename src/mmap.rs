@@ -1,0 +1,341 @@
+//! The mapping layer: the only module that calls memmap2, and so the home of the mmap contract.
+//!
+//! # The contract
+//!
+//! A memory map hands out ordinary Rust references (`&[u8]`, `&mut [u8]`) to memory that
+//! the kernel fills from a file. Rust assumes the memory behind `&[T]` does not change while
+//! it is borrowed and that it stays readable; a file, however, can be written or truncated
+//! by any process. outcore's constructors are **safe** and keep that assumption true among
+//! processes that use outcore (or any program that honours `flock(2)` advisory locks):
+//!
+//! * read-only and copy-on-write mappings take a **shared** lock on the file;
+//! * read-write mappings take an **exclusive** lock;
+//! * a conflicting lock is refused at once with [`Error::Locked`] (never a wait).
+//!
+//! Advisory locks bind only those who ask for them. What remains impossible to prevent is
+//! another program that ignores them: if it **truncates** a mapped file, touching the lost
+//! pages raises `SIGBUS` and the process dies; if it **writes** to the file, a shared
+//! mapping sees the bytes change under a live borrow. `Pod` element types make any bit
+//! pattern a valid value, so the second case yields wrong numbers, not memory unsafety in
+//! practice; the first cannot be caught in Rust at all. [`Mapping::check_len`] detects a
+//! shrunken file between chunks of a long pass, so a pass that checks fails with
+//! [`Error::Truncated`] instead of dying, unless the truncation races the access itself.
+//!
+//! Cooperating processes that deliberately share a writable mapping (each writing its own
+//! part) opt out of the exclusive lock through an `unsafe` constructor, which puts the
+//! duty of non-overlapping writes on the caller.
+//!
+//! # Advice and releasing pages
+//!
+//! `madvise` hints are safe except `MADV_DONTNEED`, which on a private or anonymous mapping
+//! throws modified pages away (UB behind a live borrow). outcore only ever applies it to
+//! *shared file* mappings, where a dropped page is re-read from the page cache or the file
+//! unchanged (dirty pages are kept by the page cache and written back), and follows it with
+//! `posix_fadvise(DONTNEED)` so that the page cache also lets go: a long scan then does not
+//! push everything else out of memory, and a memory-capped run stays within its cap.
+
+use std::fs::{File, OpenOptions};
+use std::ops::Range;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use memmap2::{Mmap, MmapMut, MmapOptions};
+
+use crate::chunk::page_size;
+use crate::error::{Error, Result};
+
+/// How a file is mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Read-only, shared: sees the file.
+    ReadOnly,
+    /// Read-write, shared: writes reach the file and other processes' mappings.
+    ReadWrite,
+    /// Copy-on-write: reads the file, writes stay private to this mapping.
+    CopyOnWrite,
+}
+
+/// Which advisory lock a mapping holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lock {
+    Shared,
+    Exclusive,
+}
+
+/// A hint to the kernel about how a mapping will be accessed (`madvise`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Advice {
+    /// No special treatment (the default).
+    #[default]
+    Normal,
+    /// Pages will be read in order: read ahead aggressively, drop behind sooner.
+    Sequential,
+    /// Pages will be read at random: do not read ahead.
+    Random,
+    /// Pages will be needed soon: start reading them now.
+    WillNeed,
+}
+
+impl Advice {
+    fn to_memmap(self) -> memmap2::Advice {
+        match self {
+            Advice::Normal => memmap2::Advice::Normal,
+            Advice::Sequential => memmap2::Advice::Sequential,
+            Advice::Random => memmap2::Advice::Random,
+            Advice::WillNeed => memmap2::Advice::WillNeed,
+        }
+    }
+}
+
+enum Inner {
+    Ro(Mmap),
+    Rw(MmapMut),
+}
+
+/// A mapped file (or anonymous memory), with the file handle that holds its lock.
+pub(crate) struct Mapping {
+    inner: Inner,
+    /// Shared file mappings only: what `release` may drop.
+    shared_file: bool,
+    file: Option<File>,
+    path: Option<PathBuf>,
+    /// The file's size when mapped.
+    len: u64,
+}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapping")
+            .field("path", &self.path)
+            .field("len", &self.len)
+            .field("writable", &matches!(self.inner, Inner::Rw(_)))
+            .field("shared_file", &self.shared_file)
+            .finish()
+    }
+}
+
+/// Takes the advisory lock `lock` on `file`, or fails at once.
+pub(crate) fn lock_file(file: &File, lock: Lock, path: &Path) -> Result<()> {
+    let res = match lock {
+        Lock::Shared => file.try_lock_shared(),
+        Lock::Exclusive => file.try_lock(),
+    };
+    match res {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            path: path.into(),
+            mode: match lock {
+                Lock::Shared => "shared",
+                Lock::Exclusive => "exclusive",
+            },
+        }),
+        // A filesystem without flock support: the locks are advisory, so carry on unlocked
+        // rather than refuse to open the file at all.
+        Err(std::fs::TryLockError::Error(_)) => Ok(()),
+    }
+}
+
+impl Mapping {
+    /// Opens and maps `path`. `lock` is `None` only for the unsafe cooperative constructor.
+    pub(crate) fn open(path: &Path, mode: Mode, lock: Option<Lock>) -> Result<Mapping> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(mode == Mode::ReadWrite)
+            .open(path)
+            .map_err(|e| Error::io(path, "open", e))?;
+        if let Some(lock) = lock {
+            lock_file(&file, lock, path)?;
+        }
+        Mapping::map_file(file, path, mode)
+    }
+
+    /// Maps an already opened (and locked) file.
+    pub(crate) fn map_file(file: File, path: &Path, mode: Mode) -> Result<Mapping> {
+        let meta = file.metadata().map_err(|e| Error::io(path, "stat", e))?;
+        if !meta.is_file() {
+            return Err(Error::InvalidArgument(format!(
+                "{}: not a regular file",
+                path.display()
+            )));
+        }
+        let len = meta.len();
+        if usize::try_from(len).is_err() {
+            return Err(Error::ShapeOverflow {
+                path: path.into(),
+                shape: vec![],
+            });
+        }
+        // SAFETY: mapping a file is sound as long as nobody truncates or modifies it while
+        // mapped. The caller holds the advisory lock that rules this out among cooperating
+        // processes (see the module docs for what remains); the length is the file's current
+        // length, so every mapped page exists now.
+        let inner = unsafe {
+            match mode {
+                Mode::ReadOnly => MmapOptions::new().map(&file).map(Inner::Ro),
+                Mode::ReadWrite => MmapOptions::new().map_mut(&file).map(Inner::Rw),
+                Mode::CopyOnWrite => MmapOptions::new().map_copy(&file).map(Inner::Rw),
+            }
+        }
+        .map_err(|e| Error::io(path, "map", e))?;
+        Ok(Mapping {
+            inner,
+            shared_file: mode != Mode::CopyOnWrite,
+            file: Some(file),
+            path: Some(path.into()),
+            len,
+        })
+    }
+
+    /// Anonymous read-write memory of `len` bytes, zero-filled, backed by no file.
+    pub(crate) fn anonymous(len: usize) -> Result<Mapping> {
+        let map = MmapMut::map_anon(len).map_err(|e| Error::io("<anonymous>", "map", e))?;
+        Ok(Mapping {
+            inner: Inner::Rw(map),
+            shared_file: false,
+            file: None,
+            path: None,
+            len: len as u64,
+        })
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match &self.inner {
+            Inner::Ro(m) => m,
+            Inner::Rw(m) => m,
+        }
+    }
+
+    /// The writable bytes, or `None` for a read-only mapping.
+    pub(crate) fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        match &mut self.inner {
+            Inner::Ro(_) => None,
+            Inner::Rw(m) => Some(m),
+        }
+    }
+
+    pub(crate) fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    pub(crate) fn set_path(&mut self, path: PathBuf) {
+        self.path = Some(path);
+    }
+
+    fn err_path(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<anonymous>"))
+    }
+
+    /// Applies `advice` to the bytes `range` of the mapping.
+    pub(crate) fn advise(&self, advice: Advice, range: Range<usize>) -> Result<()> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        let a = advice.to_memmap();
+        let r = match &self.inner {
+            Inner::Ro(m) => m.advise_range(a, range.start, range.len()),
+            Inner::Rw(m) => m.advise_range(a, range.start, range.len()),
+        };
+        r.map_err(|e| Error::io(self.err_path(), "madvise", e))
+    }
+
+    /// Drops the whole pages inside the bytes `range` from this process and from the page
+    /// cache, writing dirty ones back first. A no-op for private and anonymous mappings,
+    /// where dropping pages would lose data.
+    pub(crate) fn release(&self, range: Range<usize>) -> Result<()> {
+        if !self.shared_file {
+            return Ok(());
+        }
+        let page = page_size();
+        let base = self.bytes().as_ptr() as usize;
+        // Whole pages only: the pages at the edges may hold a neighbour's data that is in use.
+        let start = (base + range.start).next_multiple_of(page) - base;
+        let end = (base + range.end) / page * page;
+        let end = end.saturating_sub(base);
+        if end <= start {
+            return Ok(());
+        }
+        let len = end - start;
+        if let Inner::Rw(m) = &self.inner {
+            m.flush_range(start, len)
+                .map_err(|e| Error::io(self.err_path(), "msync", e))?;
+        }
+        let dontneed = memmap2::UncheckedAdvice::DontNeed;
+        // SAFETY: this is a shared file mapping (checked above). MADV_DONTNEED on it only
+        // unmaps the pages from this process; the next access faults them back in from the
+        // page cache or the file with the same contents (dirty pages stay in the page cache
+        // and were just written back), so live borrows of these bytes observe no change.
+        let r = unsafe {
+            match &self.inner {
+                Inner::Ro(m) => m.unchecked_advise_range(dontneed, start, len),
+                Inner::Rw(m) => m.unchecked_advise_range(dontneed, start, len),
+            }
+        };
+        r.map_err(|e| Error::io(self.err_path(), "madvise", e))?;
+        if let Some(file) = &self.file {
+            fadvise_dontneed(file, start as u64, len as u64)
+                .map_err(|e| Error::io(self.err_path(), "posix_fadvise", e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes dirty pages in the bytes `range` back to the file; `sync` waits for them.
+    pub(crate) fn flush(&self, range: Range<usize>, sync: bool) -> Result<()> {
+        let Inner::Rw(m) = &self.inner else {
+            return Ok(());
+        };
+        if !self.shared_file || range.is_empty() {
+            return Ok(());
+        }
+        let r = if sync {
+            m.flush_range(range.start, range.len())
+        } else {
+            m.flush_async_range(range.start, range.len())
+        };
+        r.map_err(|e| Error::io(self.err_path(), "msync", e))
+    }
+
+    /// Checks that the file still has the size it had when mapped.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] if it shrank.
+    pub(crate) fn check_len(&self) -> Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let now = file
+            .metadata()
+            .map_err(|e| Error::io(self.err_path(), "stat", e))?
+            .len();
+        if now < self.len {
+            return Err(Error::Truncated {
+                path: self.err_path(),
+                expected: self.len,
+                actual: now,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `posix_fadvise(POSIX_FADV_DONTNEED)`: asks the kernel to drop the file's clean cached
+/// pages in the range (dirty pages must be written back first to be dropped).
+pub(crate) fn fadvise_dontneed(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is valid for
+    // the lifetime of `file`.
+    let rc = unsafe {
+        libc::posix_fadvise(
+            file.as_raw_fd(),
+            offset as libc::off_t,
+            len as libc::off_t,
+            libc::POSIX_FADV_DONTNEED,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::from_raw_os_error(rc))
+    }
+}

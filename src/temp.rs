@@ -1,0 +1,226 @@
+//! Temporary files and atomic outputs.
+//!
+//! Every file outcore produces is first written under a temporary name in the destination's
+//! directory, then flushed, synced and renamed over the final name: a reader sees either no
+//! file or the whole one, never a half-written output. Temporary files are named
+//! `.{final name}.outcore-tmp-{pid}-{n}` so that they are recognisable, and each is held
+//! under an exclusive advisory lock for as long as its writer lives. A writer killed with
+//! `SIGKILL` cannot remove its file, but it can no longer hold the lock either:
+//! [`remove_stale_temp_files`] removes exactly the temporary files whose lock can be taken,
+//! and never those of live writers.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+use crate::mmap::{lock_file, Lock};
+
+/// The marker in the name of every temporary file outcore creates.
+pub const TEMP_MARKER: &str = ".outcore-tmp-";
+
+/// A new, locked, empty temporary file next to `dest` (or in `dir` if given), removed on drop
+/// unless persisted.
+#[derive(Debug)]
+pub(crate) struct TempFile {
+    path: PathBuf,
+    file: File,
+    keep: bool,
+}
+
+impl TempFile {
+    /// Creates `.{stem}.outcore-tmp-{pid}-{n}` in `dir`.
+    pub(crate) fn new_in(dir: &Path, stem: &str) -> Result<TempFile> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let pid = std::process::id();
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!(".{stem}{TEMP_MARKER}{pid}-{n}"));
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => {
+                    lock_file(&file, Lock::Exclusive, &path)?;
+                    return Ok(TempFile {
+                        path,
+                        file,
+                        keep: false,
+                    });
+                }
+                // A stale file of an earlier process with the same pid: try the next name.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(dir, "create a temporary file in", e)),
+            }
+        }
+    }
+
+    /// A temporary file in the directory of `dest`, named after it.
+    pub(crate) fn for_dest(dest: &Path) -> Result<TempFile> {
+        let name = dest
+            .file_name()
+            .ok_or_else(|| Error::InvalidArgument(format!("{}: not a file name", dest.display())))?
+            .to_string_lossy()
+            .into_owned();
+        TempFile::new_in(parent_dir(dest), &name)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Allocates `len` bytes of disk blocks, so that writing through a mapping later cannot
+    /// meet a full disk (which would be `SIGBUS`, not an error).
+    pub(crate) fn allocate(&self, len: u64) -> Result<()> {
+        allocate(&self.file, len, &self.path)
+    }
+
+    /// Syncs the file and renames it to `dest`, then syncs the directory so the rename
+    /// survives a crash. Returns the open file (still locked).
+    pub(crate) fn persist(mut self, dest: &Path) -> Result<File> {
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io(&self.path, "fsync", e))?;
+        std::fs::rename(&self.path, dest).map_err(|e| Error::io(dest, "rename onto", e))?;
+        self.keep = true;
+        sync_dir(parent_dir(dest));
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| Error::io(dest, "dup", e))?;
+        Ok(file)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The directory a path's file lives in (`.` for a bare file name).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Best effort: a directory fsync makes a rename durable; its failure loses nothing now.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// `posix_fallocate`: reserves `len` bytes of blocks for `file` (and sets its size).
+pub(crate) fn allocate(file: &File, len: u64, path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    if len == 0 {
+        return Ok(());
+    }
+    let Ok(off_len) = libc::off_t::try_from(len) else {
+        return Err(Error::DiskFull {
+            path: path.into(),
+            needed: Some(len),
+            available: None,
+        });
+    };
+    // SAFETY: posix_fallocate reads its integer arguments; the descriptor is valid while
+    // `file` lives.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, off_len) };
+    match rc {
+        0 => Ok(()),
+        libc::ENOSPC | libc::EFBIG | libc::EDQUOT => Err(Error::DiskFull {
+            path: path.into(),
+            needed: Some(len),
+            available: free_space(parent_dir(path)).ok(),
+        }),
+        // Filesystems without fallocate: fall back to a sized (possibly sparse) file.
+        libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL => {
+            file.set_len(len).map_err(|e| Error::io(path, "set_len", e))
+        }
+        e => Err(Error::io(
+            path,
+            "posix_fallocate",
+            std::io::Error::from_raw_os_error(e),
+        )),
+    }
+}
+
+/// Bytes available to an unprivileged user on the filesystem holding `dir` (`statvfs`).
+///
+/// # Errors
+/// I/O errors from `statvfs`, naming `dir`.
+pub fn free_space(dir: impl AsRef<Path>) -> Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = dir.as_ref();
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| Error::InvalidArgument(format!("{}: path has a NUL byte", dir.display())))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid NUL-terminated string and `st` points to writable memory of the
+    // right type, which statvfs fills on success.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(Error::io(dir, "statvfs", std::io::Error::last_os_error()));
+    }
+    // SAFETY: statvfs returned 0, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// Fails with [`Error::DiskFull`] if the filesystem holding `dir` has fewer than `needed`
+/// bytes free.
+///
+/// # Errors
+/// [`Error::DiskFull`], or the errors of [`free_space`].
+pub fn ensure_free_space(dir: impl AsRef<Path>, needed: u64) -> Result<()> {
+    let dir = dir.as_ref();
+    let available = free_space(dir)?;
+    if available < needed {
+        return Err(Error::DiskFull {
+            path: dir.into(),
+            needed: Some(needed),
+            available: Some(available),
+        });
+    }
+    Ok(())
+}
+
+/// Removes the temporary files in `dir` left behind by outcore writers that died (killed,
+/// crashed) before finishing; files of writers still running are left alone. Returns how
+/// many were removed.
+///
+/// A temporary file is one whose name contains [`TEMP_MARKER`]; it is stale when its
+/// advisory lock can be taken, because a live writer holds it exclusively.
+///
+/// # Errors
+/// I/O errors listing `dir`. Files that vanish or cannot be opened meanwhile are skipped.
+pub fn remove_stale_temp_files(dir: impl AsRef<Path>) -> Result<usize> {
+    let dir = dir.as_ref();
+    let mut removed = 0;
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list", e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().contains(TEMP_MARKER) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        if file.try_lock().is_ok() && std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
