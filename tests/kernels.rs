@@ -1,4 +1,5 @@
 //! Kernels against one-line naive references (property tests over chunk sizes, thread
+#![allow(clippy::eq_op)] // `x != x` is the generic NaN test in the naive references.
 //! counts and backings), named edge cases, and numpy on the same files.
 //!
 //! Float tolerance: sums and means are compared to a naive `f64` loop within
@@ -8,9 +9,9 @@
 
 use std::sync::OnceLock;
 
-use memmap2::MmapMut;
+use outcore::kernels::stream::{self, Stream};
 use outcore::kernels::{self, Moments, Numeric};
-use outcore::{Error, ParOptions};
+use outcore::{Element, Error, MappedArray, MappedArrayMut, ParOptions};
 use proptest::prelude::*;
 
 use crate::common;
@@ -33,36 +34,30 @@ fn all_opts() -> &'static [ParOptions] {
     })
 }
 
-/// A slice of `T` backed by an anonymous mapping, starting 128 bytes past a page boundary
-/// like the data of a `.npy` file, so the first chunk is a partial page.
+/// A slice of `T` backed by a mapped `.npy` file: its data starts 128 bytes past a page
+/// boundary (after the header), so the first chunk is a partial page.
 struct Mapped<T> {
-    map: MmapMut,
-    len: usize,
-    _t: std::marker::PhantomData<T>,
+    _dir: tempfile::TempDir,
+    array: MappedArrayMut<T>,
 }
 
-const HEADER: usize = 128;
-
-impl<T: bytemuck::Pod> Mapped<T> {
+impl<T: Element> Mapped<T> {
     fn new(data: &[T]) -> Mapped<T> {
-        let bytes = bytemuck::cast_slice::<T, u8>(data);
-        let mut map = MmapMut::map_anon(HEADER + bytes.len().max(1)).expect("anonymous map");
-        map[HEADER..HEADER + bytes.len()].copy_from_slice(bytes);
-        Mapped {
-            map,
-            len: data.len(),
-            _t: std::marker::PhantomData,
-        }
+        let dir = common::tmpdir();
+        let mut array = MappedArrayMut::<T>::create(dir.path().join("a.npy"), &[data.len()])
+            .expect("create")
+            .persist()
+            .expect("persist");
+        array.copy_from_slice(data);
+        Mapped { _dir: dir, array }
     }
 
     fn slice(&self) -> &[T] {
-        let n = self.len * std::mem::size_of::<T>();
-        bytemuck::cast_slice(&self.map[HEADER..HEADER + n])
+        &self.array
     }
 
     fn slice_mut(&mut self) -> &mut [T] {
-        let n = self.len * std::mem::size_of::<T>();
-        bytemuck::cast_slice_mut(&mut self.map[HEADER..HEADER + n])
+        &mut self.array
     }
 }
 
@@ -70,7 +65,7 @@ impl<T: bytemuck::Pod> Mapped<T> {
 /// thread counts of one chunk size, and hands each to `check`.
 fn each<T, R>(data: &[T], f: impl Fn(&[T], &ParOptions) -> R, check: impl Fn(&R))
 where
-    T: bytemuck::Pod,
+    T: Element,
     R: std::fmt::Debug + PartialEq,
 {
     let mapped = Mapped::new(data);
@@ -704,4 +699,124 @@ fn matches_numpy() {
             rel(var, lines[3][j], 1e-10);
         }
     }
+}
+
+#[test]
+fn map_and_filter_into_npy_files_numpy_reads() {
+    let dir = common::tmpdir();
+    let src: Vec<i32> = (0..30_000).map(|i| (i * 7919) % 10_007 - 5000).collect();
+    let mapped = dir.path().join("mapped.npy");
+    let mut o = ParOptions::new();
+    o.chunk_bytes(4096).threads(2);
+    let out =
+        kernels::map_to_file_with(&src, &[100, 300], &mapped, &o, |x| x as f64 * 0.25).unwrap();
+    assert_eq!(out.shape(), &[100, 300]);
+    assert!(out.iter().zip(&src).all(|(&y, &x)| y == x as f64 * 0.25));
+    let kept = dir.path().join("kept.npy");
+    let n = kernels::filter_to_file_with(&src, &kept, &o, |&x| x % 3 == 0).unwrap();
+    let reference: Vec<i32> = src.iter().copied().filter(|x| x % 3 == 0).collect();
+    assert_eq!(n, reference.len());
+    assert_eq!(
+        &MappedArray::<i32>::open(&kept).unwrap()[..],
+        &reference[..]
+    );
+    // No temporary files are left beside the outputs.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    if common::have_numpy() {
+        let out = common::python(
+            "m = np.load(sys.argv[1]); k = np.load(sys.argv[2])\n\
+             print(m.shape, m.dtype, repr(float(m.sum())), k.dtype, len(k), int(k.sum()))",
+            &[mapped.to_str().unwrap(), kept.to_str().unwrap()],
+        );
+        let expect_sum: f64 = src.iter().map(|&x| x as f64 * 0.25).sum();
+        assert_eq!(
+            out.trim(),
+            format!(
+                "(100, 300) float64 {expect_sum:?} int32 {} {}",
+                reference.len(),
+                reference.iter().map(|&x| x as i64).sum::<i64>()
+            )
+        );
+    }
+}
+
+#[test]
+fn file_outputs_fail_cleanly() {
+    let dir = common::tmpdir();
+    let path = dir.path().join("out.npy");
+    let src = [1u8, 2, 3];
+    assert!(matches!(
+        kernels::map_to_file(&src, &[2, 2], &path, |x| x),
+        Err(Error::LengthMismatch { .. })
+    ));
+    let missing = dir.path().join("no-such-dir").join("out.npy");
+    assert!(matches!(
+        kernels::filter_to_file(&src, &missing, |_| true),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        kernels::map_to_file(&src, &[3], &missing, |x| x),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
+}
+
+#[test]
+fn streaming_windows_match_whole_slice() {
+    let dir = common::tmpdir();
+    let path = dir.path().join("s.npy");
+    let v: Vec<f64> = (0..200_003)
+        .map(|i| ((i * 31) % 1000) as f64 - 400.0)
+        .collect();
+    let mut a = MappedArrayMut::<f64>::create(&path, &[v.len()]).unwrap();
+    a.copy_from_slice(&v);
+    drop(a.persist().unwrap());
+    let a = MappedArray::<f64>::open(&path).unwrap();
+    for (release, will_need) in [(false, false), (true, false), (true, true)] {
+        let mut s = Stream::new();
+        s.window_bytes(64 * 1024)
+            .release_behind(release)
+            .will_need(will_need);
+        let mut next = 0;
+        let parts = stream::windows(&a, &s, |start, w| {
+            assert_eq!(start, next, "windows in order, contiguous");
+            next += w.len();
+            Ok((kernels::sum(w), kernels::moments(w), kernels::min_max(w)))
+        })
+        .unwrap();
+        assert_eq!(next, v.len());
+        assert!(parts.len() > 10);
+        let total: f64 = parts.iter().map(|p| p.0).sum();
+        assert_eq!(total, v.iter().sum::<f64>(), "integers in f64: exact");
+        let m = parts.iter().fold(Moments::EMPTY, |a, p| a.merge(p.1));
+        assert!((m.variance(0) - kernels::variance(&v, 0)).abs() < 1e-9 * m.variance(0));
+        assert_eq!(
+            parts
+                .iter()
+                .filter_map(|p| p.2)
+                .map(|p| p.0)
+                .fold(f64::INFINITY, f64::min),
+            -400.0
+        );
+    }
+    // In place through windows, released behind: the file holds the result.
+    drop(a);
+    let mut w = MappedArrayMut::<f64>::open(&path).unwrap();
+    let mut s = Stream::new();
+    s.window_bytes(64 * 1024).release_behind(true);
+    stream::windows_mut(&mut w, &s, |_, win| {
+        kernels::map_in_place_with(win, &ParOptions::new(), |x| x * 2.0)
+    })
+    .unwrap();
+    drop(w);
+    let back = MappedArray::<f64>::open(&path).unwrap();
+    assert!(back.iter().zip(&v).all(|(&b, &x)| b == 2.0 * x));
 }

@@ -127,3 +127,47 @@ pub fn filter_to_vec_with<T: Copy + Send + Sync + Default>(
     copy_matches(data, &mut out, &counts, opts, &pred)?;
     Ok(out)
 }
+
+/// Writes the elements of `data` that satisfy `pred`, in order, to a new 1-D `.npy` file
+/// and returns how many there are. The file is written under a temporary name in the same
+/// directory and renamed to `path` only once complete and synced; on any error `path` is
+/// untouched and the temporary file is removed.
+///
+/// ```
+/// use outcore::{kernels, MappedArray};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("positive.npy");
+/// let v = [-1.0f64, 2.0, -3.0, 4.0];
+/// assert_eq!(kernels::filter_to_file(&v, &path, |&x| x > 0.0)?, 2);
+/// assert_eq!(&MappedArray::<f64>::open(&path)?[..], &[2.0, 4.0]);
+/// # Ok::<(), outcore::Error>(())
+/// ```
+///
+/// # Errors
+/// The errors of [`MappedArrayMut::create`](crate::MappedArrayMut::create) and
+/// [`persist`](crate::MappedArrayMut::persist) (full disk, permissions);
+/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+pub fn filter_to_file<T: crate::Element>(
+    data: &[T],
+    path: impl AsRef<std::path::Path>,
+    pred: impl Fn(&T) -> bool + Sync + Send,
+) -> Result<usize> {
+    filter_to_file_with(data, path, &ParOptions::new(), pred)
+}
+
+/// [`filter_to_file`] with options.
+///
+/// # Errors
+/// As [`filter_to_file`].
+pub fn filter_to_file_with<T: crate::Element>(
+    data: &[T],
+    path: impl AsRef<std::path::Path>,
+    opts: &ParOptions,
+    pred: impl Fn(&T) -> bool + Sync + Send,
+) -> Result<usize> {
+    let (counts, total) = plan_filter(data, opts, &pred)?;
+    let mut out = crate::MappedArrayMut::<T>::create(path, &[total])?;
+    copy_matches(data, &mut out, &counts, opts, &pred)?;
+    out.persist()?;
+    Ok(total)
+}

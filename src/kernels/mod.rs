@@ -66,10 +66,17 @@ mod map;
 mod reduce;
 mod scan;
 mod stats;
+pub mod stream;
 
 pub use axis::{axis_stats, axis_stats_with, AxisStats};
-pub use filter::{filter_into, filter_into_with, filter_to_vec, filter_to_vec_with};
-pub use map::{map_in_place, map_in_place_with, map_into, map_into_with, zip_into, zip_into_with};
+pub use filter::{
+    filter_into, filter_into_with, filter_to_file, filter_to_file_with, filter_to_vec,
+    filter_to_vec_with,
+};
+pub use map::{
+    map_in_place, map_in_place_with, map_into, map_into_with, map_to_file, map_to_file_with,
+    zip_into, zip_into_with,
+};
 pub use reduce::{
     argmax, argmax_with, argmin, argmin_with, count, count_with, fold_chunks, max, max_with, min,
     min_max, min_max_with, min_with, nanmax, nanmax_with, nanmin, nanmin_with, nansum, nansum_with,
