@@ -501,6 +501,21 @@ fn infinities() {
         kernels::histogram(&v, 3, None),
         Err(Error::InvalidArgument(_))
     ));
+    // Long enough for the vectorised lanes: an infinity alone is not a NaN.
+    let mut w = vec![0.5f64; 1000];
+    w[333] = f64::INFINITY;
+    w[777] = f64::NEG_INFINITY;
+    assert_eq!(
+        kernels::min_max(&w),
+        Some((f64::NEG_INFINITY, f64::INFINITY))
+    );
+    assert_eq!(kernels::argmax(&w), Some(333));
+    assert_eq!(kernels::argmin(&w), Some(777));
+    // A NaN in the first position, then larger and smaller values.
+    let mut z: Vec<f64> = (0..1000).map(f64::from).collect();
+    z[0] = f64::NAN;
+    assert!(kernels::min(&z).unwrap().is_nan());
+    assert_eq!(kernels::argmax(&z), Some(0));
 }
 
 #[test]

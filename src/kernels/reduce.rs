@@ -220,35 +220,38 @@ fn split_sum(it: impl Iterator<Item = u64>) -> u128 {
     ((hi as u128) << 32) + lo as u128
 }
 
-/// Min and max lanes of a non-empty slice, and whether it holds a NaN.
+/// Min and max of a non-empty slice, and whether it may hold a NaN (`true` also when it
+/// holds an infinity: see the module docs; the caller checks for a real NaN then).
+#[allow(clippy::eq_op)] // `x - x` is the NaN probe.
 #[inline(always)]
 fn min_max_lanes<T: Numeric>(s: &[T]) -> (T, T, bool) {
     let first = s[0];
     let mut mn = [first; LANES];
     let mut mx = [first; LANES];
-    let mut nan = [false; LANES];
+    let mut probe = [T::zero(); LANES];
     let mut it = s.chunks_exact(LANES);
     for c in &mut it {
         let c: &[T; LANES] = c.try_into().expect("exact chunk");
         for i in 0..LANES {
             let x = c[i];
-            nan[i] |= is_nan(x);
+            probe[i] = probe[i] + (x - x);
             mn[i] = if x < mn[i] { x } else { mn[i] };
             mx[i] = if x > mx[i] { x } else { mx[i] };
         }
     }
-    let mut any_nan = nan.iter().any(|&b| b);
+    let mut maybe_nan = probe.iter().any(|&p| is_nan(p));
     let (mut lo, mut hi) = (mn[0], mx[0]);
     for i in 1..LANES {
         lo = if mn[i] < lo { mn[i] } else { lo };
         hi = if mx[i] > hi { mx[i] } else { hi };
     }
     for &x in it.remainder() {
-        any_nan |= is_nan(x);
+        maybe_nan |= is_nan(x);
         lo = if x < lo { x } else { lo };
         hi = if x > hi { x } else { hi };
     }
-    (lo, hi, any_nan)
+    // A NaN as the first element sits in every lane without ever being added to `probe`.
+    (lo, hi, maybe_nan || is_nan(first))
 }
 
 /// Min and max of a chunk, NaN propagating: `(NaN, NaN)` if the chunk holds one.
@@ -256,10 +259,11 @@ pub(crate) fn min_max_chunk<T: Numeric>(s: &[T]) -> Option<(T, T)> {
     if s.is_empty() {
         return None;
     }
-    let (lo, hi, nan) = min_max_lanes(s);
-    if nan {
-        let n = *s.iter().find(|&&x| is_nan(x)).expect("a NaN was seen");
-        return Some((n, n));
+    let (lo, hi, maybe_nan) = min_max_lanes(s);
+    if maybe_nan {
+        if let Some(&n) = s.iter().find(|&&x| is_nan(x)) {
+            return Some((n, n));
+        }
     }
     Some((lo, hi))
 }
@@ -402,13 +406,14 @@ fn arg_chunk<T: Numeric, const MAX: bool>(start: usize, s: &[T]) -> Option<Arg<T
     let mut best: Option<Arg<T>> = None;
     let mut base = start;
     for b in s.chunks(ARG_BLOCK) {
-        let (lo, hi, nan) = min_max_lanes(b);
-        if nan {
-            let i = b.iter().position(|&x| is_nan(x)).expect("a NaN was seen");
-            return Some(Arg {
-                index: base + i,
-                value: b[i],
-            });
+        let (lo, hi, maybe_nan) = min_max_lanes(b);
+        if maybe_nan {
+            if let Some(i) = b.iter().position(|&x| is_nan(x)) {
+                return Some(Arg {
+                    index: base + i,
+                    value: b[i],
+                });
+            }
         }
         let v = if MAX { hi } else { lo };
         let better = match best {
