@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! cargo bench --bench kernels_file -- hot FILE.npy OUT_DIR VEC_MIB
-//! cargo bench --bench kernels_file -- cold FILE.npy VARIANT   # plain | sequential | willneed | stream
-//! cargo bench --bench kernels_file -- stream FILE.npy         # windows + release behind (memcap run)
+//! cargo bench --bench kernels_file -- cold FILE.npy KERNEL VARIANT
+//!     # KERNEL: sum | min_max | mean_var | map_in_place; VARIANT (sum): plain | sequential | stream | stream_seq | willneed | release
+//! cargo bench --bench kernels_file -- stream FILE.npy release|keep   # windows, for the memcap run
 //! ```
 
 use std::hint::black_box;
@@ -15,6 +16,7 @@ use std::time::Instant;
 use outcore::kernels::stream::{self, Stream};
 use outcore::kernels::{self, Moments};
 use outcore::{Advice, MappedArray, MappedArrayMut, ParOptions};
+use rayon::prelude::*;
 
 fn report(name: &str, secs: f64, bytes: usize, result: impl std::fmt::Debug) {
     println!("{name} {secs:.6} {bytes} {result:?}");
@@ -167,6 +169,9 @@ fn hot(path: &Path, out_dir: &Path, vec_mib: usize) -> outcore::Result<()> {
     });
     report("map_to_file", t, bytes, r);
     std::fs::remove_file(&out).ok();
+    let (t, _) = best(1, || map_to_file_buffered(&a, &out));
+    report("map_to_file_buffered", t, bytes, ());
+    std::fs::remove_file(&out).ok();
 
     // Chunk size sweep on the hot file.
     for kib in [64usize, 256, 1024, 4096, 16384, 65536] {
@@ -188,40 +193,70 @@ fn hot(path: &Path, out_dir: &Path, vec_mib: usize) -> outcore::Result<()> {
     Ok(())
 }
 
-fn cold(path: &Path, variant: &str) -> outcore::Result<()> {
+/// The alternative to writing through a mapping: map each chunk into a buffer and `pwrite`
+/// it, 2 threads, then fsync. Kept here to compare with `kernels::map_to_file`.
+fn map_to_file_buffered(a: &[f64], out: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let head = outcore::npy::Header::new(outcore::DType::F64, &[a.len()]).to_bytes();
+    let f = std::fs::File::create(out)?;
+    f.set_len((head.len() + a.len() * 8) as u64)?;
+    f.write_all_at(&head, 0)?;
+    let opts = ParOptions::new();
+    outcore::chunk::par_chunks(a, &opts)
+        .map_init(Vec::new, |buf: &mut Vec<f64>, (start, c)| {
+            buf.clear();
+            buf.extend(c.iter().map(|x| x * 2.0));
+            f.write_all_at(bytemuck::cast_slice(buf), (head.len() + start * 8) as u64)
+        })
+        .collect::<std::io::Result<()>>()?;
+    f.sync_all()
+}
+
+fn cold(path: &Path, kernel: &str, variant: &str) -> outcore::Result<()> {
     let t = Instant::now();
+    if kernel == "map_in_place" {
+        let mut w = MappedArrayMut::<f64>::open(path)?;
+        kernels::map_in_place(&mut w, |x| -x);
+        report(
+            "cold_map_in_place",
+            t.elapsed().as_secs_f64(),
+            w.len() * 8,
+            (),
+        );
+        return Ok(());
+    }
     let a = MappedArray::<f64>::open(path)?;
-    let r = match variant {
-        "plain" => kernels::sum(&a),
-        "sequential" => {
+    let r: f64 = match (kernel, variant) {
+        ("sum", "plain") => kernels::sum(&a),
+        ("sum", "sequential") => {
             a.advise(Advice::Sequential)?;
             kernels::sum(&a)
         }
-        "willneed" | "stream" => {
+        ("sum", "stream" | "stream_seq" | "willneed" | "release") => {
             let mut s = Stream::new();
-            s.will_need(variant == "willneed");
+            s.sequential(variant == "stream_seq")
+                .will_need(variant == "willneed")
+                .release_behind(variant == "release");
             stream::windows(&a, &s, |_, w| Ok(kernels::sum(w)))?
                 .into_iter()
                 .sum()
         }
-        _ => panic!("unknown variant {variant}"),
+        ("min_max", _) => kernels::min_max(&a).map_or(f64::NAN, |m| m.1 - m.0),
+        ("mean_var", _) => kernels::moments(&a).variance(0),
+        _ => panic!("unknown kernel/variant {kernel} {variant}"),
     };
-    report(
-        &format!("cold_sum_{variant}"),
-        t.elapsed().as_secs_f64(),
-        a.len() * 8,
-        r,
-    );
+    let name = format!("cold_{kernel}_{variant}");
+    report(&name, t.elapsed().as_secs_f64(), a.len() * 8, r);
     Ok(())
 }
 
 /// Streaming statistics with release behind: what a memory-capped run does. Results are
 /// printed exactly (bit patterns) so that a capped and an uncapped run can be compared.
-fn streamed(path: &Path) -> outcore::Result<()> {
+fn streamed(path: &Path, release: bool) -> outcore::Result<()> {
     let t = Instant::now();
     let a = MappedArray::<f64>::open(path)?;
     let mut s = Stream::new();
-    s.release_behind(true);
+    s.release_behind(release);
     let parts = stream::windows(&a, &s, |_, w| {
         Ok((kernels::sum(w), kernels::min_max(w), kernels::moments(w)))
     })?;
@@ -260,10 +295,14 @@ fn main() -> outcore::Result<()> {
             Path::new(arg(2).unwrap_or("/work/data")),
             arg(3).map_or(1024, |s| s.parse().expect("VEC_MIB")),
         ),
-        (Some("cold"), Some(f)) => cold(Path::new(f), arg(2).unwrap_or("plain")),
-        (Some("stream"), Some(f)) => streamed(Path::new(f)),
+        (Some("cold"), Some(f)) => cold(
+            Path::new(f),
+            arg(2).unwrap_or("sum"),
+            arg(3).unwrap_or("plain"),
+        ),
+        (Some("stream"), Some(f)) => streamed(Path::new(f), arg(2) != Some("keep")),
         _ => {
-            eprintln!("usage: kernels_file (hot FILE [OUT_DIR VEC_MIB] | cold FILE VARIANT | stream FILE)");
+            eprintln!("usage: kernels_file (hot FILE [OUT_DIR VEC_MIB] | cold FILE KERNEL VARIANT | stream FILE release|keep)");
             Ok(())
         }
     }
