@@ -42,17 +42,38 @@ pub(crate) fn copy_matches<T: Copy + Send + Sync>(
         rest = tail;
     }
     opts.install(|| {
-        parts.into_par_iter().for_each(|(r, dst)| {
-            let mut k = 0;
-            for x in &data[r] {
-                if pred(x) {
-                    dst[k] = *x;
-                    k += 1;
-                }
-            }
-            debug_assert_eq!(k, dst.len(), "the predicate must be pure");
-        })
+        parts
+            .into_par_iter()
+            .for_each(|(r, dst)| copy_block_wise(&data[r], dst, pred))
     })
+}
+
+/// Elements per staging block of the branch-free copy.
+const STAGE: usize = 1024;
+
+/// Copies the matches of `src` into `dst` without a data-dependent branch: every element is
+/// written to a small staging buffer and the write position advances by the predicate's
+/// 0 or 1, then the staged matches go out with one `memcpy`. A branch per element measured
+/// about 5x slower on random data (a misprediction every other element).
+fn copy_block_wise<T: Copy>(src: &[T], dst: &mut [T], pred: &impl Fn(&T) -> bool) {
+    let Some(&first) = src.first() else {
+        return;
+    };
+    let mut stage = vec![first; STAGE];
+    let mut k = 0;
+    for block in src.chunks(STAGE) {
+        let mut m = 0;
+        for x in block {
+            // m <= index in block < STAGE: always in bounds.
+            stage[m] = *x;
+            m += pred(x) as usize;
+        }
+        // A predicate that changed its mind between the passes would overrun `dst`: the
+        // slice index panics then, rather than writing out of place.
+        dst[k..k + m].copy_from_slice(&stage[..m]);
+        k += m;
+    }
+    debug_assert_eq!(k, dst.len(), "the predicate must be pure");
 }
 
 /// Copies the elements of `data` that satisfy `pred` to the front of `out`, in order, and
