@@ -186,21 +186,28 @@ fn column_block<T: Numeric>(b: &[T], cols: usize) -> AxisStats<T> {
     for sub in b.chunks(sub_rows(cols) * cols) {
         let n = sub.len() / cols;
         acc.iter_mut().for_each(|a| *a = 0.0);
+        // Zipped iterators rather than indexing: no bounds checks, so the loop over a row
+        // vectorises across columns.
         for row in sub.chunks_exact(cols) {
-            for j in 0..cols {
-                let x = row[j];
-                sum[j] = sum[j] + x.widen();
-                min[j] = pick_min(min[j], x);
-                max[j] = pick_max(max[j], x);
-                acc[j] += x.as_();
+            for ((((&x, s), lo), hi), a) in row
+                .iter()
+                .zip(sum.iter_mut())
+                .zip(min.iter_mut())
+                .zip(max.iter_mut())
+                .zip(acc.iter_mut())
+            {
+                *s = *s + x.widen();
+                *lo = pick_min(*lo, x);
+                *hi = pick_max(*hi, x);
+                *a += x.as_();
             }
         }
         let means: Vec<f64> = acc.iter().map(|s| s / n as f64).collect();
         acc.iter_mut().for_each(|a| *a = 0.0);
         for row in sub.chunks_exact(cols) {
-            for j in 0..cols {
-                let d = row[j].as_() - means[j];
-                acc[j] += d * d;
+            for ((&x, &m), a) in row.iter().zip(&means).zip(acc.iter_mut()) {
+                let d = x.as_() - m;
+                *a += d * d;
             }
         }
         for j in 0..cols {
