@@ -10,6 +10,7 @@
 use rayon::prelude::*;
 
 use super::reduce::count_serial;
+use super::sink::NpySink;
 use super::{defaults, per_chunk};
 use crate::chunk::ParOptions;
 use crate::error::{Error, Result};
@@ -59,7 +60,7 @@ fn copy_block_wise<T: Copy>(src: &[T], dst: &mut [T], pred: &impl Fn(&T) -> bool
     let Some(&first) = src.first() else {
         return;
     };
-    let mut stage = vec![first; STAGE];
+    let mut stage = [first; STAGE];
     let mut k = 0;
     for block in src.chunks(STAGE) {
         let mut m = 0;
@@ -165,9 +166,9 @@ pub fn filter_to_vec_with<T: Copy + Send + Sync + Default>(
 /// ```
 ///
 /// # Errors
-/// The errors of [`MappedArrayMut::create`](crate::MappedArrayMut::create) and
-/// [`persist`](crate::MappedArrayMut::persist) (full disk, permissions);
-/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// [`Error::DiskFull`] if the file's blocks cannot be allocated; [`Error::NotFound`] /
+/// [`Error::PermissionDenied`] for the directory; [`Error::Io`] if a write, `fsync` or the
+/// rename fails.
 pub fn filter_to_file<T: crate::Element>(
     data: &[T],
     path: impl AsRef<std::path::Path>,
@@ -187,8 +188,30 @@ pub fn filter_to_file_with<T: crate::Element>(
     pred: impl Fn(&T) -> bool + Sync + Send,
 ) -> Result<usize> {
     let (counts, total) = plan_filter(data, opts, &pred)?;
-    let mut out = crate::MappedArrayMut::<T>::create(path, &[total])?;
-    copy_matches(data, &mut out, &counts, opts, &pred)?;
-    out.persist()?;
+    let sink = NpySink::create::<T>(path.as_ref(), &[total])?;
+    // Output offsets of the chunks: a prefix sum of their counts.
+    let starts: Vec<usize> = counts
+        .iter()
+        .scan(0, |acc, &(_, n)| {
+            let s = *acc;
+            *acc += n;
+            Some(s)
+        })
+        .collect();
+    let plan = opts.plan(data);
+    opts.install(|| {
+        starts
+            .into_par_iter()
+            .zip(counts)
+            .enumerate()
+            .map_init(Vec::new, |buf: &mut Vec<T>, (i, (start, (_, n)))| {
+                buf.clear();
+                buf.resize(n, T::default());
+                copy_block_wise(&data[plan.range(i)], buf, &pred);
+                sink.write_at(start, buf)
+            })
+            .collect::<Result<()>>()
+    })??;
+    sink.persist()?;
     Ok(total)
 }

@@ -69,6 +69,7 @@ mod filter;
 mod map;
 mod reduce;
 mod scan;
+mod sink;
 mod stats;
 pub mod stream;
 
