@@ -16,7 +16,6 @@ use std::time::Instant;
 use outcore::kernels::stream::{self, Stream};
 use outcore::kernels::{self, Moments};
 use outcore::{Advice, MappedArray, MappedArrayMut, ParOptions};
-use rayon::prelude::*;
 
 fn report(name: &str, secs: f64, bytes: usize, result: impl std::fmt::Debug) {
     println!("{name} {secs:.6} {bytes} {result:?}");
@@ -169,8 +168,8 @@ fn hot(path: &Path, out_dir: &Path, vec_mib: usize) -> outcore::Result<()> {
     });
     report("map_to_file", t, bytes, r);
     std::fs::remove_file(&out).ok();
-    let (t, _) = best(1, || map_to_file_buffered(&a, &out));
-    report("map_to_file_buffered", t, bytes, ());
+    let (t, _) = best(1, || map_to_file_mapped(&a, &out));
+    report("map_to_file_mapped", t, bytes, ());
     std::fs::remove_file(&out).ok();
 
     // Chunk size sweep on the hot file.
@@ -193,23 +192,12 @@ fn hot(path: &Path, out_dir: &Path, vec_mib: usize) -> outcore::Result<()> {
     Ok(())
 }
 
-/// The alternative to writing through a mapping: map each chunk into a buffer and `pwrite`
-/// it, 2 threads, then fsync. Kept here to compare with `kernels::map_to_file`.
-fn map_to_file_buffered(a: &[f64], out: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let head = outcore::npy::Header::new(outcore::DType::F64, &[a.len()]).to_bytes();
-    let f = std::fs::File::create(out)?;
-    f.set_len((head.len() + a.len() * 8) as u64)?;
-    f.write_all_at(&head, 0)?;
-    let opts = ParOptions::new();
-    outcore::chunk::par_chunks(a, &opts)
-        .map_init(Vec::new, |buf: &mut Vec<f64>, (start, c)| {
-            buf.clear();
-            buf.extend(c.iter().map(|x| x * 2.0));
-            f.write_all_at(bytemuck::cast_slice(buf), (head.len() + start * 8) as u64)
-        })
-        .collect::<std::io::Result<()>>()?;
-    f.sync_all()
+/// The alternative to `kernels::map_to_file`'s buffered writes: writing through a new
+/// mapping (`MappedArrayMut::create`, map in parallel, `persist`). Kept here to compare.
+fn map_to_file_mapped(a: &MappedArray<f64>, out: &Path) -> outcore::Result<()> {
+    let mut o = MappedArrayMut::<f64>::create(out, a.shape())?;
+    kernels::map_into(a, &mut o, |x| x * 2.0)?;
+    o.persist().map(drop)
 }
 
 fn cold(path: &Path, kernel: &str, variant: &str) -> outcore::Result<()> {
@@ -232,11 +220,14 @@ fn cold(path: &Path, kernel: &str, variant: &str) -> outcore::Result<()> {
             a.advise(Advice::Sequential)?;
             kernels::sum(&a)
         }
-        ("sum", "stream" | "stream_seq" | "willneed" | "release") => {
+        ("sum", "stream" | "stream_seq" | "willneed" | "release" | "release_willneed") => {
             let mut s = Stream::new();
+            if let Ok(mib) = std::env::var("KERNELS_BENCH_WINDOW_MIB") {
+                s.window_bytes(mib.parse::<usize>().expect("MiB") << 20);
+            }
             s.sequential(variant == "stream_seq")
-                .will_need(variant == "willneed")
-                .release_behind(variant == "release");
+                .will_need(variant.ends_with("willneed"))
+                .release_behind(variant.starts_with("release"));
             stream::windows(&a, &s, |_, w| Ok(kernels::sum(w)))?
                 .into_iter()
                 .sum()

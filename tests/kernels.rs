@@ -372,14 +372,6 @@ proptest! {
 
 // ---------- named edge cases ----------
 
-fn read_f64(path: &std::path::Path) -> Vec<f64> {
-    let bytes = std::fs::read(path).unwrap();
-    bytes
-        .chunks_exact(8)
-        .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
-        .collect()
-}
-
 #[test]
 fn empty_input() {
     let e: [f64; 0] = [];
@@ -622,18 +614,18 @@ fn float_sum_at_least_as_accurate_as_numpy() {
     // Values where a naive running sum loses digits: a large term then many small ones,
     // with alternating magnitudes. math.fsum is the exact reference.
     let dir = common::tmpdir();
-    let raw = dir.path().join("acc.f64");
+    let raw = dir.path().join("acc.npy");
     let out = common::python(
         "rng = np.random.default_rng(7)\n\
          a = np.concatenate([[1e8], rng.random(1_000_000) * 1e-3, [-1e8], rng.normal(0, 1e4, 100_000)])\n\
-         a.tofile(sys.argv[1])\n\
+         np.save(sys.argv[1], a)\n\
          import math\n\
          print(repr(math.fsum(a)), repr(float(a.sum())))",
         &[raw.to_str().unwrap()],
     );
     let mut it = out.split_whitespace().map(|s| s.parse::<f64>().unwrap());
     let (exact, np_sum) = (it.next().unwrap(), it.next().unwrap());
-    let v: Vec<f64> = read_f64(&raw);
+    let v = MappedArray::<f64>::open(&raw).unwrap();
     let naive: f64 = v.iter().sum();
     for o in all_opts() {
         let ours = kernels::sum_with(&v, o).unwrap();
@@ -653,18 +645,18 @@ fn float_sum_at_least_as_accurate_as_numpy() {
 fn matches_numpy() {
     require_numpy!();
     let dir = common::tmpdir();
-    let raw = dir.path().join("a.f64");
-    let cs = dir.path().join("cumsum.f64");
-    let two = dir.path().join("m.f64");
+    let raw = dir.path().join("a.npy");
+    let cs = dir.path().join("cumsum.npy");
+    let two = dir.path().join("m.npy");
     // Statistics of a normal sample at a large offset, histogram counts, cumsum, column
     // means of a 2-D array; numpy's results are printed (repr round-trips exactly).
     let out = common::python(
         "rng = np.random.default_rng(42)\n\
          a = rng.normal(1e6, 3.0, 100_003)\n\
-         a.tofile(sys.argv[1])\n\
-         np.cumsum(a).tofile(sys.argv[2])\n\
+         np.save(sys.argv[1], a)\n\
+         np.save(sys.argv[2], np.cumsum(a))\n\
          m = rng.normal(0, 1, (5001, 7)) * np.arange(1, 8)\n\
-         m.tofile(sys.argv[3])\n\
+         np.save(sys.argv[3], m)\n\
          vals = [a.sum(), a.mean(), a.var(), a.var(ddof=1), a.min(), a.max(), a.argmin(), a.argmax()]\n\
          print(' '.join(repr(float(x)) for x in vals))\n\
          print(' '.join(str(c) for c in np.histogram(a, 37)[0]))\n\
@@ -676,9 +668,10 @@ fn matches_numpy() {
         .lines()
         .map(|l| l.split_whitespace().map(|s| s.parse().unwrap()).collect())
         .collect();
-    let a: Vec<f64> = read_f64(&raw);
-    let np_cumsum: Vec<f64> = read_f64(&cs);
-    let m: Vec<f64> = read_f64(&two);
+    let a = MappedArray::<f64>::open(&raw).unwrap();
+    let np_cumsum = MappedArray::<f64>::open(&cs).unwrap();
+    let m = MappedArray::<f64>::open(&two).unwrap();
+    assert_eq!(m.shape(), &[5001, 7]);
     let s = &lines[0];
     let rel =
         |x: f64, y: f64, tol: f64| assert!((x - y).abs() <= tol * y.abs(), "{x} vs numpy {y}");
@@ -701,7 +694,7 @@ fn matches_numpy() {
         assert_eq!(h, lines[1]);
         let mut c = vec![0.0; a.len()];
         kernels::cumsum_into_with(&a, &mut c, o).unwrap();
-        for (x, y) in c.iter().zip(&np_cumsum) {
+        for (x, y) in c.iter().zip(np_cumsum.iter()) {
             rel(*x, *y, 1e-12);
         }
         let st = kernels::axis_stats_with(&m, 7, 0, o).unwrap();

@@ -6,7 +6,7 @@
 //! megabytes), run a kernel on each window (the kernel itself runs in parallel over the
 //! window's chunks), and around it:
 //!
-//! - advise `Sequential` once (the kernel's readahead then reads ahead aggressively);
+//! - optionally advise `Sequential` on the whole mapping;
 //! - optionally advise `WillNeed` on the next window before running on this one;
 //! - optionally [release](crate::MappedArray::release) each window once done, so that the
 //!   pass does not push everything else out of memory, and so that a memory-capped process
@@ -14,8 +14,10 @@
 //! - check that the file has not been truncated before touching each window (an error
 //!   instead of `SIGBUS`).
 //!
-//! Measured on the build machine (see BENCHMARKS.md, "Kernels"): readahead alone already
-//! reads a cold file at the disk's rate, so `WillNeed` is off by default.
+//! Measured on the build machine (see BENCHMARKS.md, "Kernels"): the kernel's default
+//! readahead on page faults reads a cold file fastest; `Sequential` advice and a `WillNeed`
+//! on the next window both made cold passes slower (by a third or more), so both are off by
+//! default and kept as options for other disks.
 //!
 //! ```
 //! use outcore::kernels::{self, stream::{self, Stream}};
@@ -60,13 +62,13 @@ impl Default for Stream {
             window_bytes: DEFAULT_WINDOW_BYTES,
             release_behind: false,
             will_need: false,
-            sequential: true,
+            sequential: false,
         }
     }
 }
 
 impl Stream {
-    /// The defaults: [`DEFAULT_WINDOW_BYTES`], sequential advice, no `WillNeed`, no release.
+    /// The defaults: [`DEFAULT_WINDOW_BYTES`], no advice, no release.
     pub fn new() -> Stream {
         Stream::default()
     }
