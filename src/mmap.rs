@@ -10,7 +10,9 @@
 //!
 //! * read-only and copy-on-write mappings take a **shared** lock on the file;
 //! * read-write mappings take an **exclusive** lock;
-//! * a conflicting lock is refused at once with [`Error::Locked`] (never a wait).
+//! * a conflicting lock is refused with [`Error::Locked`] after a grace of 100 ms (see
+//!   `LOCK_GRACE` in the source: a child process being spawned briefly shares our locks),
+//!   never a wait for the other user.
 //!
 //! Advisory locks bind only those who ask for them. What remains impossible to prevent is
 //! another program that ignores them: if it **truncates** a mapped file, touching the lost
@@ -115,24 +117,41 @@ impl std::fmt::Debug for Mapping {
     }
 }
 
-/// Takes the advisory lock `lock` on `file`, or fails at once.
+/// How long a conflicting lock is retried before it is refused. Between `fork` and `exec`, a
+/// child process spawned by any thread holds copies of the parent's descriptors, and with
+/// them its `flock` locks: a file this process has just closed can look locked for that
+/// instant. A brief retry rides that out; a real second user is still refused quickly.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Takes the advisory lock `lock` on `file`, or fails (within [`LOCK_GRACE`], never a wait
+/// for the other user).
 pub(crate) fn lock_file(file: &File, lock: Lock, path: &Path) -> Result<()> {
-    let res = match lock {
-        Lock::Shared => file.try_lock_shared(),
-        Lock::Exclusive => file.try_lock(),
-    };
-    match res {
-        Ok(()) => Ok(()),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
-            path: path.into(),
-            mode: match lock {
-                Lock::Shared => "shared",
-                Lock::Exclusive => "exclusive",
-            },
-        }),
-        // A filesystem without flock support: the locks are advisory, so carry on unlocked
-        // rather than refuse to open the file at all.
-        Err(std::fs::TryLockError::Error(_)) => Ok(()),
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        let res = match lock {
+            Lock::Shared => file.try_lock_shared(),
+            Lock::Exclusive => file.try_lock(),
+        };
+        match res {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_GRACE => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: path.into(),
+                    mode: match lock {
+                        Lock::Shared => "shared",
+                        Lock::Exclusive => "exclusive",
+                    },
+                })
+            }
+            // A filesystem without flock support: the locks are advisory, so carry on
+            // unlocked rather than refuse to open the file at all.
+            Err(std::fs::TryLockError::Error(_)) => return Ok(()),
+        }
     }
 }
 

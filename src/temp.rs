@@ -44,6 +44,11 @@ impl TempFile {
             {
                 Ok(file) => {
                     lock_file(&file, Lock::Exclusive, &path)?;
+                    // A concurrent `remove_stale_temp_files` may have taken the lock and
+                    // removed the file between its creation and our lock: then start over.
+                    if !same_file(&file, &path) {
+                        continue;
+                    }
                     return Ok(TempFile {
                         path,
                         file,
@@ -103,6 +108,15 @@ impl Drop for TempFile {
         if !self.keep {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+/// Whether `path` still names the open `file` (same device and inode).
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 

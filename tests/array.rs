@@ -724,13 +724,8 @@ fn second_writer_is_refused_at_once() {
     MappedArrayMut::<u8>::open(&p).unwrap();
 }
 
-/// Runs this test binary again as a child process executing `child_entry` with `args`.
 fn spawn_child(args: &str) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "array::child_entry", "--nocapture"])
-        .env("OUTCORE_TEST_CHILD", args)
-        .output()
-        .unwrap()
+    crate::common::run_child("array::child_entry", args)
 }
 
 /// The child side of the two-process tests; does nothing unless run by `spawn_child`.

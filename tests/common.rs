@@ -80,3 +80,28 @@ pub fn tmpdir() -> tempfile::TempDir {
 pub fn p(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
+
+/// Runs this test binary again as a child process that executes the `#[ignore]`d test
+/// `entry` (a full path such as `array::child_entry`), passing `args` in the environment
+/// variable `OUTCORE_TEST_CHILD`. Returns when the child exits.
+pub fn run_child(entry: &str, args: &str) -> std::process::Output {
+    spawn_child(entry, args)
+        .wait_with_output()
+        .expect("wait for child")
+}
+
+/// Like [`run_child`], without waiting; stdout is piped.
+pub fn spawn_child(entry: &str, args: &str) -> std::process::Child {
+    Command::new(std::env::current_exe().expect("test binary path"))
+        .args([
+            "--ignored",
+            "--exact",
+            entry,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("OUTCORE_TEST_CHILD", args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn child")
+}

@@ -3,5 +3,6 @@
 mod array;
 mod chunk;
 mod common;
+mod faults;
 mod fuzz_npy;
 mod kernels;
