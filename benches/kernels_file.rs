@@ -5,7 +5,7 @@
 //! ```text
 //! cargo bench --bench kernels_file -- hot FILE.npy OUT_DIR VEC_MIB
 //! cargo bench --bench kernels_file -- cold FILE.npy KERNEL VARIANT
-//!     # KERNEL: sum | min_max | mean_var | map_in_place; VARIANT (sum): plain | sequential | stream | stream_seq | willneed | release
+//!     # KERNEL: sum | min_max | mean_var | map_in_place; VARIANT (sum): plain | sequential | willneed | release | windows | windows_release
 //! cargo bench --bench kernels_file -- stream FILE.npy release|keep   # windows, for the memcap run
 //! ```
 
@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use outcore::kernels::stream::{self, Stream};
-use outcore::kernels::{self, Moments};
+use outcore::kernels::{self, Numeric};
 use outcore::{Advice, MappedArray, MappedArrayMut, ParOptions};
 use rayon::prelude::*;
 
@@ -231,14 +231,16 @@ fn cold(path: &Path, kernel: &str, variant: &str) -> outcore::Result<()> {
             a.advise(Advice::Sequential)?;
             kernels::sum(&a)
         }
-        ("sum", "stream" | "stream_seq" | "willneed" | "release" | "release_willneed") => {
+        ("sum", "willneed" | "release") => {
             let mut s = Stream::new();
-            if let Ok(mib) = std::env::var("KERNELS_BENCH_WINDOW_MIB") {
-                s.window_bytes(mib.parse::<usize>().expect("MiB") << 20);
-            }
-            s.sequential(variant == "stream_seq")
-                .will_need(variant.ends_with("willneed"))
-                .release_behind(variant.starts_with("release"));
+            s.will_need(variant == "willneed")
+                .release_behind(variant == "release");
+            stream::fold_chunks(&a, &ParOptions::new(), &s, f64::sum_serial, |x, y| x + y)?
+                .unwrap_or(0.0)
+        }
+        ("sum", "windows" | "windows_release") => {
+            let mut s = Stream::new();
+            s.release_behind(variant == "windows_release");
             stream::windows(&a, &s, |_, w| Ok(kernels::sum(w)))?
                 .into_iter()
                 .sum()
@@ -259,21 +261,21 @@ fn streamed(path: &Path, release: bool) -> outcore::Result<()> {
     let a = MappedArray::<f64>::open(path)?;
     let mut s = Stream::new();
     s.release_behind(release);
-    let parts = stream::windows(&a, &s, |_, w| {
-        Ok((kernels::sum(w), kernels::min_max(w), kernels::moments(w)))
-    })?;
-    let sum: f64 = parts.iter().map(|p| p.0).sum();
-    let lo = parts
-        .iter()
-        .filter_map(|p| p.1)
-        .map(|p| p.0)
-        .fold(f64::INFINITY, f64::min);
-    let hi = parts
-        .iter()
-        .filter_map(|p| p.1)
-        .map(|p| p.1)
-        .fold(f64::NEG_INFINITY, f64::max);
-    let m = parts.iter().fold(Moments::EMPTY, |acc, p| acc.merge(p.2));
+    let (sum, mm, m) = stream::fold_chunks(
+        &a,
+        &ParOptions::new(),
+        &s,
+        |c| (kernels::sum(c), kernels::min_max(c), kernels::moments(c)),
+        |x, y| {
+            let mm = match (x.1, y.1) {
+                (Some(p), Some(q)) => Some((p.0.min(q.0), p.1.max(q.1))),
+                (p, q) => p.or(q),
+            };
+            (x.0 + y.0, mm, x.2.merge(y.2))
+        },
+    )?
+    .expect("a non-empty file");
+    let (lo, hi) = mm.expect("a non-empty file");
     let bits = [sum, lo, hi, m.mean(), m.variance(0)].map(f64::to_bits);
     report("stream_stats", t.elapsed().as_secs_f64(), a.len() * 8, bits);
     println!(

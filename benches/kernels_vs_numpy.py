@@ -256,7 +256,7 @@ def main():
         for k in ["sum", "min_max", "mean_var", "map_in_place"]:
             keep("rs_" + k, rust_cold(exe, path, k, "plain"))
             keep("np_" + k, numpy_cold(path, k))
-        for v in ["sequential", "stream", "willneed", "release"]:
+        for v in ["sequential", "willneed", "release", "windows", "windows_release"]:
             keep("sum_" + v, rust_cold(exe, path, "sum", v))
     cold["sum_plain"] = cold["rs_sum"]
 
@@ -311,7 +311,7 @@ def main():
     L.append("")
     L.append("Cold sum by access hint: " + ", ".join(
         f"{v} {fmt(cold['sum_' + v]['gbps'])} GB/s ({fmt(100 * cold['sum_' + v]['gbps'] / dd, 0)}% of dd)"
-        for v in ["plain", "sequential", "stream", "willneed", "release"]) + ".")
+        for v in ["plain", "sequential", "willneed", "release", "windows", "windows_release"]) + ".")
     L.append("")
     L.append("Chunk size (hot file, GB/s):")
     L.append("")
@@ -322,8 +322,8 @@ def main():
         L.append(f"| {kib} KiB | {c('sum')} | {c('mean_var')} | {c('map_in_place')} |")
     L.append("")
     same = capped and free and capped["result"] == free["result"]
-    L.append(f"Memory cap {cap} MiB on the {nbytes >> 20} MiB file (streaming sum, min, max, "
-             f"mean, var; windows released behind): peak {rep[0] if rep else '?'} MiB, "
+    L.append(f"Memory cap {cap} MiB on the {nbytes >> 20} MiB file (sum, min, max, mean, var "
+             f"in one `stream::fold_chunks` pass, chunks released behind): peak {rep[0] if rep else '?'} MiB, "
              f"oom_kill {rep[1] if rep else '?'}, rc {rep[2] if rep else '?'}, "
              f"{fmt(capped['gbps']) if capped else '?'} GB/s; uncapped "
              f"{fmt(free['gbps'])} GB/s; results bit-identical: {same}. Without releasing: "

@@ -815,6 +815,24 @@ fn streaming_windows_match_whole_slice() {
             -400.0
         );
     }
+    // Chunk-wise streaming is bit-identical to the kernels on the whole mapping.
+    for o in all_opts() {
+        for (release, will_need) in [(false, false), (true, false), (true, true)] {
+            let mut s = Stream::new();
+            s.release_behind(release).will_need(will_need);
+            let r = stream::fold_chunks(
+                &a,
+                o,
+                &s,
+                |c| (kernels::sum(c), kernels::moments(c)),
+                |x, y| (x.0 + y.0, x.1.merge(y.1)),
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(r.0.to_bits(), kernels::sum_with(&a, o).unwrap().to_bits());
+            assert_eq!(r.1, kernels::moments_with(&a, o).unwrap());
+        }
+    }
     // In place through windows, released behind: the file holds the result.
     drop(a);
     let mut w = MappedArrayMut::<f64>::open(&path).unwrap();

@@ -1,27 +1,32 @@
-//! Streaming a mapped file through slice kernels, window by window, with the hints only a
-//! mapping can use.
+//! Streaming a mapped file through slice kernels, with the hints only a mapping can use.
 //!
-//! The kernels work on slices and know nothing of files. For a file larger than memory,
-//! [`windows`] / [`windows_mut`] cut the mapping into page-aligned windows (tens of
-//! megabytes), run a kernel on each window (the kernel itself runs in parallel over the
-//! window's chunks), and around it:
+//! The kernels work on slices and know nothing of files. For a file larger than memory:
 //!
-//! - optionally advise `Sequential` on the whole mapping;
-//! - optionally advise `WillNeed` on the next window before running on this one;
-//! - optionally [release](crate::MappedArray::release) each window once done, so that the
-//!   pass does not push everything else out of memory, and so that a memory-capped process
-//!   (whose page cache counts against its cap) stays within the cap;
-//! - check that the file has not been truncated before touching each window (an error
-//!   instead of `SIGBUS`).
+//! - [`fold_chunks`] runs a per-chunk fold over a [`MappedArray`] in parallel (like
+//!   [`kernels::fold_chunks`](super::fold_chunks)) and can
+//!   [release](crate::MappedArray::release) each chunk as soon as it is folded, so that the
+//!   pass does not push everything else out of memory and a memory-capped process (whose
+//!   page cache counts against its cap) stays far below its cap. With a fold that calls a
+//!   kernel on the chunk (`|c| kernels::sum(c)`), the result is bit-identical to the kernel
+//!   on the whole mapping: same chunks, same combination order.
+//! - [`windows`] / [`windows_mut`] cut the mapping into page-aligned windows (tens of
+//!   megabytes) and run any code, for example a parallel kernel, on each window in turn,
+//!   releasing each window once done; `windows_mut` is the way to modify a file larger than
+//!   memory in place under a cap (released windows are written back first).
+//!
+//! Both can also advise `Sequential` on the mapping, or `WillNeed` on what comes next, and
+//! check that the file has not been truncated before touching more of it (an error instead
+//! of `SIGBUS`).
 //!
 //! Measured on the build machine (see BENCHMARKS.md, "Kernels"): the kernel's default
-//! readahead on page faults reads a cold file fastest; `Sequential` advice and a `WillNeed`
-//! on the next window both made cold passes slower (by a third or more), so both are off by
-//! default and kept as options for other disks.
+//! readahead on page faults reads a cold file fastest. `Sequential` advice and `WillNeed`
+//! both made cold passes slower, so both are off by default and kept as options for other
+//! disks. Windows cost throughput on cold data (the disk idles at each window's barrier),
+//! which is why the chunk-wise [`fold_chunks`] exists.
 //!
 //! ```
 //! use outcore::kernels::{self, stream::{self, Stream}};
-//! use outcore::{MappedArray, MappedArrayMut};
+//! use outcore::{MappedArray, MappedArrayMut, ParOptions};
 //! # let dir = tempfile::tempdir().unwrap();
 //! # let path = dir.path().join("big.npy");
 //! # let mut a = MappedArrayMut::<f64>::create(&path, &[100_000])?;
@@ -29,17 +34,20 @@
 //! # a.persist()?;
 //! let a = MappedArray::<f64>::open(&path)?;
 //! let mut s = Stream::new();
-//! s.window_bytes(1 << 16).release_behind(true);
-//! let parts = stream::windows(&a, &s, |_, w| Ok(kernels::moments(w)))?;
-//! let m = parts.into_iter().fold(kernels::Moments::EMPTY, kernels::Moments::merge);
-//! assert_eq!(m.mean(), 49_999.5);
+//! s.release_behind(true);
+//! let m = stream::fold_chunks(&a, &ParOptions::new(), &s, |c| kernels::moments(c), kernels::Moments::merge)?;
+//! assert_eq!(m.unwrap().mean(), 49_999.5);
+//!
+//! s.window_bytes(1 << 16);
+//! let parts = stream::windows(&a, &s, |_, w| Ok(kernels::sum(w)))?;
+//! assert_eq!(parts.iter().sum::<f64>(), kernels::sum(&a));
 //! # Ok::<(), outcore::Error>(())
 //! ```
 
 use bytemuck::Pod;
 
 use crate::array::{MappedArray, MappedArrayMut};
-use crate::chunk::ChunkPlan;
+use crate::chunk::{ChunkPlan, ParOptions};
 use crate::error::Result;
 use crate::mmap::Advice;
 
@@ -47,7 +55,7 @@ use crate::mmap::Advice;
 /// parallel dispatch) is negligible, small enough to bound what a pass keeps resident.
 pub const DEFAULT_WINDOW_BYTES: usize = 64 << 20;
 
-/// How [`windows`] walks a mapping. Setters chain: `Stream::new().release_behind(true)`.
+/// How [`fold_chunks`] and [`windows`] walk a mapping. Setters chain: `Stream::new().release_behind(true)`.
 #[derive(Clone, Debug)]
 pub struct Stream {
     window_bytes: usize,
@@ -101,6 +109,47 @@ impl Stream {
     fn plan<T>(&self, data: &[T]) -> ChunkPlan {
         ChunkPlan::for_slice(data, self.window_bytes)
     }
+}
+
+/// Folds every chunk of `a` with `fold` in parallel and combines the results in chunk order
+/// with `combine` (as [`kernels::fold_chunks`](super::fold_chunks)); `None` for an empty
+/// array. With [`Stream::release_behind`], each chunk's pages are released once it is
+/// folded; with [`Stream::will_need`], the next chunk is advised `WillNeed` first. The
+/// window size is not used: the chunks are those of `opts`.
+///
+/// # Errors
+/// [`Error::Truncated`](crate::Error::Truncated) if the file shrank;
+/// [`Error::Io`](crate::Error::Io) if an `madvise` or release fails;
+/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the options' thread pool
+/// cannot be started.
+pub fn fold_chunks<T, A>(
+    a: &MappedArray<T>,
+    opts: &ParOptions,
+    s: &Stream,
+    fold: impl Fn(&[T]) -> A + Sync + Send,
+    combine: impl Fn(A, A) -> A,
+) -> Result<Option<A>>
+where
+    T: Pod + Sync,
+    A: Send,
+{
+    if s.sequential {
+        a.advise(Advice::Sequential)?;
+    }
+    let parts = super::per_chunk(a.as_slice(), opts, |start, c| {
+        let end = start + c.len();
+        if s.will_need {
+            a.advise_range(end..end + c.len(), Advice::WillNeed)?;
+        }
+        a.check_size()?;
+        let r = fold(c);
+        if s.release_behind {
+            a.release(start..end)?;
+        }
+        Ok(r)
+    })?;
+    let parts = parts.into_iter().collect::<Result<Vec<A>>>()?;
+    Ok(super::combine_tree(parts, &combine))
 }
 
 /// Runs `f(start, window)` on consecutive page-aligned windows of `a`, in order, and returns
