@@ -52,8 +52,9 @@
 //!   where each chunk writes its own disjoint part of the output. The predicate must
 //!   therefore be a pure function.
 //! - **Mapped files.** Hints that only a mapping can use (access advice, releasing pages a
-//!   scan has passed) are not inside the kernels: [`stream`] runs any slice kernel window by
-//!   window over a [`MappedArray`](crate::MappedArray) and releases each window behind it.
+//!   scan has passed) are not inside the kernels: [`stream`] runs slice kernels chunk by
+//!   chunk (or window by window) over a [`MappedArray`](crate::MappedArray) and releases
+//!   what they have passed, so a pass over a file larger than memory stays within a cap.
 
 use std::fmt::Debug;
 use std::ops::{Add, Sub};

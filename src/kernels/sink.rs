@@ -3,7 +3,7 @@
 //!
 //! Why not through a mapping ([`MappedArrayMut::create`](crate::MappedArrayMut::create))?
 //! Measured on a 4 GiB output (BENCHMARKS.md, "Kernels"): filling a chunk-sized buffer and
-//! `pwrite`-ing it was about 2.4x faster than writing through a fresh shared mapping, which
+//! `pwrite`-ing it was 15–25 % faster than writing through a fresh shared mapping, which
 //! takes a page fault for every 4 KiB page and then an `msync` of all of them. The result
 //! is the same file, with the same guarantees: blocks are allocated up front (a full disk is
 //! an error before any work), the data is synced before the rename, and on any error the
