@@ -6,3 +6,4 @@ mod common;
 mod faults;
 mod fuzz_npy;
 mod kernels;
+mod sort_memory;

@@ -7,12 +7,56 @@
 //! same key drives the radix sort (its bytes) and the comparison sort and merge (its `Ord`).
 
 /// A type with a total sort order given by an unsigned key.
-pub trait SortKey: Copy + Send + Sync + 'static {
+///
+/// Sortable types are plain data (`Pod`), so that the radix sort can allocate its scratch
+/// buffer zeroed, without a pass that initialises it.
+pub trait SortKey: bytemuck::Pod + Send + Sync + 'static {
     /// The key; `a.sort_key() < b.sort_key()` iff `a` sorts before `b`.
-    type Key: Ord + Copy + Send + Sync + std::fmt::Debug;
+    type Key: RadixKey;
 
     /// The key of `self`.
     fn sort_key(&self) -> Self::Key;
+}
+
+/// A key the radix sort can take apart: its most significant 64 bits as an integer whose
+/// order agrees with the key's order.
+///
+/// Implemented for the unsigned integers (the key is its own prefix) and for byte arrays
+/// compared as unsigned bytes (the first 8 bytes, big-endian). When
+/// [`PREFIX_IS_KEY`](RadixKey::PREFIX_IS_KEY) is false, keys with equal prefixes are ordered
+/// by their full `Ord`.
+pub trait RadixKey: Ord + Copy + Send + Sync + std::fmt::Debug {
+    /// Whether [`radix_prefix`](RadixKey::radix_prefix) is the whole key (equal prefixes
+    /// mean equal keys).
+    const PREFIX_IS_KEY: bool;
+
+    /// The most significant 64 bits of the key: `a.radix_prefix() < b.radix_prefix()`
+    /// implies `a < b`.
+    fn radix_prefix(&self) -> u64;
+}
+
+macro_rules! radix_uint {
+    ($($t:ty),*) => {$(
+        impl RadixKey for $t {
+            const PREFIX_IS_KEY: bool = true;
+            #[inline]
+            fn radix_prefix(&self) -> u64 {
+                *self as u64
+            }
+        }
+    )*};
+}
+radix_uint!(u8, u16, u32, u64);
+
+impl<const K: usize> RadixKey for [u8; K] {
+    const PREFIX_IS_KEY: bool = K <= 8;
+    #[inline]
+    fn radix_prefix(&self) -> u64 {
+        let mut b = [0u8; 8];
+        let n = K.min(8);
+        b[..n].copy_from_slice(&self[..n]);
+        u64::from_be_bytes(b)
+    }
 }
 
 macro_rules! unsigned_key {
@@ -28,6 +72,16 @@ macro_rules! unsigned_key {
 }
 unsigned_key!(u8, u16, u32, u64);
 
+/// Byte strings of a fixed length sort as unsigned bytes, lexicographically (the order of
+/// `memcmp`): the key of a record's byte range.
+impl<const K: usize> SortKey for [u8; K] {
+    type Key = [u8; K];
+    #[inline]
+    fn sort_key(&self) -> [u8; K] {
+        *self
+    }
+}
+
 macro_rules! signed_key {
     ($($t:ty => $u:ty),*) => {$(
         impl SortKey for $t {
@@ -42,25 +96,24 @@ macro_rules! signed_key {
 signed_key!(i8 => u8, i16 => u16, i32 => u32, i64 => u64);
 
 macro_rules! float_key {
-    ($($t:ty => $u:ty),*) => {$(
+    ($($t:ty => $u:ty, $i:ty),*) => {$(
         impl SortKey for $t {
             type Key = $u;
             #[inline]
             fn sort_key(&self) -> $u {
-                if self.is_nan() {
-                    // Every NaN (any sign, any payload) sorts last, equal to each other.
-                    return <$u>::MAX;
-                }
                 let bits = self.to_bits();
-                let sign = 1 << (<$u>::BITS - 1);
+                let sign: $u = 1 << (<$u>::BITS - 1);
                 // Negative floats: flip all bits (larger magnitude sorts first); positive:
-                // set the sign bit so they sort after every negative.
-                if bits & sign != 0 { !bits } else { bits | sign }
+                // set the sign bit so they sort after every negative. Written without a
+                // branch on the sign, which a sort of mixed-sign data would mispredict.
+                let flip = ((bits as $i) >> (<$u>::BITS - 1)) as $u | sign;
+                // Every NaN (any sign, any payload) sorts last, equal to each other.
+                if self.is_nan() { <$u>::MAX } else { bits ^ flip }
             }
         }
     )*};
 }
-float_key!(f32 => u32, f64 => u64);
+float_key!(f32 => u32, i32, f64 => u64, i64);
 
 /// A fixed-size record of `N` bytes whose first `K` bytes are its key, compared as unsigned
 /// bytes (lexicographically): the layout of the Sort Benchmark (`Record<100, 10>`).

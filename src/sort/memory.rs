@@ -1,0 +1,261 @@
+//! The in-memory parallel sort: the public entry points.
+//!
+//! Every entry point sorts by a [`SortKey`]: integers by value, floats in numpy's order
+//! (`-inf < ... < -0.0 < 0.0 < ... < inf < NaN`), records by their key bytes as unsigned
+//! bytes. The work is done by a parallel radix sort (MSD pass, then LSD inside the cache;
+//! see the `radix` module's source for the design notes), in one of two ways:
+//!
+//! - **Direct**: elements of at most 16 bytes whose key fits in 64 bits (every primitive
+//!   type) are moved by the radix sort itself, the key computed on the fly at each pass
+//!   (floats are never rewritten in place, so NaN payloads survive). Scratch memory:
+//!   `n * size_of::<T>()` bytes.
+//! - **By index**: larger records, and keys longer than 8 bytes, are sorted as
+//!   `(top 8 key bytes, index)` pairs; runs of pairs with equal prefixes are then ordered by
+//!   the full key (rare for random keys), and the records are gathered in sorted order and
+//!   copied back. Each radix pass then moves 16 bytes per record instead of the whole
+//!   record; the price is the gather's random reads (for 100-byte records the whole sort
+//!   measured about as fast as rayon's comparison sort, see BENCHMARKS.md). Scratch memory:
+//!   `32 * n` bytes during the radix sort, then `(16 + size_of::<T>()) * n` bytes for the
+//!   gather.
+//!
+//! [`scratch_bytes`] gives the peak for a given input, for callers that budget memory.
+//! Fresh scratch memory costs its page faults on first touch (a quarter or more of a large
+//! sort's time); callers that sort many pieces keep one [`SortScratch`] and call
+//! [`par_sort_with_scratch`].
+//!
+//! All sorts are stable in practice; [`par_sort`] does not promise it, so that a faster
+//! unstable method may replace it later.
+
+use std::cmp::Ordering;
+use std::mem::size_of;
+
+use rayon::prelude::*;
+
+use super::key::{RadixKey, SortKey};
+use super::radix;
+use crate::chunk::ParOptions;
+use crate::error::Result;
+
+/// Sorts `data` by [`SortKey`] in parallel on rayon's global thread pool.
+///
+/// Equal elements (equal keys: for floats, NaNs of different payloads) may be reordered;
+/// use [`par_sort_stable`] to keep them in input order.
+///
+/// # Examples
+/// ```
+/// let mut v = vec![3.0, f64::NAN, -0.0, 0.0, f64::NEG_INFINITY, 1.5];
+/// outcore::sort::par_sort(&mut v);
+/// assert_eq!(format!("{v:?}"), "[-inf, -0.0, 0.0, 1.5, 3.0, NaN]");
+/// ```
+pub fn par_sort<T: SortKey>(data: &mut [T]) {
+    sort_by_radix_key(data, &|x: &T| x.sort_key(), None);
+}
+
+/// [`par_sort`] on the thread pool chosen by `opts`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the dedicated thread pool
+/// cannot be started.
+pub fn par_sort_with<T: SortKey>(data: &mut [T], opts: &ParOptions) -> Result<()> {
+    opts.install(|| par_sort(data))
+}
+
+/// Working memory kept between sorts, for callers that sort many pieces one after another
+/// (the runs of an external sort): the first sort allocates it and takes its page faults,
+/// later sorts of pieces no larger reuse it.
+///
+/// It holds the radix sort's scratch buffer: the whole scratch for primitive types, the
+/// buffer for the `(key prefix, index)` pairs for larger records (whose pairs and gathered
+/// copy are still allocated per sort).
+/// Holding it keeps [`allocated_bytes`](SortScratch::allocated_bytes) of memory in use;
+/// drop it to give the memory back.
+///
+/// # Examples
+/// ```
+/// use outcore::sort::{par_sort_with_scratch, SortScratch};
+/// use outcore::ParOptions;
+/// let mut scratch = SortScratch::new();
+/// for run in [vec![3u64, 1, 2], vec![9, 8, 7]] {
+///     let mut run = run;
+///     par_sort_with_scratch(&mut run, &mut scratch, &ParOptions::new()).unwrap();
+///     assert!(run.windows(2).all(|w| w[0] <= w[1]));
+/// }
+/// ```
+#[derive(Debug, Default)]
+pub struct SortScratch {
+    buf: Vec<u128>,
+}
+
+impl SortScratch {
+    /// An empty scratch; it grows on first use.
+    pub fn new() -> SortScratch {
+        SortScratch::default()
+    }
+
+    /// The memory it holds now, in bytes.
+    pub fn allocated_bytes(&self) -> usize {
+        self.buf.len() * size_of::<u128>()
+    }
+}
+
+/// [`par_sort_with`], taking its scratch memory from `scratch` (grown if needed, kept for the
+/// next call) instead of allocating it.
+///
+/// # Errors
+/// As [`par_sort_with`].
+pub fn par_sort_with_scratch<T: SortKey>(
+    data: &mut [T],
+    scratch: &mut SortScratch,
+    opts: &ParOptions,
+) -> Result<()> {
+    let buf = &mut scratch.buf;
+    opts.install(|| sort_by_radix_key(data, &|x: &T| x.sort_key(), Some(buf)))
+}
+
+/// Sorts `data` by [`SortKey`] in parallel, keeping elements with equal keys in input order.
+pub fn par_sort_stable<T: SortKey>(data: &mut [T]) {
+    sort_by_radix_key(data, &|x: &T| x.sort_key(), None);
+}
+
+/// [`par_sort_stable`] on the thread pool chosen by `opts`.
+///
+/// # Errors
+/// As [`par_sort_with`].
+pub fn par_sort_stable_with<T: SortKey>(data: &mut [T], opts: &ParOptions) -> Result<()> {
+    opts.install(|| par_sort_stable(data))
+}
+
+/// Sorts `data` in parallel by the key `key` computes for each element, keeping elements
+/// with equal keys in input order (stable).
+///
+/// The key is any [`SortKey`]: an integer, a float (numpy order), or a byte array compared as
+/// unsigned bytes, which is how fixed-size records are sorted by a byte range.
+///
+/// # Examples
+/// ```
+/// // Records of 8 bytes sorted by their bytes 2..5, compared as unsigned bytes.
+/// let mut recs: Vec<[u8; 8]> = vec![[0, 0, 9, 9, 9, 0, 0, 1], [7, 7, 1, 2, 3, 7, 7, 2]];
+/// outcore::sort::par_sort_by_key(&mut recs, |r| <[u8; 3]>::try_from(&r[2..5]).unwrap());
+/// assert_eq!(recs[0][7], 2);
+/// ```
+pub fn par_sort_by_key<T, K, F>(data: &mut [T], key: F)
+where
+    T: bytemuck::Pod + Send + Sync,
+    K: SortKey,
+    F: Fn(&T) -> K + Sync,
+{
+    sort_by_radix_key(data, &|x: &T| key(x).sort_key(), None);
+}
+
+/// [`par_sort_by_key`] on the thread pool chosen by `opts`.
+///
+/// # Errors
+/// As [`par_sort_with`].
+pub fn par_sort_by_key_with<T, K, F>(data: &mut [T], key: F, opts: &ParOptions) -> Result<()>
+where
+    T: bytemuck::Pod + Send + Sync,
+    K: SortKey,
+    F: Fn(&T) -> K + Sync,
+{
+    let key = &key;
+    opts.install(|| par_sort_by_key(data, key))
+}
+
+/// Sorts `data` in parallel with a comparison function: the fallback for orders that have
+/// no radix key. Stable.
+pub fn par_sort_by<T, F>(data: &mut [T], compare: F)
+where
+    T: Send,
+    F: Fn(&T, &T) -> Ordering + Sync,
+{
+    data.par_sort_by(compare);
+}
+
+/// The indices that sort `data`, stably: `data[idx[0]], data[idx[1]], ...` is sorted by
+/// [`SortKey`], and equal keys keep their input order (numpy's `argsort(kind='stable')`).
+///
+/// # Examples
+/// ```
+/// let v = [2.0, f64::NAN, -1.0, 2.0];
+/// assert_eq!(outcore::sort::argsort(&v), [2, 0, 3, 1]);
+/// ```
+pub fn argsort<T: SortKey>(data: &[T]) -> Vec<usize> {
+    sorted_pairs(data, &|x: &T| x.sort_key(), None)
+        .into_par_iter()
+        .map(|p| p[1] as usize)
+        .collect()
+}
+
+/// [`argsort`] on the thread pool chosen by `opts`.
+///
+/// # Errors
+/// As [`par_sort_with`].
+pub fn argsort_with<T: SortKey>(data: &[T], opts: &ParOptions) -> Result<Vec<usize>> {
+    opts.install(|| argsort(data))
+}
+
+/// Peak scratch memory, in bytes, that sorting `n` elements of `T` with [`par_sort`],
+/// [`par_sort_stable`] or [`par_sort_by_key`] (with key `T::Key`) allocates besides the input.
+/// [`argsort`] needs `32 * n` bytes besides its result.
+pub fn scratch_bytes<T: SortKey>(n: usize) -> usize {
+    if direct::<T, T::Key>() {
+        n * size_of::<T>()
+    } else {
+        n * (32usize).max(16 + size_of::<T>())
+    }
+}
+
+/// Whether elements of `T` sorted by `K` are moved by the radix sort itself.
+fn direct<T, K: RadixKey>() -> bool {
+    K::PREFIX_IS_KEY && size_of::<T>() <= 16
+}
+
+/// Stable parallel sort of `data` by the radix key `key`.
+fn sort_by_radix_key<T, K, F>(data: &mut [T], key: &F, reuse: Option<&mut Vec<u128>>)
+where
+    T: bytemuck::Pod + Send + Sync,
+    K: RadixKey,
+    F: Fn(&T) -> K + Sync,
+{
+    if direct::<T, K>() {
+        radix::sort(data, &|x: &T| key(x).radix_prefix(), reuse);
+        return;
+    }
+    let pairs = sorted_pairs(data, key, reuse);
+    let sorted: Vec<T> = pairs.par_iter().map(|p| data[p[1] as usize]).collect();
+    drop(pairs);
+    const COPY_CHUNK: usize = 1 << 16;
+    data.par_chunks_mut(COPY_CHUNK)
+        .zip(sorted.par_chunks(COPY_CHUNK))
+        .for_each(|(d, s)| d.copy_from_slice(s));
+}
+
+/// `(key prefix, index)` pairs of `data`, stably sorted by the full key.
+fn sorted_pairs<T, K, F>(data: &[T], key: &F, reuse: Option<&mut Vec<u128>>) -> Vec<[u64; 2]>
+where
+    T: Sync,
+    K: RadixKey,
+    F: Fn(&T) -> K + Sync,
+{
+    let mut pairs: Vec<[u64; 2]> = data
+        .par_iter()
+        .enumerate()
+        .map(|(i, x)| [key(x).radix_prefix(), i as u64])
+        .collect();
+    radix::sort(&mut pairs, &|p: &[u64; 2]| p[0], reuse);
+    if !K::PREFIX_IS_KEY {
+        // Pairs with equal prefixes are in index order (the radix sort is stable); a stable
+        // sort by the full key keeps that order among equal keys.
+        pairs
+            .par_chunk_by_mut(|a, b| a[0] == b[0])
+            .filter(|run| run.len() > 1)
+            .for_each(|run| {
+                if run.len() > 1 << 14 {
+                    run.par_sort_by_key(|p| key(&data[p[1] as usize]));
+                } else {
+                    run.sort_by_key(|p| key(&data[p[1] as usize]));
+                }
+            });
+    }
+    pairs
+}

@@ -1,0 +1,548 @@
+//! The parallel radix sort behind every in-memory sort: one MSD pass out of cache, then an
+//! LSD radix sort of each bucket inside the cache.
+//!
+//! # Algorithm
+//!
+//! Elements are sorted by a `u64` radix key (the top 64 bits of their [`SortKey`]'s key, see
+//! [`RadixKey`](super::RadixKey)), computed on the fly at every pass. Throughout, the sort
+//! tracks `mask`, a superset of the bits in which keys differ: bits in which every key
+//! agrees are never sorted on, so keys that span a small range (or share a prefix) cost
+//! fewer passes, and an input of equal keys costs one read.
+//!
+//! 1. **MSD pass** (inputs larger than [`Tuning::leaf`]): the top `w` bits of `mask`, with
+//!    `w` chosen so that buckets hold about half a leaf (at most [`MSD_MAX_BITS`]), are
+//!    histogrammed per block (contiguous blocks, a few per thread); the same read ORs
+//!    `key(x) ^ key(first)` to learn the exact `mask` (if the digit turns out constant, the
+//!    pass moves nothing and starts over on the varying bits). Prefix sums give every
+//!    (bucket, block) pair its own range of the scratch buffer, and the blocks scatter into
+//!    their ranges in parallel. For uniform keys this is the only pass whose reads and
+//!    writes miss the cache.
+//! 2. **Buckets** are then independent: rayon spreads them over the threads (work stealing
+//!    balances skewed sizes). A bucket that is still larger than a leaf (skewed keys, such
+//!    as floats whose exponents cluster) goes through another MSD pass, itself parallel when
+//!    it is large.
+//! 3. **Leaves** (both the leaf and its range of the scratch buffer fit in L2) are sorted by
+//!    one thread with a *diverting* LSD radix sort, after voracious_radix_sort: LSD passes of
+//!    at most [`LSD_MAX_BITS`]-bit digits on only the top `log2(n) + DIVERT_BITS` bits of
+//!    `mask` (one read counts every digit; constant digits are skipped), ping-ponging between
+//!    the leaf's range of the input and of the scratch buffer. For uniform 64-bit keys that
+//!    is two passes instead of five. Elements whose top bits are then equal form groups of
+//!    mostly one element, finished by insertion sort while the leaf is moved to where its
+//!    result belongs; a larger group (keys that share their top bits and differ below) is
+//!    sorted recursively on its remaining bits, so no input goes quadratic. Leaves of at
+//!    most [`Tuning::small`] elements use a comparison sort.
+//!
+//! Every step is stable (blocks are scattered in order, LSD and insertion sort are stable,
+//! the comparison sort is `sort_by_key`), so the whole sort is stable.
+//!
+//! # Memory
+//!
+//! One scratch buffer as large as the input (`n * size_of::<T>()` bytes), allocated zeroed so
+//! that the allocator hands out fresh pages without a pass that initialises them. Nothing
+//! else grows with `n` except per-block histograms (`8 << MSD_MAX_BITS` bytes per block).
+//!
+//! That buffer is also this design's main cost against an in-place sort: at 10^8 `u64`, the
+//! first touch of its 800 MB (page faults, zeroing by the kernel) and its release measured
+//! roughly a quarter of the sort's wall time (BENCHMARKS.md).
+//!
+//! # Why no `unsafe`
+//!
+//! The parallel scatter needs disjoint concurrent writes into one buffer. Instead of raw
+//! pointers, the scratch buffer is carved with `split_at_mut` into one sub-slice per
+//! (bucket, block) pair, sized by the histograms; each block owns its sub-slices and fills
+//! them front to back. The bounds checks this costs are predictable branches.
+//!
+//! [`SortKey`]: super::SortKey
+
+use rayon::prelude::*;
+
+/// Widest digit of an MSD pass: 4096 buckets. Wider digits make the scatter miss the TLB on
+/// nearly every write.
+pub(crate) const MSD_MAX_BITS: u32 = 12;
+
+/// Widest digit of an LSD pass over a leaf: 2048 counters (8 KiB) stay in L1.
+pub(crate) const LSD_MAX_BITS: u32 = 11;
+
+/// Size thresholds of the sort. The defaults are measured (BENCHMARKS.md); tests shrink them
+/// to reach every path with small inputs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tuning {
+    /// At most this many elements: comparison sort.
+    pub(crate) small: usize,
+    /// At most this many elements: one thread's LSD sort (input and scratch in L2).
+    pub(crate) leaf: usize,
+    /// At least this many elements: passes over the whole input run on all threads.
+    pub(crate) par_min: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning::for_size(8)
+    }
+}
+
+impl Tuning {
+    /// The thresholds for elements of `size` bytes: a leaf and its scratch take 512 KiB,
+    /// half of a Zen 4 core's L2.
+    pub(crate) fn for_size(size: usize) -> Tuning {
+        let leaf = ((256 << 10) / size.max(1)).max(64);
+        Tuning {
+            small: 256.min(leaf / 2),
+            leaf,
+            par_min: leaf * 4,
+        }
+    }
+}
+
+/// Stably sorts `data` by `key` in parallel (on the current rayon pool). The scratch buffer
+/// is taken from `reuse` when given (grown if needed, kept for the next sort), else
+/// allocated for this sort.
+pub(crate) fn sort<T, F>(data: &mut [T], key: &F, reuse: Option<&mut Vec<u128>>)
+where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    let tuning = Tuning::for_size(std::mem::size_of::<T>());
+    sort_tuned(data, key, &tuning, reuse);
+}
+
+/// [`sort`] with explicit thresholds.
+pub(crate) fn sort_tuned<T, F>(
+    data: &mut [T],
+    key: &F,
+    tuning: &Tuning,
+    reuse: Option<&mut Vec<u128>>,
+) where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    if data.len() <= tuning.small.max(1) {
+        data.sort_by_key(key);
+        return;
+    }
+    // Large inputs learn the bits in which keys differ during the MSD pass's count.
+    let mask = if data.len() <= tuning.leaf {
+        diff_mask(data, key, tuning)
+    } else {
+        u64::MAX
+    };
+    if mask == 0 {
+        return;
+    }
+    with_scratch(data.len(), reuse, |scratch| {
+        sort_rec(data, scratch, key, mask, false, tuning)
+    });
+}
+
+/// Runs `f` on a scratch slice of `n` elements.
+///
+/// `vec![0u128; m]` is allocated with `calloc`, which for large sizes maps fresh zero pages
+/// without writing them: the scratch buffer costs no initialising pass, only the page faults
+/// of its first touch, taken by the threads of the MSD scatter. It is viewed as `[T]`
+/// through bytemuck's checked casts (types aligned beyond 16 bytes, which no sort key is,
+/// take a plain `Vec<T>`).
+///
+/// Measured alternatives (BENCHMARKS.md): pre-faulting (`MAP_POPULATE`, or a parallel touch)
+/// only moves the same cost; transparent huge pages (`MADV_HUGEPAGE`) halve the scatter
+/// once the kernel has free huge pages, but the first sort in a process stalled for seconds
+/// in memory compaction.
+///
+/// A buffer given in `reuse` (already faulted in by an earlier sort) is used instead when its
+/// elements can be viewed as `T`, grown first if it is too small.
+fn with_scratch<T: bytemuck::Pod, R>(
+    n: usize,
+    reuse: Option<&mut Vec<u128>>,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> R {
+    let bytes = n * std::mem::size_of::<T>();
+    if bytes == 0 || std::mem::align_of::<T>() > 16 {
+        return f(&mut vec![T::zeroed(); n]);
+    }
+    let mut own;
+    let buf = match reuse {
+        Some(buf) => {
+            if buf.len() < bytes.div_ceil(16) {
+                // Drop the old buffer first, so that growing never holds both.
+                *buf = Vec::new();
+                *buf = vec![0u128; bytes.div_ceil(16)];
+            }
+            buf
+        }
+        None => {
+            own = vec![0u128; bytes.div_ceil(16)];
+            &mut own
+        }
+    };
+    let raw: &mut [u8] = bytemuck::cast_slice_mut(&mut buf[..]);
+    f(bytemuck::cast_slice_mut(&mut raw[..bytes]))
+}
+
+/// The bits in which the keys of `data` differ (0 if all keys are equal or `data` is empty).
+fn diff_mask<T, F>(data: &[T], key: &F, tuning: &Tuning) -> u64
+where
+    T: Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    let Some(first) = data.first() else {
+        return 0;
+    };
+    let k0 = key(first);
+    let fold = |c: &[T]| c.iter().fold(0u64, |m, x| m | (key(x) ^ k0));
+    if data.len() >= tuning.par_min && rayon::current_num_threads() > 1 {
+        data.par_chunks(tuning.par_min / 2)
+            .map(fold)
+            .reduce(|| 0, |a, b| a | b)
+    } else {
+        fold(data)
+    }
+}
+
+/// Sorts the elements in `src`, using `dst` (same length) as scratch; the result ends in
+/// `dst` if `out_in_dst`, else in `src`. `mask`: a superset of the bits in which the keys
+/// differ.
+fn sort_rec<T, F>(
+    src: &mut [T],
+    dst: &mut [T],
+    key: &F,
+    mask: u64,
+    out_in_dst: bool,
+    tuning: &Tuning,
+) where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    let n = src.len();
+    if n <= tuning.small {
+        src.sort_by_key(key);
+    } else {
+        if n <= tuning.leaf {
+            if mask != 0 {
+                return lsd(src, dst, key, mask, out_in_dst, tuning);
+            }
+        } else if mask != 0 {
+            return msd(src, dst, key, mask, out_in_dst, tuning);
+        }
+    }
+    if out_in_dst {
+        dst.copy_from_slice(src);
+    }
+}
+
+/// One MSD pass on the top varying bits (`src` → `dst`), then the buckets in parallel.
+fn msd<T, F>(src: &mut [T], dst: &mut [T], key: &F, mask: u64, out_in_dst: bool, tuning: &Tuning)
+where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    let n = src.len();
+    let top = 63 - mask.leading_zeros();
+    // Buckets of about half a leaf, so that nearly all of them are leaves.
+    let want = (n / (tuning.leaf / 2).max(1))
+        .max(2)
+        .next_power_of_two()
+        .trailing_zeros();
+    let w = want.clamp(1, MSD_MAX_BITS).min(top + 1);
+    let shift = top + 1 - w;
+    let nb = 1usize << w;
+    let dmask = (nb - 1) as u64;
+    let digit = |x: &T| ((key(x) >> shift) & dmask) as usize;
+
+    let threads = rayon::current_num_threads();
+    let nblocks = if n >= tuning.par_min && threads > 1 {
+        (threads * 4)
+            .min(n / (tuning.par_min / 4).max(1))
+            .max(threads)
+    } else {
+        1
+    };
+    let block_len = n.div_ceil(nblocks);
+    // The same read counts the digit and learns the bits in which keys really differ.
+    let k0 = key(&src[0]);
+    let count = |c: &[T]| {
+        let mut h = vec![0usize; nb];
+        let mut diff = 0u64;
+        for x in c {
+            let k = key(x);
+            diff |= k ^ k0;
+            h[((k >> shift) & dmask) as usize] += 1;
+        }
+        (h, diff)
+    };
+    let (counts, diffs): (Vec<Vec<usize>>, Vec<u64>) = if nblocks > 1 {
+        src.par_chunks(block_len).map(count).unzip()
+    } else {
+        let (h, d) = count(src);
+        (vec![h], vec![d])
+    };
+    let mask = mask & diffs.iter().fold(0, |a, b| a | b);
+    if mask & (dmask << shift) == 0 {
+        // Every key shares these bits (`mask` was only a bound): no move; go on with the
+        // bits that do differ, if any.
+        return sort_rec(src, dst, key, mask, out_in_dst, tuning);
+    }
+
+    // Carve `dst` bucket by bucket, and within a bucket block by block, so that each block
+    // owns the exact ranges its elements go to and the scatter is stable.
+    let mut outs: Vec<Vec<&mut [T]>> = (0..counts.len()).map(|_| Vec::with_capacity(nb)).collect();
+    let mut bucket_len = vec![0usize; nb];
+    let mut rest: &mut [T] = dst;
+    for (d, len) in bucket_len.iter_mut().enumerate() {
+        for (b, out) in outs.iter_mut().enumerate() {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(counts[b][d]);
+            out.push(head);
+            *len += counts[b][d];
+            rest = tail;
+        }
+    }
+    if nblocks > 1 {
+        src.par_chunks(block_len)
+            .zip(outs)
+            .for_each(|(c, mut o)| scatter(c, &mut o, &digit));
+    } else if let Some(mut o) = outs.pop() {
+        scatter(src, &mut o, &digit);
+    }
+
+    // The elements are now in `dst`; each bucket is sorted from there, with its range of
+    // `src` as scratch, and must end where the caller wants the result.
+    let low_mask = if shift == 0 {
+        0
+    } else {
+        mask & ((1u64 << shift) - 1)
+    };
+    let mut buckets = Vec::with_capacity(nb);
+    let (mut s, mut d) = (src, dst);
+    for &len in &bucket_len {
+        let (s1, s2) = std::mem::take(&mut s).split_at_mut(len);
+        let (d1, d2) = std::mem::take(&mut d).split_at_mut(len);
+        buckets.push((d1, s1));
+        s = s2;
+        d = d2;
+    }
+    let sub = |(d1, s1): (&mut [T], &mut [T])| sort_rec(d1, s1, key, low_mask, !out_in_dst, tuning);
+    if n >= tuning.par_min {
+        buckets.into_par_iter().for_each(sub);
+    } else {
+        buckets.into_iter().for_each(sub);
+    }
+}
+
+/// Moves each element of `src` to the front of the free part of its bucket's slice.
+fn scatter<T: Copy>(src: &[T], outs: &mut [&mut [T]], digit: &impl Fn(&T) -> usize) {
+    let mut pos = vec![0usize; outs.len()];
+    for x in src {
+        let d = digit(x);
+        outs[d][pos[d]] = *x;
+        pos[d] += 1;
+    }
+}
+
+/// Radix sort of a leaf on the bits of `mask` (a superset of the bits in which its keys
+/// differ), ping-ponging between `src` and `dst`.
+///
+/// The leaf is sorted LSD on its top `log2(n) + DIVERT_BITS` varying bits only (one read
+/// counts every digit; digits in which all keys agree are skipped). For keys spread over
+/// more bits than that, elements whose top bits are equal form groups of mostly one or two
+/// elements, finished by insertion sort; a larger group (keys that share their top bits)
+/// is sorted recursively on its remaining bits, so no input makes this quadratic. This is
+/// the "diverting LSD" idea of voracious_radix_sort: two passes instead of five for a leaf
+/// of uniform 64-bit keys.
+fn lsd<T, F>(src: &mut [T], dst: &mut [T], key: &F, mask: u64, out_in_dst: bool, tuning: &Tuning)
+where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    const RADIX: usize = 1 << LSD_MAX_BITS;
+    let n = src.len();
+    let top = 63 - mask.leading_zeros();
+    let span = top + 1 - mask.trailing_zeros();
+    let bits = (usize::BITS - n.leading_zeros() + DIVERT_BITS).min(span);
+    let lo = top + 1 - bits;
+    let passes = bits.div_ceil(LSD_MAX_BITS);
+    let w = bits.div_ceil(passes);
+    let dmask = (1u64 << w) - 1;
+    // `& (RADIX - 1)` (a no-op, as w <= LSD_MAX_BITS) lets the compiler drop bounds checks.
+    let digit = |k: u64, p: u32| ((k >> (lo + p * w)) & dmask) as usize & (RADIX - 1);
+    let mut hist = vec![[0u32; RADIX]; passes as usize];
+    for x in src.iter() {
+        let k = key(x);
+        for (p, h) in (0..passes).zip(hist.iter_mut()) {
+            h[digit(k, p)] += 1;
+        }
+    }
+    let first = key(&src[0]);
+    let (mut a, mut b) = (src, dst);
+    let mut in_dst = false;
+    for (p, off) in (0..passes).zip(hist.iter_mut()) {
+        if off[digit(first, p)] as usize == n {
+            continue;
+        }
+        let mut sum = 0;
+        for o in off.iter_mut() {
+            let c = *o;
+            *o = sum;
+            sum += c;
+        }
+        for x in a.iter() {
+            let o = &mut off[digit(key(x), p)];
+            b[*o as usize] = *x;
+            *o += 1;
+        }
+        std::mem::swap(&mut a, &mut b);
+        in_dst = !in_dst;
+    }
+    // The elements are in `a`, sorted by `key >> lo`; they belong in `b` if `move_out`.
+    let move_out = in_dst != out_in_dst;
+    if lo == mask.trailing_zeros() {
+        if move_out {
+            b.copy_from_slice(a);
+        }
+        return;
+    }
+    // Finish the groups of equal top bits, moving them out on the way if needed.
+    let low_mask = mask & ((1u64 << lo) - 1);
+    let mut start = 0;
+    let mut group = key(&a[0]) >> lo;
+    for i in 1..=n {
+        let g = if i < n { key(&a[i]) >> lo } else { !group };
+        if g == group {
+            continue;
+        }
+        let len = i - start;
+        if len == 1 {
+            if move_out {
+                b[start] = a[start];
+            }
+        } else if len <= INSERTION_MAX {
+            if move_out {
+                b[start..i].copy_from_slice(&a[start..i]);
+                insertion_sort(&mut b[start..i], key);
+            } else {
+                insertion_sort(&mut a[start..i], key);
+            }
+        } else {
+            sort_rec(
+                &mut a[start..i],
+                &mut b[start..i],
+                key,
+                low_mask,
+                move_out,
+                tuning,
+            );
+        }
+        start = i;
+        group = g;
+    }
+}
+
+/// Extra bits a leaf is sorted on beyond `log2(n)`: groups of equal top bits then hold
+/// `2^-DIVERT_BITS` elements on average for uniform keys.
+const DIVERT_BITS: u32 = 3;
+
+/// Largest group finished by insertion sort.
+const INSERTION_MAX: usize = 24;
+
+/// Stable insertion sort by `key`.
+fn insertion_sort<T: Copy, F: Fn(&T) -> u64>(v: &mut [T], key: &F) {
+    for i in 1..v.len() {
+        let x = v[i];
+        let k = key(&x);
+        let mut j = i;
+        while j > 0 && key(&v[j - 1]) > k {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Tuning {
+        Tuning {
+            small: 4,
+            leaf: 32,
+            par_min: 64,
+        }
+    }
+
+    fn check(v: Vec<u64>, tuning: &Tuning) {
+        let mut want = v.clone();
+        want.sort();
+        let mut got = v;
+        sort_tuned(&mut got, &|x: &u64| *x, tuning, None);
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn every_path_with_tiny_thresholds() {
+        let mut s = 0x9e3779b97f4a7c15u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for n in [0, 1, 2, 5, 31, 32, 33, 63, 64, 65, 100, 1000, 5000] {
+            let full: Vec<u64> = (0..n).map(|_| next()).collect();
+            check(full.clone(), &tiny());
+            check(full.iter().map(|x| x % 7).collect(), &tiny());
+            check(
+                full.iter().map(|x| x & 0xff00_0000_0000_00ff).collect(),
+                &tiny(),
+            );
+            check(full.iter().map(|x| x >> 60).collect(), &tiny());
+            check((0..n).rev().collect(), &tiny());
+            check(full, &Tuning::default());
+        }
+    }
+
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Every path (MSD, parallel MSD, leaves, groups, comparison sort) on small inputs,
+        /// against the naive stable sort, on 1 and 2 threads.
+        #[test]
+        fn prop_tiny_thresholds_match_naive(
+            v in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..600),
+            shift in 0u32..64,
+            keep in proptest::prelude::any::<u64>(),
+            threads in 1usize..=2,
+            small in 1usize..8,
+            leaf in 8usize..64,
+            reuse_len in 0usize..1200,
+        ) {
+            // Masked and shifted keys: few varying bits, at any position, with duplicates.
+            let pairs: Vec<[u64; 2]> = v
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| [(x & keep) >> shift, i as u64])
+                .collect();
+            let mut want = pairs.clone();
+            want.sort_by_key(|p| p[0]);
+            let mut got = pairs;
+            let tuning = Tuning { small, leaf, par_min: leaf * 2 };
+            let mut reuse = vec![u128::MAX / 3; reuse_len];
+            pool(threads).install(|| sort_tuned(&mut got, &|p: &[u64; 2]| p[0], &tuning, Some(&mut reuse)));
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn stable_on_equal_keys() {
+        let v: Vec<[u64; 2]> = (0..3000u64).map(|i| [(i * 7919) % 13, i]).collect();
+        let mut want = v.clone();
+        want.sort_by_key(|p| p[0]);
+        let mut got = v;
+        sort_tuned(&mut got, &|p: &[u64; 2]| p[0], &tiny(), None);
+        assert_eq!(got, want);
+    }
+}
