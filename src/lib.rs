@@ -60,6 +60,7 @@ mod array;
 pub mod chunk;
 mod element;
 mod error;
+pub mod kernels;
 mod mmap;
 pub mod npy;
 pub mod sort;

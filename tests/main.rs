@@ -5,5 +5,6 @@ mod chunk;
 mod common;
 mod faults;
 mod fuzz_npy;
+mod kernels;
 mod sort_external;
 mod sort_memory;

@@ -1,0 +1,357 @@
+//! Statistics: mean, variance and standard deviation from mergeable moments, and histograms.
+
+use num_traits::Zero;
+
+use super::{combine_tree, defaults, is_nan, per_chunk, Numeric, LANES, MOMENT_BLOCK};
+use crate::chunk::ParOptions;
+use crate::error::{Error, Result};
+
+/// Count, mean and sum of squared deviations (`M2`) of some data, in `f64`.
+///
+/// Two `Moments` of disjoint parts merge exactly into those of the union
+/// ([`Moments::merge`], Chan, Golub and LeVeque's pairwise update), which is how the
+/// parallel kernels combine chunks without the cancellation of a `Σx² - (Σx)²/n` formula.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Moments {
+    /// Number of values.
+    pub count: u64,
+    /// Their mean (NaN when `count` is 0, or when a NaN was included).
+    pub mean: f64,
+    /// Sum of squared deviations from the mean.
+    pub m2: f64,
+}
+
+impl Moments {
+    /// The moments of nothing.
+    pub const EMPTY: Moments = Moments {
+        count: 0,
+        mean: 0.0,
+        m2: 0.0,
+    };
+
+    /// The moments of the union of two disjoint parts.
+    pub fn merge(self, other: Moments) -> Moments {
+        if self.count == 0 {
+            return other;
+        }
+        if other.count == 0 {
+            return self;
+        }
+        let n = self.count + other.count;
+        let (na, nb, nf) = (self.count as f64, other.count as f64, n as f64);
+        let delta = other.mean - self.mean;
+        Moments {
+            count: n,
+            mean: self.mean + delta * (nb / nf),
+            m2: self.m2 + other.m2 + delta * delta * (na * nb / nf),
+        }
+    }
+
+    /// The mean; NaN for no values.
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            f64::NAN
+        } else {
+            self.mean
+        }
+    }
+
+    /// The variance with `ddof` delta degrees of freedom (`M2 / (count - ddof)`; numpy's
+    /// `var(ddof=...)`): 0 is the population variance, 1 the sample variance. NaN when
+    /// `count <= ddof`.
+    pub fn variance(&self, ddof: u64) -> f64 {
+        if self.count <= ddof {
+            f64::NAN
+        } else {
+            self.m2 / (self.count - ddof) as f64
+        }
+    }
+
+    /// The standard deviation, `sqrt(variance(ddof))`.
+    pub fn std(&self, ddof: u64) -> f64 {
+        self.variance(ddof).sqrt()
+    }
+
+    /// Moments of a serial slice, in blocks that stay in L1 (see the module docs).
+    pub(crate) fn of_slice<T: Numeric, const SKIP_NAN: bool>(s: &[T]) -> Moments {
+        s.chunks(MOMENT_BLOCK)
+            .map(block_moments::<T, SKIP_NAN>)
+            .fold(Moments::EMPTY, Moments::merge)
+    }
+}
+
+/// Two passes over one block: its mean, then the squared deviations from it.
+#[inline]
+fn block_moments<T: Numeric, const SKIP_NAN: bool>(b: &[T]) -> Moments {
+    let keep = |x: T| !(SKIP_NAN && is_nan(x));
+    let mut acc = [0f64; LANES];
+    let mut cnt = [0u32; LANES];
+    let mut it = b.chunks_exact(LANES);
+    for c in &mut it {
+        let c: &[T; LANES] = c.try_into().expect("exact chunk");
+        for i in 0..LANES {
+            let k = keep(c[i]);
+            acc[i] += if k { c[i].as_() } else { 0.0 };
+            cnt[i] += k as u32;
+        }
+    }
+    let mut sum: f64 = acc.iter().sum();
+    let mut n: u64 = cnt.iter().map(|&c| c as u64).sum();
+    for &x in it.remainder() {
+        if keep(x) {
+            sum += x.as_();
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return Moments::EMPTY;
+    }
+    let mean = sum / n as f64;
+    let mut dev = [0f64; LANES];
+    let mut it = b.chunks_exact(LANES);
+    for c in &mut it {
+        let c: &[T; LANES] = c.try_into().expect("exact chunk");
+        for i in 0..LANES {
+            let d = c[i].as_() - mean;
+            dev[i] += if keep(c[i]) { d * d } else { 0.0 };
+        }
+    }
+    let mut m2: f64 = dev.iter().sum();
+    for &x in it.remainder() {
+        if keep(x) {
+            let d = x.as_() - mean;
+            m2 += d * d;
+        }
+    }
+    Moments { count: n, mean, m2 }
+}
+
+/// Count, mean and `M2` of `data` in one parallel pass (NaN propagates into mean and `M2`).
+///
+/// ```
+/// let m = outcore::kernels::moments(&[2.0f64, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]);
+/// assert_eq!(m.mean(), 5.0);
+/// assert_eq!(m.variance(0), 4.0);
+/// assert_eq!(m.std(0), 2.0);
+/// ```
+pub fn moments<T: Numeric>(data: &[T]) -> Moments {
+    defaults(moments_with(data, &ParOptions::new()))
+}
+
+/// [`moments`] with options.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+pub fn moments_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Moments> {
+    let parts = per_chunk(data, opts, |_, c| Moments::of_slice::<T, false>(c))?;
+    Ok(combine_tree(parts, &Moments::merge).unwrap_or(Moments::EMPTY))
+}
+
+/// The moments of the elements that are not NaN.
+pub fn nanmoments<T: Numeric>(data: &[T]) -> Moments {
+    defaults(nanmoments_with(data, &ParOptions::new()))
+}
+
+/// [`nanmoments`] with options.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+pub fn nanmoments_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Moments> {
+    let parts = per_chunk(data, opts, |_, c| Moments::of_slice::<T, true>(c))?;
+    Ok(combine_tree(parts, &Moments::merge).unwrap_or(Moments::EMPTY))
+}
+
+/// The arithmetic mean as `f64`, from the exact (integers) or pairwise (floats) sum, as
+/// numpy's `mean`; NaN for an empty slice or if `data` holds a NaN.
+///
+/// For `f32` the sum is accumulated in `f32` like numpy's, then divided in `f64`.
+pub fn mean<T: Numeric>(data: &[T]) -> f64 {
+    defaults(mean_with(data, &ParOptions::new()))
+}
+
+/// [`mean`] with options.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+pub fn mean_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<f64> {
+    if data.is_empty() {
+        return Ok(f64::NAN);
+    }
+    Ok(T::total_to_f64(super::sum_with(data, opts)?) / data.len() as f64)
+}
+
+/// The mean of the elements that are not NaN (numpy's `nanmean`); NaN if there are none.
+pub fn nanmean<T: Numeric>(data: &[T]) -> f64 {
+    defaults(nanmean_with(data, &ParOptions::new()))
+}
+
+/// [`nanmean`] with options.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+pub fn nanmean_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<f64> {
+    let parts = per_chunk(data, opts, |_, c| {
+        (
+            T::nansum_serial(c),
+            super::reduce::count_serial(c, &|x: &T| !is_nan(*x)),
+        )
+    })?;
+    let (s, n) =
+        combine_tree(parts, &|a, b| (a.0 + b.0, a.1 + b.1)).unwrap_or((T::Total::zero(), 0));
+    Ok(if n == 0 {
+        f64::NAN
+    } else {
+        T::total_to_f64(s) / n as f64
+    })
+}
+
+/// The variance with `ddof` delta degrees of freedom (numpy's `var(ddof=...)`), computed in
+/// `f64` from stably merged per-block moments; NaN when `len <= ddof` or if `data` holds a
+/// NaN.
+///
+/// ```
+/// let v = [1.0f32, 2.0, 3.0, 4.0];
+/// assert_eq!(outcore::kernels::variance(&v, 0), 1.25);
+/// assert_eq!(outcore::kernels::variance(&v, 1), 5.0 / 3.0);
+/// ```
+pub fn variance<T: Numeric>(data: &[T], ddof: u64) -> f64 {
+    moments(data).variance(ddof)
+}
+
+/// [`variance`] with options.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+pub fn variance_with<T: Numeric>(data: &[T], ddof: u64, opts: &ParOptions) -> Result<f64> {
+    Ok(moments_with(data, opts)?.variance(ddof))
+}
+
+/// The standard deviation with `ddof` delta degrees of freedom (numpy's `std`).
+pub fn std<T: Numeric>(data: &[T], ddof: u64) -> f64 {
+    moments(data).std(ddof)
+}
+
+/// The variance of the elements that are not NaN (numpy's `nanvar`).
+pub fn nanvar<T: Numeric>(data: &[T], ddof: u64) -> f64 {
+    nanmoments(data).variance(ddof)
+}
+
+/// Counts of `data` in `bins` equal-width bins over `range`, as `np.histogram(data, bins,
+/// range)`: bin `i` is `[edge_i, edge_{i+1})` except the last, which also holds the upper
+/// edge; values outside the range and NaN are not counted. `range: None` uses the data's
+/// min and max (a NaN in the data is then an error, as in numpy). A zero-width range is
+/// widened to `lo - 0.5 .. hi + 0.5` like numpy. Arithmetic is in `f64`, with numpy's edge
+/// formula, so values on an edge land in the same bin as in numpy for `f64` data.
+///
+/// ```
+/// let v = [0.0, 0.5, 1.0, 1.5, 2.0, 9.0];
+/// let h = outcore::kernels::histogram(&v, 4, Some((0.0, 2.0))).unwrap();
+/// assert_eq!(h, vec![1, 1, 1, 2]);
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if `bins` is 0, or the range is not finite or has
+/// `lo > hi`, or the data holds NaN and no range was given.
+pub fn histogram<T: Numeric>(
+    data: &[T],
+    bins: usize,
+    range: Option<(f64, f64)>,
+) -> Result<Vec<u64>> {
+    histogram_with(data, bins, range, &ParOptions::new())
+}
+
+/// [`histogram`] with options.
+///
+/// # Errors
+/// As [`histogram`], and [`Error::InvalidArgument`] if the options' thread pool cannot be
+/// started.
+pub fn histogram_with<T: Numeric>(
+    data: &[T],
+    bins: usize,
+    range: Option<(f64, f64)>,
+    opts: &ParOptions,
+) -> Result<Vec<u64>> {
+    if bins == 0 {
+        return Err(Error::InvalidArgument(
+            "histogram needs at least one bin".into(),
+        ));
+    }
+    let (mut lo, mut hi) = match range {
+        Some(r) => r,
+        None => match super::min_max_with(data, opts)? {
+            None => (0.0, 1.0),
+            Some((a, b)) => (a.as_(), b.as_()),
+        },
+    };
+    if !(lo.is_finite() && hi.is_finite()) {
+        return Err(Error::InvalidArgument(format!(
+            "histogram range ({lo}, {hi}) is not finite{}",
+            if range.is_none() {
+                " (the data holds NaN or infinity; give a range)"
+            } else {
+                ""
+            }
+        )));
+    }
+    if lo > hi {
+        return Err(Error::InvalidArgument(format!(
+            "histogram range ({lo}, {hi}): max must be larger than min"
+        )));
+    }
+    if lo == hi {
+        lo -= 0.5;
+        hi += 0.5;
+    }
+    // numpy: edges = linspace(lo, hi, bins + 1) = lo + i * step, the last one exactly hi.
+    let step = (hi - lo) / bins as f64;
+    let mut edges: Vec<f64> = (0..=bins).map(|i| i as f64 * step + lo).collect();
+    edges[bins] = hi;
+    let norm = bins as f64 / (hi - lo);
+    let parts = per_chunk(data, opts, |_, c| {
+        let mut counts = vec![0u64; bins];
+        for &x in c {
+            let x: f64 = x.as_();
+            if !(x >= lo && x <= hi) {
+                continue;
+            }
+            // numpy's bin search: the computed index, corrected by comparing with the edges.
+            let mut i = (((x - lo) * norm) as usize).min(bins);
+            if i == bins {
+                i -= 1;
+            }
+            if x < edges[i] {
+                i -= 1;
+            }
+            if i != bins - 1 && x >= edges[i + 1] {
+                i += 1;
+            }
+            counts[i] += 1;
+        }
+        counts
+    })?;
+    let mut total = vec![0u64; bins];
+    for p in parts {
+        for (t, c) in total.iter_mut().zip(p) {
+            *t += c;
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_equals_whole() {
+        let v: Vec<f64> = (0..10_000)
+            .map(|i| ((i * 7919) % 1000) as f64 * 0.37 + 1e6)
+            .collect();
+        let whole = Moments::of_slice::<f64, false>(&v);
+        let (a, b) = v.split_at(3333);
+        let merged = Moments::of_slice::<f64, false>(a).merge(Moments::of_slice::<f64, false>(b));
+        assert_eq!(whole.count, merged.count);
+        assert!((whole.mean - merged.mean).abs() < 1e-9 * whole.mean.abs());
+        assert!((whole.m2 - merged.m2).abs() < 1e-9 * whole.m2.abs());
+    }
+}
