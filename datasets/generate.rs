@@ -660,7 +660,7 @@ impl Generator {
                 })
                 .reduce(|| 0, u64::wrapping_add)
         })?;
-        Ok(finish(sum, (out.len() * size) as u64))
+        Ok(finish(sum, std::mem::size_of_val(out) as u64))
     }
 }
 
