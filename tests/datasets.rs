@@ -3,13 +3,18 @@
 #![cfg(feature = "cli")]
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::process::Command;
 
 use outcore::datasets::{
-    checksum, record_index, Distribution, Generate, Generator, Kind, Record100, BLOCK_LEN,
-    FEW_UNIQUE, ZIPF_EXPONENT, ZIPF_RANKS,
+    checksum, record_index, Checksum, Distribution, Generate, Generator, Kind, Record100,
+    BLOCK_LEN, FEW_UNIQUE, ZIPF_EXPONENT, ZIPF_RANKS,
 };
 use outcore::sort::SortKey;
 use outcore::ParOptions;
+
+use crate::common::{python, tmpdir};
+use crate::require_numpy;
 
 fn threads(n: usize) -> ParOptions {
     let mut o = ParOptions::new();
@@ -357,4 +362,486 @@ fn uniform_record_keys_are_random_and_sorting_recovers_a_permutation() {
         assert!(!seen[i]);
         seen[i] = true;
     }
+}
+
+// ---------------------------------------------------------------- the gen-dataset program
+
+const GEN: &str = env!("CARGO_BIN_EXE_gen-dataset");
+
+/// Runs gen-dataset; returns (success, stdout, stderr).
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(GEN)
+        .args(args)
+        .arg("--quiet")
+        .output()
+        .expect("run gen-dataset");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs gen-dataset, which must succeed; returns the checksum it printed.
+fn run_ok(args: &[&str]) -> Checksum {
+    let (ok, stdout, stderr) = run(args);
+    assert!(ok, "gen-dataset {args:?} failed:\n{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    let hex = last
+        .strip_prefix("checksum: ")
+        .unwrap_or_else(|| panic!("no checksum line in:\n{stdout}"));
+    Checksum(u64::from_str_radix(hex, 16).expect("hex checksum"))
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The checksum, written out in numpy as datasets/README.md gives it: an oracle
+/// independent of the Rust code. Defines `sum64(bytes) -> int`.
+const NP_SUM64: &str = r#"
+M = (1 << 64) - 1
+def fmix(z):
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M
+    return z ^ (z >> 31)
+def sum64(b):
+    w = np.frombuffer(b + bytes(-len(b) % 8), dtype='<u8')
+    z = w + np.arange(1, len(w) + 1, dtype=np.uint64) * np.uint64(0x9e3779b97f4a7c15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xbf58476d1ce4e5b9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94d049bb133111eb)
+    z = z ^ (z >> np.uint64(31))
+    return fmix(int(z.sum(dtype=np.uint64)) ^ len(b))
+"#;
+
+fn fill_checksum<T: Generate>(dist: Distribution, seed: u64, n: usize) -> Checksum {
+    let mut v = vec![T::zeroed(); n];
+    Generator::new(dist, seed)
+        .fill(&mut v, &ParOptions::new())
+        .unwrap()
+}
+
+#[test]
+fn numpy_reads_every_generated_npy_with_its_dtype_and_shape() {
+    require_numpy!();
+    let dir = tmpdir();
+    // Every numeric dtype; distributions and shapes rotate so each appears.
+    let cases: &[(&str, &str, &str, &[usize])] = &[
+        ("u8", "uniform", "uint8", &[70_000]),
+        ("u16", "sorted", "uint16", &[300, 250]),
+        ("u32", "reverse", "uint32", &[66_000]),
+        ("u64", "nearly-sorted", "uint64", &[1000, 70]),
+        ("i8", "few-unique", "int8", &[5, 6, 7]),
+        ("i16", "zipf", "int16", &[12_345]),
+        ("i32", "equal", "int32", &[17, 1]),
+        ("i64", "uniform", "int64", &[65_537]),
+        ("f32", "normal", "float32", &[1000, 3]),
+        ("f64", "sorted", "float64", &[0]),
+        ("f64", "uniform", "float64", &[100_000]),
+    ];
+    let mut script = String::from(NP_SUM64);
+    script.push_str(
+        r#"
+for path in sys.argv[1:]:
+    a = np.load(path)
+    f = a.ravel()
+    prop = 'sorted' if np.all(f[1:] >= f[:-1]) else 'reverse' if np.all(f[1:] <= f[:-1]) else '-'
+    print(a.dtype.name, ','.join(map(str, a.shape)), '%016x' % sum64(a.tobytes()), len(np.unique(f)), prop)
+"#,
+    );
+    let mut paths = vec![];
+    let mut expected = vec![];
+    for (i, (dtype, dist, np_dtype, shape)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("{i}-{dtype}-{dist}.npy"));
+        let shape_arg = shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let printed = run_ok(&[
+            "--dtype",
+            dtype,
+            "--dist",
+            dist,
+            "--shape",
+            &shape_arg,
+            "--seed",
+            "5",
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        // The file holds exactly what the library fills a Vec with.
+        let n: usize = shape.iter().product();
+        let dist_v: Distribution = dist.parse().unwrap();
+        let in_memory = match *dtype {
+            "u8" => fill_checksum::<u8>(dist_v, 5, n),
+            "u16" => fill_checksum::<u16>(dist_v, 5, n),
+            "u32" => fill_checksum::<u32>(dist_v, 5, n),
+            "u64" => fill_checksum::<u64>(dist_v, 5, n),
+            "i8" => fill_checksum::<i8>(dist_v, 5, n),
+            "i16" => fill_checksum::<i16>(dist_v, 5, n),
+            "i32" => fill_checksum::<i32>(dist_v, 5, n),
+            "i64" => fill_checksum::<i64>(dist_v, 5, n),
+            "f32" => fill_checksum::<f32>(dist_v, 5, n),
+            "f64" => fill_checksum::<f64>(dist_v, 5, n),
+            _ => unreachable!(),
+        };
+        assert_eq!(printed, in_memory, "{dtype} {dist}");
+        paths.push(path.to_str().unwrap().to_owned());
+        expected.push((np_dtype, shape, printed, dist));
+    }
+    let args: Vec<&str> = paths.iter().map(|s| s.as_str()).collect();
+    let out = python(&script, &args);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), cases.len(), "{out}");
+    for (line, (np_dtype, shape, sum, dist)) in lines.iter().zip(&expected) {
+        let f: Vec<&str> = line.split(' ').collect();
+        let shape_str = shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(f[0], **np_dtype, "{line}");
+        assert_eq!(f[1], shape_str, "{line}");
+        assert_eq!(
+            f[2],
+            sum.to_string(),
+            "numpy's checksum of the data: {line}"
+        );
+        let n: usize = shape.iter().product();
+        match **dist {
+            "sorted" => assert_eq!(f[4], "sorted", "{line}"),
+            "reverse" => assert_eq!(f[4], "reverse", "{line}"),
+            "few-unique" => assert_eq!(f[3], "16", "{line}"),
+            "equal" => assert_eq!(f[3], "1", "{line}"),
+            "nearly-sorted" | "uniform" if n > 1000 => assert_eq!(f[4], "-", "{line}"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn record_files_carry_their_index_and_the_printed_checksum() {
+    require_numpy!();
+    let dir = tmpdir();
+    let path = dir.path().join("records.dat");
+    let n = BLOCK_LEN + 10;
+    let printed = run_ok(&[
+        "--dtype",
+        "record100",
+        "--dist",
+        "nearly-sorted",
+        "--count",
+        &n.to_string(),
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        100 * n as u64,
+        "raw by default: no header"
+    );
+    assert_eq!(
+        printed,
+        fill_checksum::<Record100>(Distribution::NearlySorted, 0, n)
+    );
+    let mut script = String::from(NP_SUM64);
+    script.push_str(
+        r#"
+raw = open(sys.argv[1], 'rb').read()
+r = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 100)
+idx = np.array([int(bytes(x).decode('ascii'), 16) for x in r[:, 12:44]])
+keys = [bytes(k) for k in r[:, :10]]
+print(len(r), int(np.all(idx == np.arange(len(r)))), int(keys == sorted(keys)), '%016x' % sum64(raw))
+"#,
+    );
+    let out = python(&script, &[path.to_str().unwrap()]);
+    assert_eq!(out.trim(), format!("{n} 1 0 {printed}"));
+}
+
+#[test]
+fn the_program_writes_identical_files_on_1_and_2_threads() {
+    let dir = tmpdir();
+    let n = (2 * BLOCK_LEN + 3).to_string();
+    for (dtype, dist) in [
+        ("f32", "nearly-sorted"),
+        ("i64", "zipf"),
+        ("record100", "uniform"),
+    ] {
+        let a = dir.path().join(format!("{dtype}-1"));
+        let b = dir.path().join(format!("{dtype}-2"));
+        let common = [
+            "--dtype", dtype, "--dist", dist, "--count", &n, "--seed", "99",
+        ];
+        let sa = run_ok(
+            &[
+                &common[..],
+                &["--threads", "1", "--out", a.to_str().unwrap()],
+            ]
+            .concat(),
+        );
+        let sb = run_ok(
+            &[
+                &common[..],
+                &["--threads", "2", "--out", b.to_str().unwrap()],
+            ]
+            .concat(),
+        );
+        assert_eq!(sa, sb);
+        assert!(
+            std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+            "{dtype} {dist}: files differ"
+        );
+    }
+}
+
+#[test]
+fn an_existing_output_is_replaced_only_on_success() {
+    let dir = tmpdir();
+    let path = dir.path().join("out.npy");
+    let p = path.to_str().unwrap();
+    std::fs::write(&path, b"old").unwrap();
+    let (ok, _, _) = run(&[
+        "--dtype", "u8", "--dist", "normal", "--count", "9", "--out", p,
+    ]);
+    assert!(!ok);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"old",
+        "a failed run leaves it alone"
+    );
+    run_ok(&[
+        "--dtype", "u8", "--dist", "uniform", "--count", "9", "--out", p,
+    ]);
+    let a = outcore::MappedArray::<u8>::open(&path).unwrap();
+    assert_eq!(a.shape(), &[9]);
+    assert_eq!(files_in(dir.path()), ["out.npy"]);
+}
+
+/// Each bad argument: a non-zero exit, a message that says what is wrong, and no file (not
+/// even a temporary one) in the output directory.
+#[test]
+fn bad_arguments_are_clear_errors_and_write_nothing() {
+    let dir = tmpdir();
+    let out = dir.path().join("out.npy");
+    let o = out.to_str().unwrap();
+    let a_file = dir.path().join("a-file");
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let sub = dir.path().join("sub");
+    let missing = dir.path().join("missing/out.npy");
+    let under_file = a_file.join("out.npy");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "--dtype", "f16", "--dist", "uniform", "--count", "9", "--out", o,
+            ],
+            "unknown dtype \"f16\"",
+        ),
+        (
+            &[
+                "--dtype", "f64", "--dist", "gauss", "--count", "9", "--out", o,
+            ],
+            "unknown distribution \"gauss\"",
+        ),
+        (
+            &[
+                "--dtype", "i32", "--dist", "normal", "--count", "9", "--out", o,
+            ],
+            "needs a float dtype",
+        ),
+        (
+            &[
+                "--dtype", "f64", "--dist", "uniform", "--size", "1001", "--out", o,
+            ],
+            "--size 1001 bytes is not a multiple of the f64 element size (8 bytes)",
+        ),
+        (
+            &[
+                "--dtype", "f64", "--dist", "uniform", "--size", "4XB", "--out", o,
+            ],
+            "unknown unit",
+        ),
+        (
+            &[
+                "--dtype", "u8", "--dist", "uniform", "--shape", "10,10", "--count", "99", "--out",
+                o,
+            ],
+            "--shape 10,10 holds 100 elements, but --count is 99",
+        ),
+        (
+            &[
+                "--dtype", "u16", "--dist", "uniform", "--shape", "10,10", "--size", "100",
+                "--out", o,
+            ],
+            "--size holds 50 u16 elements",
+        ),
+        (
+            &[
+                "--dtype", "u8", "--dist", "uniform", "--shape", "10,x", "--out", o,
+            ],
+            "is not a shape",
+        ),
+        (
+            &[
+                "--dtype", "u8", "--dist", "uniform", "--shape", "10,10", "--format", "raw",
+                "--out", o,
+            ],
+            "a raw file has no shape",
+        ),
+        (
+            &[
+                "--dtype",
+                "record100",
+                "--dist",
+                "uniform",
+                "--count",
+                "9",
+                "--format",
+                "npy",
+                "--out",
+                o,
+            ],
+            "record100 has no .npy dtype",
+        ),
+        (
+            &["--dtype", "u8", "--dist", "uniform", "--out", o],
+            "give the dataset's length",
+        ),
+        (
+            &[
+                "--dtype", "u8", "--dist", "uniform", "--count", "9", "--size", "9", "--out", o,
+            ],
+            "cannot be used with",
+        ),
+        (
+            &[
+                "--dtype", "u8", "--dist", "uniform", "--count", "-9", "--out", o,
+            ],
+            "unexpected argument",
+        ),
+        (
+            &[
+                "--dtype",
+                "u64",
+                "--dist",
+                "uniform",
+                "--count",
+                "4611686018427387904",
+                "--out",
+                o,
+            ],
+            "too many bytes",
+        ),
+        (
+            &[
+                "--dtype", "f64", "--dist", "uniform", "--size", "1000TiB", "--out", o,
+            ],
+            "not enough free disk space",
+        ),
+        (
+            &[
+                "--dtype",
+                "u8",
+                "--dist",
+                "uniform",
+                "--count",
+                "9",
+                "--out",
+                missing.to_str().unwrap(),
+            ],
+            "no such directory",
+        ),
+        (
+            &[
+                "--dtype",
+                "u8",
+                "--dist",
+                "uniform",
+                "--count",
+                "9",
+                "--out",
+                under_file.to_str().unwrap(),
+            ],
+            "not a directory",
+        ),
+        (
+            &[
+                "--dtype",
+                "u8",
+                "--dist",
+                "uniform",
+                "--count",
+                "9",
+                "--out",
+                sub.to_str().unwrap(),
+            ],
+            "is a directory",
+        ),
+    ];
+    std::fs::write(&a_file, b"").unwrap();
+    for (args, message) in cases {
+        let (ok, stdout, stderr) = run(args);
+        assert!(!ok, "{args:?} succeeded:\n{stdout}");
+        assert!(
+            stderr.contains(message),
+            "{args:?}: expected {message:?} in:\n{stderr}"
+        );
+        assert_eq!(
+            files_in(dir.path()),
+            ["a-file", "sub"],
+            "{args:?} left a file"
+        );
+        assert!(files_in(&sub).is_empty());
+    }
+}
+
+#[test]
+fn an_unwritable_directory_is_a_clear_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmpdir();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // root ignores permission bits; the immutable attribute stops it.
+    let probe = locked.join("probe");
+    let mut immutable = false;
+    if std::fs::write(&probe, b"").is_ok() {
+        std::fs::remove_file(&probe).unwrap();
+        immutable = Command::new("chattr")
+            .arg("+i")
+            .arg(&locked)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !immutable {
+            eprintln!("skipped: cannot make a directory unwritable here (root without chattr)");
+            return;
+        }
+    }
+    let out = locked.join("out.npy");
+    let result = run(&[
+        "--dtype",
+        "u8",
+        "--dist",
+        "uniform",
+        "--count",
+        "9",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    if immutable {
+        let _ = Command::new("chattr").arg("-i").arg(&locked).status();
+    }
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ok, _, stderr) = result;
+    assert!(!ok);
+    assert!(
+        stderr.contains("is not writable (permission denied)"),
+        "{stderr}"
+    );
+    assert!(files_in(&locked).is_empty());
 }
