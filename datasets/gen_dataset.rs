@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use outcore::datasets::{Checksum, Distribution, Generate, Generator, Kind, Record100};
+use outcore::datasets::{
+    Checksum, Distribution, Generate, Generator, Kind, PartialChecksum, Record100, BLOCK_LEN,
+};
 use outcore::npy::Header;
 use outcore::{ensure_free_space, Error, MappedArrayMut, ParOptions};
 
@@ -71,6 +73,11 @@ struct Args {
     /// Worker threads [default: all cores]; the output does not depend on it
     #[arg(long, default_value_t = 0)]
     threads: usize,
+
+    /// Bound the memory the output occupies: write back and drop the generated data every
+    /// SIZE bytes (e.g. 1GiB) instead of leaving it all to the kernel's write-back
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    memory_budget: Option<u64>,
 
     /// No progress bar
     #[arg(long, short)]
@@ -187,6 +194,8 @@ struct Plan {
     dir: PathBuf,
     header_len: usize,
     data_len: u64,
+    /// Elements generated between write-backs.
+    window: usize,
 }
 
 fn plan(args: &Args) -> Result<Plan, String> {
@@ -283,7 +292,19 @@ fn plan(args: &Args) -> Result<Plan, String> {
         Ok(_) => return Err(format!("{}: not a directory", dir.display())),
         Err(_) => return Err(format!("{}: no such directory", dir.display())),
     }
+    let window = match args.memory_budget {
+        // Whole blocks (parts must be), at least one.
+        Some(b) => {
+            usize::try_from(b / size as u64)
+                .unwrap_or(usize::MAX)
+                .max(BLOCK_LEN)
+                / BLOCK_LEN
+                * BLOCK_LEN
+        }
+        None => count,
+    };
     Ok(Plan {
+        window,
         kind,
         dist: args.dist,
         seed: args.seed,
@@ -334,9 +355,24 @@ fn write<T: Generate>(
     bar.set_message("generating");
     let size = std::mem::size_of::<T>() as u64;
     let t0 = Instant::now();
-    let checksum = Generator::new(plan.dist, plan.seed)
-        .fill_with_progress(arr.as_mut_slice(), opts, &|n| bar.inc(n as u64 * size))
-        .map_err(|e| e.to_string())?;
+    let generator = Generator::new(plan.dist, plan.seed);
+    let mut sum = PartialChecksum::default();
+    let mut start = 0;
+    while start < plan.count {
+        let end = plan.count.min(start.saturating_add(plan.window.max(1)));
+        let part = &mut arr.as_mut_slice()[start..end];
+        let progress = |n: usize| bar.inc(n as u64 * size);
+        sum = sum.combine(
+            generator
+                .fill_part(part, start, plan.count, opts, &progress)
+                .map_err(|e| e.to_string())?,
+        );
+        if plan.window < plan.count {
+            arr.release(start..end).map_err(|e| e.to_string())?;
+        }
+        start = end;
+    }
+    let checksum = sum.finish();
     let fill = t0.elapsed();
     bar.set_message("syncing");
     bar.enable_steady_tick(Duration::from_millis(200));

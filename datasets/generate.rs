@@ -642,25 +642,86 @@ impl Generator {
         opts: &ParOptions,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Checksum> {
+        let total = out.len();
+        Ok(self.fill_part(out, 0, total, opts, progress)?.finish())
+    }
+
+    /// Fills `part` with elements `first .. first + part.len()` of a dataset of `total`
+    /// elements: exactly the values [`fill`](Generator::fill) puts there. This generates a
+    /// dataset larger than memory a window at a time (fill a window of a mapping, write it
+    /// back and release it, go on), or in pieces on several machines.
+    ///
+    /// The parts' checksums [combine](PartialChecksum::combine) into the dataset's.
+    ///
+    /// # Errors
+    /// As [`fill`](Generator::fill), and [`Error::InvalidArgument`] if `first` is not a
+    /// multiple of [`BLOCK_LEN`], if the part ends past `total`, or if it ends before
+    /// `total` on a length that is not a multiple of [`BLOCK_LEN`] (parts are whole blocks).
+    pub fn fill_part<T: Generate>(
+        &self,
+        part: &mut [T],
+        first: usize,
+        total: usize,
+        opts: &ParOptions,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<PartialChecksum> {
         self.dist.check(T::KIND)?;
-        let plan = Plan::<T>::new(self.dist, self.seed, out.len() as u64)?;
+        let end = first.checked_add(part.len()).filter(|&e| e <= total);
+        let whole_blocks = first.is_multiple_of(BLOCK_LEN)
+            && (part.len().is_multiple_of(BLOCK_LEN) || end == Some(total));
+        if end.is_none() || !whole_blocks {
+            return Err(Error::InvalidArgument(format!(
+                "a part of a generated dataset must be whole blocks of {BLOCK_LEN} elements \
+                 (the last may be short) inside the dataset: elements {first}..{} of {total}",
+                first.saturating_add(part.len())
+            )));
+        }
+        let plan = Plan::<T>::new(self.dist, self.seed, total as u64)?;
         let size = std::mem::size_of::<T>();
+        let first_block = first / BLOCK_LEN;
         let sum = opts.install(|| {
-            out.par_chunks_mut(BLOCK_LEN)
+            part.par_chunks_mut(BLOCK_LEN)
                 .enumerate()
                 .map(|(b, block)| {
-                    let first = (b * BLOCK_LEN) as u64;
-                    plan.fill_block(block, b as u64, first);
-                    T::stamp(block, first);
+                    let b = first_block + b;
+                    let start = (b * BLOCK_LEN) as u64;
+                    plan.fill_block(block, b as u64, start);
+                    T::stamp(block, start);
                     // Blocks hold a multiple of 8 bytes (BLOCK_LEN is), so each starts on a
                     // checksum word.
-                    let s = sum_words(bytemuck::cast_slice(block), first * size as u64 / 8);
+                    let s = sum_words(bytemuck::cast_slice(block), start * size as u64 / 8);
                     progress(block.len());
                     s
                 })
                 .reduce(|| 0, u64::wrapping_add)
         })?;
-        Ok(finish(sum, std::mem::size_of_val(out) as u64))
+        Ok(PartialChecksum {
+            sum,
+            bytes: std::mem::size_of_val(part) as u64,
+        })
+    }
+}
+
+/// The checksum of a part of a dataset ([`Generator::fill_part`]). Parts that together
+/// cover the dataset once combine, in any order, into its [`Checksum`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartialChecksum {
+    sum: u64,
+    bytes: u64,
+}
+
+impl PartialChecksum {
+    /// The checksum of both parts together.
+    pub fn combine(self, other: PartialChecksum) -> PartialChecksum {
+        PartialChecksum {
+            sum: self.sum.wrapping_add(other.sum),
+            bytes: self.bytes + other.bytes,
+        }
+    }
+
+    /// The checksum of the whole, once every part is combined in.
+    pub fn finish(self) -> Checksum {
+        finish(self.sum, self.bytes)
     }
 }
 

@@ -565,7 +565,7 @@ print(len(r), int(np.all(idx == np.arange(len(r)))), int(keys == sorted(keys)), 
 }
 
 #[test]
-fn the_program_writes_identical_files_on_1_and_2_threads() {
+fn the_program_writes_identical_files_on_1_and_2_threads_and_in_windows() {
     let dir = tmpdir();
     let n = (2 * BLOCK_LEN + 3).to_string();
     for (dtype, dist) in [
@@ -592,10 +592,20 @@ fn the_program_writes_identical_files_on_1_and_2_threads() {
             ]
             .concat(),
         );
+        // A memory budget writes the same bytes a window at a time.
+        let c = dir.path().join(format!("{dtype}-windowed"));
+        let budget = ["--memory-budget", "300KiB", "--out", c.to_str().unwrap()];
+        let sc = run_ok(&[&common[..], &budget].concat());
         assert_eq!(sa, sb);
+        assert_eq!(sa, sc);
+        let bytes = std::fs::read(&a).unwrap();
         assert!(
-            std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
-            "{dtype} {dist}: files differ"
+            bytes == std::fs::read(&b).unwrap(),
+            "{dtype} {dist}: 1 vs 2 threads"
+        );
+        assert!(
+            bytes == std::fs::read(&c).unwrap(),
+            "{dtype} {dist}: windowed"
         );
     }
 }
@@ -844,4 +854,47 @@ fn an_unwritable_directory_is_a_clear_error() {
         "{stderr}"
     );
     assert!(files_in(&locked).is_empty());
+}
+
+#[test]
+fn parts_fill_what_the_whole_fills_and_their_checksums_combine() {
+    let n = 3 * BLOCK_LEN + 99;
+    for dist in [
+        Distribution::Sorted,
+        Distribution::NearlySorted,
+        Distribution::Uniform,
+    ] {
+        let g = Generator::new(dist, 31);
+        let mut whole = vec![0i32; n];
+        let expected = g.fill(&mut whole, &ParOptions::new()).unwrap();
+        let mut pieces = vec![0i32; n];
+        let (a, rest) = pieces.split_at_mut(BLOCK_LEN);
+        let (b, c) = rest.split_at_mut(2 * BLOCK_LEN);
+        let opts = threads(2);
+        // Out of order, as windows written by different processes could be.
+        let sc = g.fill_part(c, 3 * BLOCK_LEN, n, &opts, &|_| {}).unwrap();
+        let sa = g.fill_part(a, 0, n, &opts, &|_| {}).unwrap();
+        let sb = g.fill_part(b, BLOCK_LEN, n, &opts, &|_| {}).unwrap();
+        assert_eq!(pieces, whole, "{dist}");
+        assert_eq!(sc.combine(sa).combine(sb).finish(), expected, "{dist}");
+    }
+    let g = Generator::new(Distribution::Uniform, 1);
+    let mut v = vec![0u8; BLOCK_LEN];
+    for (first, total) in [
+        (1, 2 * BLOCK_LEN),
+        (0, BLOCK_LEN - 1),
+        (BLOCK_LEN, 3 * BLOCK_LEN - 1),
+    ] {
+        let r = g.fill_part(
+            &mut v[..BLOCK_LEN - (first == BLOCK_LEN) as usize],
+            first,
+            total,
+            &ParOptions::new(),
+            &|_| {},
+        );
+        assert!(
+            matches!(r, Err(outcore::Error::InvalidArgument(_))),
+            "{first} {total}"
+        );
+    }
 }
