@@ -46,20 +46,20 @@ struct Args {
     dist: Distribution,
 
     /// Number of elements
-    #[arg(long, value_parser = parse_count, conflicts_with = "size")]
+    #[arg(long, value_parser = parse_count, conflicts_with = "size", value_name = "N")]
     count: Option<usize>,
 
     /// Bytes of data (not counting a .npy header), a multiple of the element size:
     /// 1000000, 512MiB, 4GiB, 1.5GB (K/M/G/T and KiB… are powers of 1024, KB/MB… of 1000)
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = parse_size, value_name = "BYTES")]
     size: Option<u64>,
 
     /// Shape of the .npy array, e.g. 1000000,16 (its product is the element count)
-    #[arg(long, value_parser = parse_shape)]
+    #[arg(long, value_parser = parse_shape, value_name = "R,C,...")]
     shape: Option<Shape>,
 
     /// Seed: datasets with the same arguments and seed are byte-identical
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_name = "S")]
     seed: u64,
 
     /// Output format [default: npy, or raw for record100]
@@ -67,11 +67,11 @@ struct Args {
     format: Option<Format>,
 
     /// Output file (replaced atomically if it exists)
-    #[arg(long)]
+    #[arg(long, value_name = "PATH")]
     out: PathBuf,
 
     /// Worker threads [default: all cores]; the output does not depend on it
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, hide_default_value = true, value_name = "N")]
     threads: usize,
 
     /// Bound the memory the output occupies: write back and drop the generated data every
