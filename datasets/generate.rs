@@ -649,14 +649,34 @@ impl Generator {
     /// Fills `part` with elements `first .. first + part.len()` of a dataset of `total`
     /// elements: exactly the values [`fill`](Generator::fill) puts there. This generates a
     /// dataset larger than memory a window at a time (fill a window of a mapping, write it
-    /// back and release it, go on), or in pieces on several machines.
+    /// back and release it, go on; the windows of `kernels::stream` will do), or in
+    /// pieces on several machines.
     ///
-    /// The parts' checksums [combine](PartialChecksum::combine) into the dataset's.
+    /// The parts' checksums [combine](PartialChecksum::combine) into the dataset's. Since
+    /// the checksum reads 8-byte words, a part must start and end on a multiple of 8 bytes
+    /// of the dataset's data (or end at its end): any boundary does for 8-byte types, and
+    /// page-aligned windows of a mapping always do. Blocks that a part covers only in part
+    /// are generated whole into a scratch buffer and copied from.
+    ///
+    /// ```
+    /// use outcore::datasets::{Distribution, Generator, PartialChecksum};
+    /// use outcore::ParOptions;
+    /// let g = Generator::new(Distribution::Sorted, 1);
+    /// let mut whole = vec![0u32; 300_000];
+    /// let expected = g.fill(&mut whole, &ParOptions::new())?;
+    /// let mut parts = vec![0u32; 300_000];
+    /// let mut sum = PartialChecksum::default();
+    /// for (i, w) in parts.chunks_mut(100_000).enumerate() {
+    ///     sum = sum.combine(g.fill_part(w, i * 100_000, 300_000, &ParOptions::new(), &|_| {})?);
+    /// }
+    /// assert_eq!(parts, whole);
+    /// assert_eq!(sum.finish(), expected);
+    /// # Ok::<(), outcore::Error>(())
+    /// ```
     ///
     /// # Errors
-    /// As [`fill`](Generator::fill), and [`Error::InvalidArgument`] if `first` is not a
-    /// multiple of [`BLOCK_LEN`], if the part ends past `total`, or if it ends before
-    /// `total` on a length that is not a multiple of [`BLOCK_LEN`] (parts are whole blocks).
+    /// As [`fill`](Generator::fill), and [`Error::InvalidArgument`] if the part ends past
+    /// `total`, or starts or ends (before `total`) off an 8-byte boundary of the data.
     pub fn fill_part<T: Generate>(
         &self,
         part: &mut [T],
@@ -666,39 +686,51 @@ impl Generator {
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<PartialChecksum> {
         self.dist.check(T::KIND)?;
+        let size = std::mem::size_of::<T>();
+        let bytes = std::mem::size_of_val(part) as u64;
         let end = first.checked_add(part.len()).filter(|&e| e <= total);
-        let whole_blocks = first.is_multiple_of(BLOCK_LEN)
-            && (part.len().is_multiple_of(BLOCK_LEN) || end == Some(total));
-        if end.is_none() || !whole_blocks {
+        let on_word = |i: usize| (i as u128 * size as u128).is_multiple_of(8);
+        let Some(end) = end.filter(|&e| on_word(first) && (e == total || on_word(e))) else {
             return Err(Error::InvalidArgument(format!(
-                "a part of a generated dataset must be whole blocks of {BLOCK_LEN} elements \
-                 (the last may be short) inside the dataset: elements {first}..{} of {total}",
+                "elements {first}..{} of a generated dataset of {total}: a part must lie \
+                 inside the dataset and start and end on 8-byte boundaries of its data",
                 first.saturating_add(part.len())
             )));
-        }
+        };
         let plan = Plan::<T>::new(self.dist, self.seed, total as u64)?;
-        let size = std::mem::size_of::<T>();
-        let first_block = first / BLOCK_LEN;
+        // Cut the part at block boundaries: (block, offset in the block, piece).
+        let mut pieces = Vec::with_capacity(part.len() / BLOCK_LEN + 2);
+        let (mut rest, mut pos) = (part, first);
+        while pos < end {
+            let b = pos / BLOCK_LEN;
+            let take = ((b + 1) * BLOCK_LEN).min(end) - pos;
+            let (piece, tail) = std::mem::take(&mut rest).split_at_mut(take);
+            pieces.push((b, pos - b * BLOCK_LEN, piece));
+            (rest, pos) = (tail, pos + take);
+        }
         let sum = opts.install(|| {
-            part.par_chunks_mut(BLOCK_LEN)
-                .enumerate()
-                .map(|(b, block)| {
-                    let b = first_block + b;
-                    let start = (b * BLOCK_LEN) as u64;
-                    plan.fill_block(block, b as u64, start);
-                    T::stamp(block, start);
-                    // Blocks hold a multiple of 8 bytes (BLOCK_LEN is), so each starts on a
-                    // checksum word.
-                    let s = sum_words(bytemuck::cast_slice(block), start * size as u64 / 8);
-                    progress(block.len());
+            pieces
+                .into_par_iter()
+                .map(|(b, offset, piece)| {
+                    let start = b * BLOCK_LEN;
+                    let block_len = BLOCK_LEN.min(total - start);
+                    if piece.len() == block_len {
+                        plan.fill_block(piece, b as u64, start as u64);
+                        T::stamp(piece, start as u64);
+                    } else {
+                        let mut scratch = vec![T::zeroed(); block_len];
+                        plan.fill_block(&mut scratch, b as u64, start as u64);
+                        T::stamp(&mut scratch, start as u64);
+                        piece.copy_from_slice(&scratch[offset..offset + piece.len()]);
+                    }
+                    let word = ((start + offset) * size / 8) as u64;
+                    let s = sum_words(bytemuck::cast_slice(piece), word);
+                    progress(piece.len());
                     s
                 })
                 .reduce(|| 0, u64::wrapping_add)
         })?;
-        Ok(PartialChecksum {
-            sum,
-            bytes: std::mem::size_of_val(part) as u64,
-        })
+        Ok(PartialChecksum { sum, bytes })
     }
 }
 

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use outcore::datasets::{
-    checksum, record_index, Checksum, Distribution, Generate, Generator, Kind, Record100,
-    BLOCK_LEN, FEW_UNIQUE, ZIPF_EXPONENT, ZIPF_RANKS,
+    checksum, record_index, Checksum, Distribution, Generate, Generator, Kind, PartialChecksum,
+    Record100, BLOCK_LEN, FEW_UNIQUE, ZIPF_EXPONENT, ZIPF_RANKS,
 };
 use outcore::sort::SortKey;
 use outcore::ParOptions;
@@ -858,43 +858,70 @@ fn an_unwritable_directory_is_a_clear_error() {
 
 #[test]
 fn parts_fill_what_the_whole_fills_and_their_checksums_combine() {
-    let n = 3 * BLOCK_LEN + 99;
+    let n = 3 * BLOCK_LEN + 98;
+    // Boundaries on and off block boundaries, two parts inside one block, a short last part.
+    let cuts = [0, 1000, 1002, BLOCK_LEN, 2 * BLOCK_LEN + 6, n - 2, n];
     for dist in [
         Distribution::Sorted,
         Distribution::NearlySorted,
-        Distribution::Uniform,
+        Distribution::Normal,
+        Distribution::Zipf,
     ] {
         let g = Generator::new(dist, 31);
-        let mut whole = vec![0i32; n];
+        let mut whole = vec![0f32; n];
         let expected = g.fill(&mut whole, &ParOptions::new()).unwrap();
-        let mut pieces = vec![0i32; n];
-        let (a, rest) = pieces.split_at_mut(BLOCK_LEN);
-        let (b, c) = rest.split_at_mut(2 * BLOCK_LEN);
-        let opts = threads(2);
+        let mut pieces = vec![0f32; n];
+        let mut parts = vec![];
+        let mut rest = &mut pieces[..];
+        for w in cuts.windows(2) {
+            let (p, tail) = rest.split_at_mut(w[1] - w[0]);
+            parts.push((w[0], p));
+            rest = tail;
+        }
         // Out of order, as windows written by different processes could be.
-        let sc = g.fill_part(c, 3 * BLOCK_LEN, n, &opts, &|_| {}).unwrap();
-        let sa = g.fill_part(a, 0, n, &opts, &|_| {}).unwrap();
-        let sb = g.fill_part(b, BLOCK_LEN, n, &opts, &|_| {}).unwrap();
-        assert_eq!(pieces, whole, "{dist}");
-        assert_eq!(sc.combine(sa).combine(sb).finish(), expected, "{dist}");
-    }
-    let g = Generator::new(Distribution::Uniform, 1);
-    let mut v = vec![0u8; BLOCK_LEN];
-    for (first, total) in [
-        (1, 2 * BLOCK_LEN),
-        (0, BLOCK_LEN - 1),
-        (BLOCK_LEN, 3 * BLOCK_LEN - 1),
-    ] {
-        let r = g.fill_part(
-            &mut v[..BLOCK_LEN - (first == BLOCK_LEN) as usize],
-            first,
-            total,
-            &ParOptions::new(),
-            &|_| {},
+        parts.reverse();
+        let mut sum = PartialChecksum::default();
+        for (first, p) in parts {
+            sum = sum.combine(g.fill_part(p, first, n, &threads(2), &|_| {}).unwrap());
+        }
+        assert!(
+            bytemuck::cast_slice::<f32, u8>(&pieces) == bytemuck::cast_slice::<f32, u8>(&whole),
+            "{dist}"
         );
+        assert_eq!(sum.finish(), expected, "{dist}");
+    }
+    let mut recs = vec![<Record100 as bytemuck::Zeroable>::zeroed(); 10];
+    let r = Generator::new(Distribution::Uniform, 2).fill_part(
+        &mut recs,
+        1234,
+        5000,
+        &threads(1),
+        &|_| {},
+    );
+    assert!(
+        (0..10).all(|i| record_index(&recs[i]) == Some(1234 + i as u64)),
+        "records deep in a block carry their global index: {r:?}"
+    );
+}
+
+#[test]
+fn parts_off_word_boundaries_or_outside_the_dataset_are_refused() {
+    let g = Generator::new(Distribution::Uniform, 1);
+    let opts = ParOptions::new();
+    let mut v = vec![0i32; 100];
+    for (first, len, total) in [
+        (1, 100, 1000),
+        (0, 99, 1000),
+        (0, 100, 99),
+        (usize::MAX, 100, 1000),
+    ] {
+        let r = g.fill_part(&mut v[..len], first, total, &opts, &|_| {});
         assert!(
             matches!(r, Err(outcore::Error::InvalidArgument(_))),
-            "{first} {total}"
+            "{first} {len} {total}"
         );
+        assert!(v.iter().all(|&x| x == 0), "nothing written");
     }
+    // Ending off a word boundary is fine at the end of the dataset.
+    assert!(g.fill_part(&mut v[..99], 2, 101, &opts, &|_| {}).is_ok());
 }
