@@ -8,7 +8,8 @@
 //! together, the length follows from exactly one of `--count`, `--size` and `--shape` (or
 //! agrees with it), the directory exists and the filesystem has room. Then the file is
 //! created under a temporary name with its blocks allocated, filled through the mapping by
-//! all threads, synced and renamed: an interrupted run leaves no file under the final name.
+//! all threads, synced and renamed: an interrupted run leaves no file under the final name,
+//! and the next run in the same directory removes the temporary file a killed run left.
 //! The last line printed is the data's checksum (`outcore::datasets::Checksum`).
 
 use std::path::PathBuf;
@@ -21,7 +22,7 @@ use outcore::datasets::{
     Checksum, Distribution, Generate, Generator, Kind, PartialChecksum, Record100, BLOCK_LEN,
 };
 use outcore::npy::Header;
-use outcore::{ensure_free_space, Error, MappedArrayMut, ParOptions};
+use outcore::{ensure_free_space, remove_stale_temp_files, Error, MappedArrayMut, ParOptions};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
@@ -401,6 +402,16 @@ fn explain(e: Error, plan: &Plan) -> String {
 
 fn run(args: &Args) -> Result<(), String> {
     let plan = plan(args)?;
+    // Temporary files of earlier runs that were killed hold disk space the check below
+    // counts; only those whose writer is dead (their lock is free) are removed.
+    match remove_stale_temp_files(&plan.dir) {
+        Ok(0) => {}
+        Ok(n) => eprintln!(
+            "gen-dataset: removed {n} temporary file(s) of killed runs from {}",
+            plan.dir.display()
+        ),
+        Err(e) => eprintln!("gen-dataset: warning: could not look for stale temporary files: {e}"),
+    }
     ensure_free_space(&plan.dir, plan.data_len + plan.header_len as u64).map_err(|e| match e {
         Error::DiskFull {
             needed: Some(n),

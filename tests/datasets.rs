@@ -925,3 +925,33 @@ fn parts_off_word_boundaries_or_outside_the_dataset_are_refused() {
     // Ending off a word boundary is fine at the end of the dataset.
     assert!(g.fill_part(&mut v[..99], 2, 101, &opts, &|_| {}).is_ok());
 }
+
+#[test]
+fn a_run_removes_the_temporary_files_of_killed_runs_but_not_of_live_ones() {
+    let dir = tmpdir();
+    let out = dir.path().join("out.npy");
+    let dead = dir.path().join(".out.npy.outcore-tmp-999999-0");
+    let live = dir.path().join(".other.npy.outcore-tmp-999999-1");
+    std::fs::write(&dead, b"left by a killed run").unwrap();
+    std::fs::write(&live, b"being written").unwrap();
+    // A live writer holds its temporary file's lock.
+    let held = std::fs::File::open(&live).unwrap();
+    held.lock().unwrap();
+    let (ok, _, stderr) = run(&[
+        "--dtype",
+        "u8",
+        "--dist",
+        "uniform",
+        "--count",
+        "9",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("removed 1 temporary file"), "{stderr}");
+    assert_eq!(
+        files_in(dir.path()),
+        [".other.npy.outcore-tmp-999999-1", "out.npy"]
+    );
+    drop(held);
+}
