@@ -58,6 +58,9 @@
 
 mod array;
 pub mod chunk;
+#[cfg(feature = "cli")]
+#[path = "../datasets/generate.rs"]
+pub mod datasets;
 mod element;
 mod error;
 pub mod kernels;

@@ -3,6 +3,7 @@
 mod array;
 mod chunk;
 mod common;
+mod datasets;
 mod faults;
 mod fuzz_npy;
 mod kernels;
