@@ -308,6 +308,11 @@ impl<T: Pod> MappedArray<T> {
     ///
     /// A no-op for copy-on-write and anonymous arrays, whose pages exist nowhere else.
     ///
+    /// The page cache may hold a file in large folios (up to 2 MiB here) and drops a folio
+    /// only when the whole of it is released: release ranges that lag a few megabytes behind
+    /// the scan (as [`kernels::stream`](crate::kernels::stream) does) rather than exactly the
+    /// bytes just read, or the folios straddling each edge stay cached.
+    ///
     /// # Errors
     /// [`Error::Io`] if `msync`, `madvise` or `posix_fadvise` fails.
     pub fn release(&self, elems: Range<usize>) -> Result<()> {
