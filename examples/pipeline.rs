@@ -1,0 +1,339 @@
+//! The library tour as a program: a feature matrix larger than the memory it may use goes
+//! through generation, statistics, standardisation, a histogram and an external sort, every
+//! step through outcore's public API, each file written atomically.
+//!
+//! ```text
+//! cargo run --release --example pipeline                       # 1 GiB of features, 64 MiB windows
+//! cargo run --release --example pipeline -- --rows 67108864    # 4 GiB
+//! ../shared/tools/memcap 256 -- target/release/examples/pipeline   # prove it: 4x the cap
+//! ```
+//!
+//! 1. **Generate** `features.npy`, `rows × cols` of `f32`: standard normal values from
+//!    `outcore::datasets`, written window by window into a created mapping
+//!    (`Generator::fill_part`), each window then scaled per column (column `c` gets mean `c`
+//!    and standard deviation `1 + c/4`, so the statistics have something to find) and
+//!    released, so the file never occupies more than a window of memory.
+//! 2. **Column statistics** in one pass: `kernels::axis_stats` over the mapping gives every
+//!    column's mean and standard deviation (and min, max), checked against the construction.
+//! 3. **Standardise** into `standardised.npy`: `(x - mean_c) / std_c`, a map written window
+//!    by window through `kernels::stream::windows_mut` with release-behind; a second
+//!    `axis_stats` pass checks that every column now has mean 0 and standard deviation 1.
+//! 4. **Histogram** of one column: the column is copied out into `column.npy` (a strided
+//!    gather, window by window) and `kernels::histogram` counts it in 16 bins over [-4, 4).
+//! 5. **Sort** that column out of core: `sort::sort_file` with a memory budget smaller than
+//!    the column, so runs are written and merged; the result is checked to be sorted, to
+//!    have the column's min and max at its ends, and to be a permutation (same sum of keys).
+//!
+//! The report prints each step's time and throughput.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use outcore::datasets::{Distribution, Generator};
+use outcore::kernels::{
+    self,
+    stream::{self, Stream},
+};
+use outcore::sort::{sort_file, SortKey, SortOptions};
+use outcore::{chunk, MappedArray, MappedArrayMut, ParOptions};
+use rayon::prelude::*;
+
+/// The outcore tour: generate, reduce, map, histogram and sort a feature matrix larger than
+/// the memory it uses.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Rows of the feature matrix
+    #[arg(long, default_value_t = 1 << 24)]
+    rows: usize,
+    /// Columns (features)
+    #[arg(long, default_value_t = 16)]
+    cols: usize,
+    /// Bytes per window of the streamed passes (what each pass keeps in memory)
+    #[arg(long, default_value_t = 64 << 20)]
+    window: usize,
+    /// Memory budget of the external sort
+    #[arg(long, default_value_t = 32 << 20)]
+    sort_memory: usize,
+    /// The column to histogram and sort
+    #[arg(long, default_value_t = 3)]
+    column: usize,
+    /// Seed of the generated features
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Directory for the files (created if missing)
+    #[arg(long, default_value = "target/pipeline")]
+    dir: PathBuf,
+    /// Keep the files instead of removing them at the end
+    #[arg(long)]
+    keep: bool,
+}
+
+/// Column `c`'s true mean and standard deviation, by construction.
+fn truth(c: usize) -> (f64, f64) {
+    (c as f64, 1.0 + c as f64 / 4.0)
+}
+
+struct Report {
+    steps: Vec<(&'static str, Duration, u64, String)>,
+}
+
+impl Report {
+    fn step<R>(
+        &mut self,
+        name: &'static str,
+        bytes: u64,
+        f: impl FnOnce() -> outcore::Result<(R, String)>,
+    ) -> outcore::Result<R> {
+        eprintln!("{name}...");
+        let t = Instant::now();
+        let (r, note) = f()?;
+        let dt = t.elapsed();
+        eprintln!("  {:.2} s  {note}", dt.as_secs_f64());
+        self.steps.push((name, dt, bytes, note));
+        Ok(r)
+    }
+
+    fn print(&self) {
+        println!("\n| step | time s | GB/s | result |");
+        println!("|---|---|---|---|");
+        let mut total = Duration::ZERO;
+        for (name, dt, bytes, note) in &self.steps {
+            let rate = *bytes as f64 / dt.as_secs_f64().max(1e-9) / 1e9;
+            println!("| {name} | {:.2} | {rate:.2} | {note} |", dt.as_secs_f64());
+            total += *dt;
+        }
+        println!("| total | {:.2} | | |", total.as_secs_f64());
+    }
+}
+
+fn check(ok: bool, what: String) -> outcore::Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(outcore::Error::InvalidArgument(format!(
+            "check failed: {what}"
+        )))
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let result = run(&args);
+    if !args.keep {
+        for p in files(&args.dir) {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    if let Err(e) = result {
+        eprintln!("pipeline: error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args) -> outcore::Result<()> {
+    let (rows, cols, j) = (args.rows, args.cols, args.column);
+    check(
+        j < cols && rows > 0,
+        format!("--column {j} must be < --cols {cols}"),
+    )?;
+    let n = rows
+        .checked_mul(cols)
+        .ok_or_else(|| outcore::Error::InvalidArgument("rows × cols overflows".into()))?;
+    let bytes = (n * 4) as u64;
+    std::fs::create_dir_all(&args.dir).map_err(|e| outcore::Error::io(&args.dir, "create", e))?;
+    let [features, standardised, column, sorted] = files(&args.dir);
+    println!(
+        "outcore pipeline: {rows} × {cols} f32 = {:.2} GiB of features, {} MiB windows, \
+         {} MiB sort budget, {} threads",
+        bytes as f64 / (1u64 << 30) as f64,
+        args.window >> 20,
+        args.sort_memory >> 20,
+        rayon::current_num_threads()
+    );
+    let mut stream = Stream::new();
+    stream.window_bytes(args.window).release_behind(true);
+    let mut report = Report { steps: vec![] };
+
+    // 1. Generate.
+    report.step("generate features.npy", bytes, || {
+        let windows = generate(&features, rows, cols, args.seed, &stream)?;
+        Ok((
+            (),
+            format!("N(c, (1 + c/4)^2) in column c, written in {windows} windows"),
+        ))
+    })?;
+
+    // 2. Column statistics, one pass.
+    let stats = report.step("column means and stds", bytes, || {
+        let a = MappedArray::<f32>::open(&features)?;
+        let s = kernels::axis_stats(&a, cols, 0)?;
+        let (mean, std) = (s.mean(), s.std(0));
+        let worst = (0..cols)
+            .map(|c| {
+                let (m, sd) = truth(c);
+                ((mean[c] - m).abs() / sd).max((std[c] / sd - 1.0).abs())
+            })
+            .fold(0.0, f64::max);
+        // Standard errors are ~1/sqrt(rows); allow 6 of them.
+        let tol = 6.0 / (rows as f64).sqrt();
+        check(worst < tol.max(1e-6), format!("column stats off by {worst} > {tol}"))?;
+        let note = format!(
+            "column {j}: mean {:.4} (true {}), std {:.4} (true {}); worst relative error {worst:.1e}",
+            mean[j],
+            truth(j).0,
+            std[j],
+            truth(j).1
+        );
+        Ok(((mean, std), note))
+    })?;
+    let (mean, std) = stats;
+
+    // 3. Standardise into a new file.
+    report.step("standardise -> standardised.npy", 2 * bytes, || {
+        let src = MappedArray::<f32>::open(&features)?;
+        let mut out = MappedArrayMut::<f32>::create(&standardised, &[rows, cols])?;
+        let scale: Vec<(f32, f32)> = (0..cols)
+            .map(|c| (mean[c] as f32, (1.0 / std[c]) as f32))
+            .collect();
+        stream::windows_mut(&mut out, &stream, |start, w| {
+            let input = &src[start..start + w.len()];
+            chunk::par_chunks_mut(w, &ParOptions::new()).for_each(|(off, chunk)| {
+                for (k, y) in chunk.iter_mut().enumerate() {
+                    let i = start + off + k;
+                    let (m, inv) = scale[i % cols];
+                    *y = (input[off + k] - m) * inv;
+                }
+            });
+            src.release(start..start + w.len())?;
+            Ok(())
+        })?;
+        out.persist()?;
+        let a = MappedArray::<f32>::open(&standardised)?;
+        let s = kernels::axis_stats(&a, cols, 0)?;
+        let worst = s
+            .mean()
+            .iter()
+            .zip(s.std(0))
+            .map(|(m, sd)| m.abs().max((sd - 1.0).abs()))
+            .fold(0.0, f64::max);
+        check(worst < 1e-4, format!("standardised columns off by {worst}"))?;
+        Ok((
+            (),
+            format!("every column now mean 0, std 1 (worst deviation {worst:.1e})"),
+        ))
+    })?;
+
+    // 4. Histogram of one column.
+    let hist = report.step(
+        "column -> column.npy, histogram",
+        bytes + (rows * 4) as u64,
+        || {
+            let a = MappedArray::<f32>::open(&standardised)?;
+            let mut col = MappedArrayMut::<f32>::create(&column, &[rows])?;
+            stream::windows_mut(&mut col, &stream, |start, w| {
+                w.par_iter_mut()
+                    .enumerate()
+                    .for_each(|(k, y)| *y = a[(start + k) * cols + j]);
+                // The rows this window read from: done with them.
+                a.release(start * cols..(start + w.len()) * cols)?;
+                Ok(())
+            })?;
+            col.persist()?;
+            let col = MappedArray::<f32>::open(&column)?;
+            let h = kernels::histogram(&col, 16, Some((-4.0, 4.0)))?;
+            let within1: u64 = h[6..10].iter().sum();
+            let frac = within1 as f64 / rows as f64;
+            // Five binomial standard errors, and at least 0.01.
+            let tol = (5.0 * (0.6827 * 0.3173 / rows as f64).sqrt()).max(0.01);
+            check(
+                (frac - 0.6827).abs() < tol,
+                format!("{frac} of the column within 1 std; a normal has 0.6827"),
+            )?;
+            Ok((h, format!("{frac:.4} within 1 std (a normal: 0.6827)")))
+        },
+    )?;
+
+    // 5. Sort the column out of core.
+    report.step("sort column.npy out of core", 2 * (rows * 4) as u64, || {
+        let mut opts = SortOptions::new();
+        opts.memory(args.sort_memory);
+        let r = sort_file(&column, &sorted, &opts)?;
+        let s = MappedArray::<f32>::open(&sorted)?;
+        let c = MappedArray::<f32>::open(&column)?;
+        let (min, max) = kernels::min_max(&c).unwrap_or((f32::NAN, f32::NAN));
+        let is_sorted = s.par_windows(2).all(|w| w[0].sort_key() <= w[1].sort_key());
+        // Same multiset: the sums of keys match (a checksum a permutation cannot change).
+        let key_sum = |v: &[f32]| -> u128 { v.par_iter().map(|x| u128::from(x.sort_key())).sum() };
+        check(is_sorted, "sorted column is not sorted".into())?;
+        check(
+            key_sum(&s) == key_sum(&c),
+            "sorted column is not a permutation".into(),
+        )?;
+        check(
+            s[0] == min && s[rows - 1] == max,
+            format!(
+                "ends {} {} are not the min {min} and max {max}",
+                s[0],
+                s[rows - 1]
+            ),
+        )?;
+        let median = s[rows / 2];
+        Ok((
+            (),
+            format!(
+                "{} ({} runs, {} merge levels); min {min:.3}, median {median:.4}, max {max:.3}",
+                if r.external { "external" } else { "in memory" },
+                r.runs,
+                r.merge_levels,
+            ),
+        ))
+    })?;
+
+    println!("\nhistogram of standardised column {j} (16 bins over [-4, 4)):");
+    let peak = *hist.iter().max().unwrap_or(&1).max(&1);
+    for (b, &count) in hist.iter().enumerate() {
+        let lo = -4.0 + b as f64 * 0.5;
+        let bar = "#".repeat((count * 50 / peak) as usize);
+        println!("  [{lo:+.1}, {:+.1}) {count:>10} {bar}", lo + 0.5);
+    }
+    report.print();
+    Ok(())
+}
+
+/// The files the pipeline writes: features, standardised, column, sorted column.
+fn files(dir: &Path) -> [PathBuf; 4] {
+    [
+        "features.npy",
+        "standardised.npy",
+        "column.npy",
+        "column-sorted.npy",
+    ]
+    .map(|f| dir.join(f))
+}
+
+/// Writes `features.npy` window by window: generate, scale each column, release. Returns
+/// the number of windows.
+fn generate(
+    path: &Path,
+    rows: usize,
+    cols: usize,
+    seed: u64,
+    stream: &Stream,
+) -> outcore::Result<usize> {
+    let n = rows * cols;
+    let g = Generator::new(Distribution::Normal, seed);
+    let mut a = MappedArrayMut::<f32>::create(path, &[rows, cols])?;
+    let windows = stream::windows_mut(&mut a, stream, |start, w| {
+        g.fill_part(w, start, n, &ParOptions::new(), &|_| {})?;
+        chunk::par_chunks_mut(w, &ParOptions::new()).for_each(|(off, chunk)| {
+            for (k, x) in chunk.iter_mut().enumerate() {
+                let (m, sd) = truth((start + off + k) % cols);
+                *x = (f64::from(*x) * sd + m) as f32;
+            }
+        });
+        Ok(())
+    })?;
+    a.persist()?;
+    Ok(windows.len())
+}
