@@ -663,7 +663,8 @@ impl<T: Pod> MappedArrayMut<T> {
         self.flush_range(0..self.len())
     }
 
-    /// Starts writing all changes back without waiting (`msync(MS_ASYNC)`).
+    /// Starts writing all changes back without waiting (`sync_file_range`; Linux's
+    /// `msync(MS_ASYNC)` would start nothing). A no-op for copy-on-write arrays.
     ///
     /// # Errors
     /// [`Error::Io`] if `msync` fails.

@@ -308,12 +308,19 @@ impl Mapping {
         if !self.shared_file || range.is_empty() {
             return Ok(());
         }
-        let r = if sync {
-            m.flush_range(range.start, range.len())
-        } else {
-            m.flush_async_range(range.start, range.len())
-        };
-        r.map_err(|e| Error::io(self.err_path(), "msync", e))
+        if sync {
+            return m
+                .flush_range(range.start, range.len())
+                .map_err(|e| Error::io(self.err_path(), "msync", e));
+        }
+        // On Linux `msync(MS_ASYNC)` starts no write-back (dirty pages are tracked anyway),
+        // so it would make `flush_async` a no-op; `sync_file_range` does start it. The
+        // mapping starts at file offset 0, so mapping offsets are file offsets.
+        match &self.file {
+            Some(file) => sync_file_range_write(file, range.start as u64, range.len() as u64),
+            None => m.flush_async_range(range.start, range.len()),
+        }
+        .map_err(|e| Error::io(self.err_path(), "sync_file_range", e))
     }
 
     /// Checks that the file still has the size it had when mapped.
@@ -336,6 +343,26 @@ impl Mapping {
             });
         }
         Ok(())
+    }
+}
+
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: starts writing the range's dirty pages back
+/// without waiting for them.
+fn sync_file_range_write(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    // SAFETY: sync_file_range only reads its integer arguments; the descriptor is valid for
+    // the lifetime of `file`.
+    let rc = unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
