@@ -550,26 +550,14 @@ fn is_root() -> bool {
 
 #[test]
 fn disk_full_on_create_leaves_nothing() {
-    let dir = tmpdir();
-    let mnt = dir.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let mounted = is_root()
-        && Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-            .arg(&mnt)
-            .status()
-            .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a small tmpfs (needs root)");
+    let Some(disk) = crate::common::SmallDisk::mount("1m") else {
         return;
-    }
-    let dest = mnt.join("big.npy");
+    };
+    let dest = disk.path.join("big.npy");
     let e = MappedArrayMut::<f64>::create(&dest, &[1 << 20]).unwrap_err();
-    let listing: Vec<_> = std::fs::read_dir(&mnt).unwrap().collect();
-    Command::new("umount").arg(&mnt).status().unwrap();
     assert!(matches!(e, Error::DiskFull { .. }), "{e}");
     assert!(e.to_string().contains("big.npy"), "{e}");
-    assert!(listing.is_empty(), "nothing left behind: {listing:?}");
+    assert!(disk.listing().is_empty(), "nothing left behind");
 }
 
 #[test]

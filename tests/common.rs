@@ -105,3 +105,49 @@ pub fn spawn_child(entry: &str, args: &str) -> std::process::Child {
         .spawn()
         .expect("spawn child")
 }
+
+/// A small tmpfs mounted for a full-disk test, unmounted (and its directory removed) on
+/// drop, also when the test panics.
+pub struct SmallDisk {
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (e.g. `"1m"`), or returns `None` with a visible notice when
+    /// that is impossible (mounting needs root).
+    pub fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tmpdir();
+        let path = dir.path().join("small");
+        std::fs::create_dir(&path).ok()?;
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let ok = root
+            && Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(&path)
+                .status()
+                .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: cannot mount a small tmpfs (needs root)");
+            return None;
+        }
+        Some(SmallDisk { path, _dir: dir })
+    }
+
+    /// The names of the files on the disk.
+    pub fn listing(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.path)
+            .expect("list the small disk")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}

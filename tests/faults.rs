@@ -152,34 +152,15 @@ fn a_streaming_pass_over_a_truncated_file_errs_instead_of_faulting() {
 
 #[test]
 fn map_into_a_file_on_a_full_disk_fails_cleanly() {
-    let dir = tmpdir();
-    let mnt = dir.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let mounted = root
-        && std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-            .arg(&mnt)
-            .status()
-            .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a small tmpfs (needs root)");
+    let Some(disk) = crate::common::SmallDisk::mount("1m") else {
         return;
-    }
+    };
     let src: Vec<f64> = (0..1_000_000).map(|i| i as f64).collect();
-    let dest = mnt.join("mapped.npy");
+    let dest = disk.path.join("mapped.npy");
     std::fs::write(&dest, b"previous").unwrap();
     let r = outcore::kernels::map_to_file(&src, &[src.len()], &dest, |x| x * 2.0);
-    let listing: Vec<String> = std::fs::read_dir(&mnt)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let listing = disk.listing();
     let kept = std::fs::read(&dest).unwrap();
-    std::process::Command::new("umount")
-        .arg(&mnt)
-        .status()
-        .unwrap();
     assert!(matches!(r, Err(Error::DiskFull { .. })), "{r:?}");
     assert_eq!(listing, ["mapped.npy"], "no temporary file left");
     assert_eq!(kept, b"previous", "destination untouched");
