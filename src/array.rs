@@ -351,7 +351,7 @@ impl<T: Pod> AsRef<[T]> for MappedArray<T> {
 ///
 /// * [`open`](MappedArrayMut::open) maps an existing `.npy` read-write and takes an
 ///   **exclusive** advisory lock: a second writer (or reader) using outcore gets
-///   [`Error::Locked`] at once.
+///   [`Error::Locked`] within 100 ms, never after waiting for the other user.
 /// * [`create`](MappedArrayMut::create) makes a new file under a temporary name in the
 ///   destination's directory, with its disk blocks allocated up front (a full disk is an
 ///   error here, not a `SIGBUS` later). It appears under its final name only on
@@ -416,9 +416,11 @@ impl<T: Element> MappedArrayMut<T> {
     /// shared lock, so ordinary outcore writers are still refused while it is open.
     ///
     /// # Safety
-    /// No other process may write the elements this process reads or writes while the
-    /// array lives (and none may truncate the file): Rust assumes the memory behind `&[T]`
-    /// and `&mut [T]` is not changed by anyone else. Synchronising the processes (who
+    /// While the array lives, no other process may write the elements this process reads or
+    /// writes, none may truncate the file, and this process's writes must not land in
+    /// elements that others read at the same time — including ordinary outcore readers
+    /// ([`MappedArray::open`], copy-on-write), whose shared locks this one does not exclude:
+    /// Rust assumes the memory behind `&[T]` and `&mut [T]` is not changed by anyone else. Synchronising the processes (who
     /// writes which range, when a range may be read) is the caller's duty.
     pub unsafe fn open_shared(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_npy(path.as_ref(), Mode::ReadWrite, Some(Lock::Shared))

@@ -173,7 +173,9 @@ impl ChunkPlan {
                 aligned: true,
             };
         }
-        let chunk_bytes = chunk_bytes.max(page);
+        // A chunk larger than the slice is the whole slice; clamping keeps the rounding
+        // below from overflowing for absurd requests such as `usize::MAX`.
+        let chunk_bytes = chunk_bytes.min(len.saturating_mul(elem_size)).max(page);
         let unaligned = |len| ChunkPlan {
             len,
             first_end: (chunk_bytes / elem_size).max(1).min(len),
@@ -198,7 +200,7 @@ impl ChunkPlan {
         while (i0 * size_mod) % page != gap {
             i0 += 1;
         }
-        let step_bytes = chunk_bytes.div_ceil(period) * period;
+        let step_bytes = chunk_bytes.div_ceil(period).saturating_mul(period);
         let step = step_bytes / elem_size;
         ChunkPlan {
             len,

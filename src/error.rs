@@ -119,7 +119,7 @@ pub enum Error {
     },
 
     /// The number of elements or bytes implied by a shape does not fit in `usize`.
-    #[error("{path}: shape {shape:?} overflows the address space")]
+    #[error("{path}: shape {shape:?} is too large (more than 64 dimensions, or more bytes than the address space holds)")]
     ShapeOverflow {
         /// The file concerned.
         path: PathBuf,

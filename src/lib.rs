@@ -34,8 +34,10 @@
 //! Rust assumes the memory behind a `&[T]` neither changes nor vanishes while borrowed; a
 //! mapped file can be changed or truncated by any process. outcore's constructors are safe
 //! and uphold the assumption among cooperating processes with advisory locks (`flock`):
-//! readers take a shared lock, writers an exclusive one, and a conflict is an immediate
-//! [`Error::Locked`], never a wait. A program that ignores the locks can still truncate a
+//! readers take a shared lock, writers an exclusive one, and a conflict is an
+//! [`Error::Locked`] within 100 ms (the grace covers a child process that briefly shares our
+//! descriptors while it is being spawned), never a wait for the other user. On a filesystem
+//! without `flock` support the locks are skipped and this protection is gone. A program that ignores the locks can still truncate a
 //! mapped file — touching the lost pages then kills the process with `SIGBUS` — or rewrite
 //! it under a reader, who sees changed numbers (element types are `Pod`, so every bit
 //! pattern is a valid value). Long passes can call [`MappedArray::check_size`] between

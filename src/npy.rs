@@ -23,6 +23,9 @@ pub const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// The longest header outcore accepts, in bytes (numpy's own default limit is 10 000).
 pub const MAX_HEADER_LEN: usize = 1 << 16;
 
+/// The most dimensions an array may have (numpy's limit).
+pub const MAX_DIMS: usize = 64;
+
 /// Data in files outcore writes starts at a multiple of this many bytes, as in numpy.
 pub const DATA_ALIGN: usize = 64;
 
@@ -63,9 +66,21 @@ impl Header {
         self.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
     }
 
-    /// Bytes of data the header implies, or `None` on overflow.
+    /// Bytes of data the header implies, or `None` if the shape is beyond what can be
+    /// mapped: more than [`MAX_DIMS`] dimensions (numpy's own limit), or a size (of the data,
+    /// or of the non-empty axes alone, which ndarray views need) above `isize::MAX` bytes.
     pub fn data_len(&self) -> Option<usize> {
-        self.num_elements()?.checked_mul(self.dtype.size())
+        if self.shape.len() > MAX_DIMS {
+            return None;
+        }
+        let limit = isize::MAX as usize - MAX_HEADER_LEN - 12;
+        let bytes = self.num_elements()?.checked_mul(self.dtype.size())?;
+        let nonzero = self
+            .shape
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(self.dtype.size(), |a, &d| a.checked_mul(d))?;
+        (bytes <= limit && nonzero <= limit).then_some(bytes)
     }
 
     /// Reads and parses the header of the `.npy` file at `path` without mapping it.
@@ -388,7 +403,7 @@ fn parse_dict(text: &str) -> std::result::Result<Dict, DictError> {
                 lx.expect(b'(')?;
                 let mut dims = Vec::new();
                 while !lx.eat(b')') {
-                    if dims.len() >= 64 {
+                    if dims.len() >= MAX_DIMS {
                         return Err(malformed("more than 64 dimensions"));
                     }
                     dims.push(lx.dim()?);
@@ -465,12 +480,31 @@ mod tests {
     }
 
     #[test]
-    fn huge_header_uses_version_2() {
-        let mut h = Header::new(DType::U8, &[1; 64]);
-        h.shape = vec![1_000_000_000_000; 64];
+    fn the_largest_valid_header_fits_version_1() {
+        // Version 2.0 is written only for headers over 64 KiB, which no shape within
+        // MAX_DIMS reaches: the widest possible header still uses version 1.0.
+        let mut h = Header::new(DType::U8, &[1; MAX_DIMS]);
+        h.shape = vec![usize::MAX; MAX_DIMS];
         let b = h.to_bytes();
-        assert!(b.len() < 65536, "64 dims still fit in version 1");
+        assert!(b.len() < 65536);
         assert_eq!(b[6], 1);
+        h.shape = vec![0; MAX_DIMS + 1];
+        assert_eq!(h.data_len(), None, "more than 64 dimensions");
+    }
+
+    #[test]
+    fn shapes_beyond_the_address_space_are_rejected() {
+        let big = |shape: Vec<usize>| Header {
+            dtype: DType::F64,
+            fortran_order: false,
+            shape,
+            data_offset: 128,
+        };
+        // An empty array with one enormous axis: ndarray cannot view it.
+        assert_eq!(big(vec![0, 1 << 63]).data_len(), None);
+        // Bytes that would overflow offset + length.
+        assert_eq!(big(vec![(1 << 61) - 1]).data_len(), None);
+        assert_eq!(big(vec![0, 1 << 20]).data_len(), Some(0));
     }
 
     #[test]

@@ -87,19 +87,16 @@ impl TempFile {
     }
 
     /// Syncs the file and renames it to `dest`, then syncs the directory so the rename
-    /// survives a crash. Returns the open file (still locked).
-    pub(crate) fn persist(mut self, dest: &Path) -> Result<File> {
+    /// survives a crash. Nothing can fail after the rename: an error means `dest` is
+    /// untouched. The lock stays with the file's other open descriptors.
+    pub(crate) fn persist(mut self, dest: &Path) -> Result<()> {
         self.file
             .sync_all()
             .map_err(|e| Error::io(&self.path, "fsync", e))?;
         std::fs::rename(&self.path, dest).map_err(|e| Error::io(dest, "rename onto", e))?;
         self.keep = true;
         sync_dir(parent_dir(dest));
-        let file = self
-            .file
-            .try_clone()
-            .map_err(|e| Error::io(dest, "dup", e))?;
-        Ok(file)
+        Ok(())
     }
 }
 

@@ -425,6 +425,16 @@ fn shape_product_overflow() {
     let shape = format!("({}, {})", u64::MAX / 4, 16);
     write(&p, &npy_bytes(1, &dict("<f8", &shape), &[]));
     assert!(matches!(open_f64(&p), Err(Error::ShapeOverflow { .. })));
+    // Empty, but with an axis no view can describe; and a size that overflows offset+length.
+    for shape in ["(0, 9223372036854775808)", "(2305843009213693951,)"] {
+        write(&p, &npy_bytes(1, &dict("<f8", shape), &[]));
+        let e = open_f64(&p).unwrap_err();
+        assert!(matches!(e, Error::ShapeOverflow { .. }), "{shape}: {e}");
+    }
+    assert!(matches!(
+        MappedArrayMut::<u8>::create(&p, &[1; 65]),
+        Err(Error::ShapeOverflow { .. })
+    ));
     assert!(matches!(
         MappedArrayMut::<f64>::create(&p, &[usize::MAX / 2, 3]),
         Err(Error::ShapeOverflow { .. })

@@ -122,3 +122,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn absurd_chunk_sizes_still_cover_the_slice() {
+    let v: Vec<u64> = (0..100_000).collect();
+    for bytes in [0, 1, usize::MAX / 2, usize::MAX] {
+        let mut opts = ParOptions::new();
+        opts.chunk_bytes(bytes);
+        check_slice(&v, bytes);
+        assert_eq!(
+            outcore::kernels::sum_with(&v, &opts).unwrap(),
+            v.iter().map(|&x| x as u128).sum::<u128>()
+        );
+    }
+}

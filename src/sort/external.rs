@@ -364,7 +364,8 @@ fn read_header(file: &File, path: &Path) -> Result<Header> {
     file.read_exact_at(&mut buf, 0)
         .map_err(|e| Error::io(path, "read", e))?;
     let header = Header::parse(&buf, len, path)?;
-    let expected = header.data_offset as u64 + header.data_len().unwrap_or(usize::MAX) as u64;
+    // Header::parse checked that the data length is known and far below u64::MAX.
+    let expected = header.data_offset as u64 + header.data_len().unwrap_or(0) as u64;
     if expected != len {
         return Err(Error::SizeMismatch {
             path: path.into(),
@@ -659,7 +660,7 @@ fn sort_typed<T: SortKey>(
     {
         let mut w = StreamWriter::new(out_file, out_path, 0);
         w.write(&header)?;
-        w.finish();
+        w.finish()?;
     }
     fileio::advise(&job.file, data_offset, data_bytes, Hint::Sequential);
 
@@ -678,7 +679,7 @@ fn sort_typed<T: SortKey>(
         sort_in_memory(&mut data, &job.par)?;
         let mut w = StreamWriter::new(out_file, out_path, data_offset);
         write_all(&mut w, &data)?;
-        w.finish();
+        w.finish()?;
         job.report(Phase::InMemory, data_bytes, data_bytes * 2);
         report
             .phases
@@ -727,7 +728,7 @@ fn write_run<T: Pod>(path: &Path, data: &[T]) -> Result<()> {
     temp::allocate(&f, bytes, path)?;
     let mut w = StreamWriter::new(&f, path, 0);
     write_all(&mut w, data)?;
-    w.finish();
+    w.finish()?;
     Ok(())
 }
 
@@ -929,7 +930,7 @@ fn merge_level<T: SortKey>(
             job.report(phase, std::mem::size_of_val(piece) as u64, job.bytes());
             Ok(())
         })?;
-        w.finish();
+        w.finish()?;
         drop(files);
         for r in group {
             let _ = std::fs::remove_file(&r.path);
@@ -999,7 +1000,7 @@ fn final_merge<T: SortKey>(
             job.report(Phase::FinalMerge, piece.len() as u64 * size, job.bytes());
             Ok(())
         })?;
-        w.finish();
+        w.finish()?;
         Ok(())
     })
 }

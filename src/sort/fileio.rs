@@ -73,8 +73,9 @@ pub(crate) fn advise(file: &File, offset: u64, len: u64, hint: Hint) {
 }
 
 /// Starts writeback of a range (`wait = false`) or waits until it is on the disk
-/// (`wait = true`). Errors are reported by the final `fdatasync`, not here.
-fn sync_range(file: &File, offset: u64, len: u64, wait: bool) {
+/// (`wait = true`). A failed write-back is reported here: waiting consumes the file's pending
+/// write-back error, so a later `fdatasync` would no longer see it.
+fn sync_range(file: &File, offset: u64, len: u64, wait: bool) -> std::io::Result<()> {
     let flags = if wait {
         libc::SYNC_FILE_RANGE_WAIT_BEFORE
             | libc::SYNC_FILE_RANGE_WRITE
@@ -83,11 +84,14 @@ fn sync_range(file: &File, offset: u64, len: u64, wait: bool) {
         libc::SYNC_FILE_RANGE_WRITE
     };
     let (Ok(off), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return;
+        return Ok(());
     };
     // SAFETY: sync_file_range only reads its integer arguments; the descriptor is open.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), off, len, flags);
+    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), off, len, flags) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -151,30 +155,37 @@ impl<'a> StreamWriter<'a> {
             .write_all_at(bytes, self.offset)
             .map_err(|e| Error::io(self.path, "write", e))?;
         let len = bytes.len() as u64;
-        sync_range(self.file, self.offset, len, false);
-        self.retire();
+        sync_range(self.file, self.offset, len, false)
+            .map_err(|e| Error::io(self.path, "write back", e))?;
+        self.retire()?;
         self.pending = Some((self.offset, len));
         self.offset += len;
         Ok(())
     }
 
-    fn retire(&mut self) {
+    fn retire(&mut self) -> Result<()> {
         if let Some((off, len)) = self.pending.take() {
-            sync_range(self.file, off, len, true);
+            sync_range(self.file, off, len, true)
+                .map_err(|e| Error::io(self.path, "write back", e))?;
             drop_consumed(self.file, off, off + len);
         }
+        Ok(())
     }
 
     /// Waits for the last chunk and drops it from the cache. Durability is the caller's
     /// `fdatasync`.
-    pub(crate) fn finish(mut self) {
-        self.retire();
+    ///
+    /// # Errors
+    /// An I/O error if the write-back of the last chunk failed.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        self.retire()
     }
 }
 
 impl Drop for StreamWriter<'_> {
     fn drop(&mut self) {
-        self.retire();
+        // Only reached without `finish` on an error path, which reports its own error.
+        let _ = self.retire();
     }
 }
 
