@@ -14,6 +14,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use outcore::datasets::parse_size;
 use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
@@ -62,31 +64,6 @@ struct Args {
     /// Skip the verification pass.
     #[arg(long)]
     no_verify: bool,
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let num: f64 = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        u => {
-            return Err(format!(
-                "unknown unit {u:?} in {s:?} (use KiB, MiB, GiB, KB, MB, GB)"
-            ))
-        }
-    };
-    Ok((num * mult as f64) as u64)
 }
 
 /// The SplitMix64 output for index `i`: random-looking, reproducible, and computable for any
