@@ -267,16 +267,39 @@ fn build_tree<T: SortKey>(cursors: &[Cursor<'_, T>]) -> Vec<(T::Key, u32)> {
     tree
 }
 
+/// The most bytes `bound` reads at once.
+const BOUND_WINDOW: u64 = 64 << 10;
+
 /// Number of elements of `run` whose key is `< key` (`strict`) or `<= key` (not strict).
 fn bound<T: SortKey>(run: &Run<T::Key>, file: &File, key: &T::Key, strict: bool) -> Result<u64> {
     let before = |k: &T::Key| if strict { k < key } else { k <= key };
     // samples[i] is the key of element i * stride, so the boundary lies after the last
     // sample that is before `key` and no later than the first that is not.
     let j = run.samples.partition_point(before) as u64;
-    let lo = if j == 0 { 0 } else { (j - 1) * run.stride + 1 };
-    let hi = (j * run.stride).min(run.len);
+    let mut lo = if j == 0 { 0 } else { (j - 1) * run.stride + 1 };
+    let mut hi = (j * run.stride).min(run.len);
     if lo >= hi {
         return Ok(hi);
+    }
+    // After merge levels a run's stride can be far larger than the memory budget allows to
+    // read at once: narrow [lo, hi) by binary search on single elements first, then read the
+    // last window of at most BOUND_WINDOW bytes.
+    let size = std::mem::size_of::<T>() as u64;
+    let window = (BOUND_WINDOW / size).max(1);
+    let mut one = [T::zeroed()];
+    while hi - lo > window {
+        let mid = lo + (hi - lo) / 2;
+        fileio::read_at(
+            file,
+            &run.path,
+            bytemuck::cast_slice_mut(&mut one),
+            run.offset + mid * size,
+        )?;
+        if before(&one[0].sort_key()) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
     }
     let mut block = vec![T::zeroed(); (hi - lo) as usize];
     fileio::read_at(
@@ -362,6 +385,26 @@ mod tests {
             len: data.len() as u64,
             stride,
             samples,
+        }
+    }
+
+    #[test]
+    fn bound_on_a_run_with_a_huge_stride_matches_partition_point() {
+        // 4 samples for 100 000 elements: each stride spans 25 000 u64 (200 KB), more than
+        // BOUND_WINDOW, so bound() must narrow by binary search before reading.
+        let dir = tempfile::tempdir().unwrap();
+        let mut seed = 7;
+        let mut data: Vec<u64> = (0..100_000).map(|_| lcg(&mut seed) % 5000).collect();
+        data.sort_unstable();
+        let run = write_run(dir.path(), "big", &data, 4);
+        assert!(run.stride * 8 > BOUND_WINDOW);
+        let file = File::open(&run.path).unwrap();
+        for key in [0u64, 1, 17, 2500, 4999, 5000, 9999] {
+            for strict in [true, false] {
+                let want = data.partition_point(|&x| if strict { x < key } else { x <= key });
+                let got = bound::<u64>(&run, &file, &key, strict).unwrap();
+                assert_eq!(got, want as u64, "key {key} strict {strict}");
+            }
         }
     }
 
