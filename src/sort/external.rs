@@ -982,16 +982,7 @@ fn final_merge<T: SortKey>(
     run_workers(parts, workers, &|p, stop| {
         let start: u64 = cuts[p].iter().sum();
         let mut w = StreamWriter::new(out, out_path, data_offset + start * size);
-        let sources: Vec<Source<'_, T::Key>> = runs
-            .iter()
-            .zip(&files)
-            .enumerate()
-            .map(|(r, (run, file))| Source {
-                run,
-                file,
-                range: cuts[p][r]..cuts[p + 1][r],
-            })
-            .collect();
+        let sources = merge::part_sources(runs, &files, &cuts, p);
         merge::merge::<T, _>(&sources, buf, buf, &pool, |piece| {
             if stop.load(Ordering::Relaxed) {
                 return Err(stopped());

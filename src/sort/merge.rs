@@ -159,6 +159,25 @@ pub(crate) struct Source<'a, K> {
     pub(crate) range: std::ops::Range<u64>,
 }
 
+/// The sources of part `p` of a merge cut by [`split_points`]: each run's range between
+/// `cuts[p]` and `cuts[p + 1]`.
+pub(crate) fn part_sources<'a, K>(
+    runs: &'a [Run<K>],
+    files: &'a [File],
+    cuts: &[Vec<u64>],
+    p: usize,
+) -> Vec<Source<'a, K>> {
+    runs.iter()
+        .zip(files)
+        .enumerate()
+        .map(|(r, (run, file))| Source {
+            run,
+            file,
+            range: cuts[p][r]..cuts[p + 1][r],
+        })
+        .collect()
+}
+
 /// Merges `sources` (each sorted) and hands the output to `emit` in order, in pieces of at
 /// most `out_elems` elements. Each source is read in buffers of `buf_elems` elements, taken
 /// from `pool` and given back at the end; the next buffer's worth of each source is
@@ -459,16 +478,7 @@ mod tests {
                         got.len(),
                         "part {p} starts where the last ended"
                     );
-                    let sources: Vec<Source<'_, u64>> = runs
-                        .iter()
-                        .zip(&files)
-                        .enumerate()
-                        .map(|(r, (run, file))| Source {
-                            run,
-                            file,
-                            range: cuts[p][r]..cuts[p + 1][r],
-                        })
-                        .collect();
+                    let sources = part_sources(&runs, &files, &cuts, p);
                     merge::<u64, _>(&sources, 4, 5, &BufferPool::default(), |o| {
                         got.extend_from_slice(o);
                         Ok(())
