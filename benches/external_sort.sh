@@ -21,6 +21,7 @@ PY=${OUTCORE_PYTHON:-/work/venv/bin/python}
 mkdir -p "$DATA"
 
 cargo build --release --example external_sort >/dev/null 2>&1
+cargo build --release --features cli --bin gen-dataset >/dev/null 2>&1
 EXTSORT_BIN=$(cargo bench --bench extsort_crate --no-run 2>&1 | grep -o 'target/release/deps/extsort_crate-[0-9a-f]*' | head -1)
 SORTER=target/release/examples/external_sort
 
@@ -55,8 +56,7 @@ capped() {
 
 echo "# $(date -u +%FT%TZ) $(uptime)"
 IN=$DATA/u64-$N.npy
-[ -f "$IN" ] || $SORTER "$IN" "$DATA/unused.npy" --generate "$N" --no-verify --memory 1KiB >/dev/null 2>&1 || true
-rm -f "$DATA/unused.npy"
+[ -f "$IN" ] || target/release/gen-dataset --dtype u64 --dist uniform --count "$N" --out "$IN" --quiet
 [ -f "$IN" ] || { echo "could not generate $IN" >&2; exit 1; }
 BYTES=$(( N * 8 ))
 

@@ -203,6 +203,77 @@ fn large_inputs() {
     }
 }
 
+/// `par_sort` of inputs larger than 8 MiB: the in-place partition path (the smaller inputs
+/// above go to the out-of-place radix sort). Unstable, so checked by key against the oracle
+/// and as a permutation by the multiset checksum.
+#[test]
+fn in_place_path() {
+    fn check<T: SortKey + Debug>(v: Vec<T>, what: &str) {
+        let want = reference(&v);
+        let keys = |x: &[T]| x.iter().map(|e| e.sort_key()).collect::<Vec<_>>();
+        for threads in [1, 2] {
+            let mut u = v.clone();
+            sort::par_sort_with(&mut u, &opts(threads)).unwrap();
+            assert_same(
+                &keys(&u),
+                &keys(&want),
+                &format!("{what}, {threads} threads"),
+            );
+            assert_eq!(multiset(&u), multiset(&v), "{what} lost elements");
+        }
+    }
+    let mut rng = Rng::new(11);
+    // A part is 8 MiB (2^20 u64); n: 1.25 parts and a bit, not a multiple of a block.
+    let n = (5 << 20) / 4 + 4099;
+    check(
+        (0..n).map(|_| rng.next()).collect::<Vec<u64>>(),
+        "u64 random",
+    );
+    check(
+        (0..n)
+            .map(|_| (rng.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0)
+            .collect::<Vec<f64>>(),
+        "f64 uniform [-1, 1)",
+    );
+    check(
+        (0..n)
+            .map(|i| match i % 7 {
+                0 => f64::NAN,
+                1 => -0.0,
+                2 => 0.0,
+                3 => f64::NEG_INFINITY,
+                _ => f64::from_bits(rng.next()),
+            })
+            .collect::<Vec<f64>>(),
+        "f64 any bits, NaN, signed zeros, -inf",
+    );
+    check(
+        (0..n).map(|_| rng.next() % 5).collect::<Vec<u64>>(),
+        "u64 few unique",
+    );
+    check((0..n as u64).rev().collect::<Vec<u64>>(), "u64 reverse");
+    // 19 in 20 keys below 2^20, the rest anywhere: the first partition leaves one part of
+    // about 0.95 n (more than 2^20 elements), partitioned in place again.
+    check(
+        (0..n)
+            .map(|i| {
+                let r = rng.next();
+                if i % 10 == 0 {
+                    r
+                } else {
+                    r & 0xf_ffff
+                }
+            })
+            .collect::<Vec<u64>>(),
+        "u64 skewed",
+    );
+    let m = (8 << 20) / 4 + 1001;
+    check(
+        (0..m).map(|_| rng.next() as i32).collect::<Vec<i32>>(),
+        "i32 random",
+    );
+}
+
 #[test]
 fn floats_nan_inf_signed_zero() {
     let specials = [

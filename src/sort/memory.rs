@@ -32,7 +32,7 @@ use std::mem::size_of;
 use rayon::prelude::*;
 
 use super::key::{RadixKey, SortKey};
-use super::radix;
+use super::{inplace, radix};
 use crate::chunk::ParOptions;
 use crate::error::Result;
 
@@ -48,7 +48,11 @@ use crate::error::Result;
 /// assert_eq!(format!("{v:?}"), "[-inf, -0.0, 0.0, 1.5, 3.0, NaN]");
 /// ```
 pub fn par_sort<T: SortKey>(data: &mut [T]) {
-    sort_by_radix_key(data, &|x: &T| x.sort_key(), None);
+    if direct::<T, T::Key>() {
+        inplace::sort(data, &|x: &T| x.sort_key().radix_prefix());
+    } else {
+        sort_by_radix_key(data, &|x: &T| x.sort_key(), None);
+    }
 }
 
 /// [`par_sort`] on the thread pool chosen by `opts`.

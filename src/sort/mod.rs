@@ -3,6 +3,7 @@
 
 mod external;
 mod fileio;
+mod inplace;
 mod key;
 mod memory;
 mod merge;

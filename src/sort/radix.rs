@@ -178,7 +178,7 @@ fn with_scratch<T: bytemuck::Pod, R>(
 }
 
 /// The bits in which the keys of `data` differ (0 if all keys are equal or `data` is empty).
-fn diff_mask<T, F>(data: &[T], key: &F, tuning: &Tuning) -> u64
+pub(crate) fn diff_mask<T, F>(data: &[T], key: &F, tuning: &Tuning) -> u64
 where
     T: Sync,
     F: Fn(&T) -> u64 + Sync,
@@ -200,7 +200,7 @@ where
 /// Sorts the elements in `src`, using `dst` (same length) as scratch; the result ends in
 /// `dst` if `out_in_dst`, else in `src`. `mask`: a superset of the bits in which the keys
 /// differ.
-fn sort_rec<T, F>(
+pub(crate) fn sort_rec<T, F>(
     src: &mut [T],
     dst: &mut [T],
     key: &F,
@@ -382,11 +382,7 @@ where
             *o = sum;
             sum += c;
         }
-        for x in a.iter() {
-            let o = &mut off[digit(key(x), p)];
-            b[*o as usize] = *x;
-            *o += 1;
-        }
+        lsd_scatter(a, b, off, key, lo + p * w, dmask);
         std::mem::swap(&mut a, &mut b);
         in_dst = !in_dst;
     }
@@ -431,6 +427,28 @@ where
         }
         start = i;
         group = g;
+    }
+}
+
+/// One LSD pass: moves every element of `src` to `dst` at its digit's next offset.
+///
+/// A function of its own so that the hot loop gets the registers to itself (inlined into
+/// `lsd`, the loop kept its pointers on the stack).
+#[inline(never)]
+fn lsd_scatter<T: Copy, F: Fn(&T) -> u64>(
+    src: &[T],
+    dst: &mut [T],
+    off: &mut [u32; 1 << LSD_MAX_BITS],
+    key: &F,
+    shift: u32,
+    dmask: u64,
+) {
+    const RADIX: usize = 1 << LSD_MAX_BITS;
+    let dst = &mut dst[..src.len()];
+    for x in src {
+        let o = &mut off[((key(x) >> shift) & dmask) as usize & (RADIX - 1)];
+        dst[*o as usize] = *x;
+        *o += 1;
     }
 }
 

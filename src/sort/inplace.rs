@@ -1,0 +1,636 @@
+//! The in-place parallel radix sort behind [`par_sort`](super::par_sort): large inputs are
+//! partitioned by their top key bits in place (no scratch buffer as large as the input), and
+//! each part is then sorted by the [`radix`](super::radix) sort with a small scratch buffer
+//! of its own.
+//!
+//! # Why
+//!
+//! The stable radix sort needs a scratch buffer as large as the input. For a one-shot sort
+//! of a large array, the first touch of that fresh memory (page faults, zeroing by the
+//! kernel) and its release cost about a third of the sort (10^8 `u64`: 0.23 s of 0.67 s,
+//! BENCHMARKS.md). An unstable sort need not pay it: the top-level partition is done in
+//! place, and the parts are small enough that one reusable scratch buffer per task serves
+//! them all.
+//!
+//! # One in-place partition ([`partition`])
+//!
+//! The elements are split into `buckets` by a digit of their key (the top varying bits,
+//! at most [`MAX_BITS`] of them). The array is seen as a grid of *slots* of `block`
+//! elements (2 KiB).
+//!
+//! 1. **Classify** (parallel, one stripe of whole slots per task): each task reads its
+//!    stripe front to back and appends every element to a per-bucket buffer of one block;
+//!    a full buffer is written back as a block into the stripe, behind the read position
+//!    (there is always room: no more has been written than read). The stripe ends as a
+//!    run of full blocks, each labelled with its bucket, followed by free space; the
+//!    partial buffers (less than a block per bucket) are kept aside.
+//! 2. **Plan** (sequential, one entry per slot): bucket `d`'s final range `[G_d, G_d+1)`
+//!    follows from the counts. Its blocks go to the whole slots at the start of that range;
+//!    if the range has fewer whole slots than the bucket has blocks (its ends are not slot
+//!    aligned), one or two blocks are *demoted*: copied aside with the partial buffers.
+//!    Blocks already in their bucket's slots stay; every other block is assigned a slot of
+//!    its bucket's range that does not hold a block of that bucket. Following the
+//!    assignments gives paths (ending in a slot whose content is free) and cycles, cut into
+//!    segments of at most [`SEGMENT`] slots so that the moves spread over the threads.
+//! 3. **Move** (parallel over segments): each segment saves its last block and shifts its
+//!    blocks one step along the chain; then (sequential, one block per segment) the first
+//!    slot of every segment receives the block saved by the segment before it in the chain
+//!    (the last segment's, for a cycle).
+//! 4. **Fill** (parallel over buckets): the rest of each bucket's range (its unaligned ends
+//!    and any slots its blocks do not cover) receives the bucket's partial buffers and
+//!    demoted blocks.
+//!
+//! Each element is read and written about twice (classify, move): as much memory traffic
+//! as the stable sort's scatter into a scratch buffer, without the fresh buffer.
+//!
+//! # Safety without `unsafe`
+//!
+//! Concurrent moves need disjoint mutable access to slots spread over the array. The array
+//! is carved into one `&mut` slice per slot with `chunks_mut`; each segment takes the slices
+//! of its slots out of that table. A slot belongs to at most one chain, so every `take`
+//! finds its slice; the bookkeeping costs one table entry per 2 KiB of data.
+
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use super::radix::{self, Tuning};
+
+/// At most 2^8 = 256 buckets per partition, whose block buffers (2 KiB each, 512 KiB per
+/// task) stay in L2.
+const MAX_BITS: u32 = 8;
+
+/// Width of the digit whose values are mapped to buckets by a table (256 KiB of counters
+/// for the sample, a 64 KiB table).
+const TABLE_BITS: u32 = 16;
+
+/// Elements sampled to choose the buckets of a partition.
+const SAMPLE: usize = 1 << 14;
+
+/// Bytes per block (and per slot).
+const BLOCK_BYTES: usize = 2048;
+
+/// Longest run of slots moved by one task.
+const SEGMENT: usize = 64;
+
+/// Parts at most this many bytes are sorted by the stable radix sort with a scratch buffer
+/// of their size (one per task, reused); larger parts are partitioned in place again.
+const PART_BYTES: usize = 8 << 20;
+
+/// Marks a slot that holds no labelled block.
+const FREE: u16 = u16::MAX;
+
+/// The sizes of the in-place sort, in elements. The defaults follow from the constants
+/// above; tests shrink them to reach every path with small inputs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sizes {
+    /// Inputs and parts of at most this many elements are sorted by the stable radix sort.
+    pub(crate) part: usize,
+    /// Elements per block.
+    pub(crate) block: usize,
+    /// Elements sampled to choose a partition's buckets.
+    pub(crate) sample: usize,
+}
+
+/// Sorts `data` by `key` (unstably) in parallel on the current rayon pool, with scratch
+/// memory bounded by a few MiB per thread.
+pub(crate) fn sort<T, F>(data: &mut [T], key: &F)
+where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    let size = std::mem::size_of::<T>().max(1);
+    let sizes = Sizes {
+        part: PART_BYTES / size,
+        block: (BLOCK_BYTES / size).max(1),
+        sample: SAMPLE,
+    };
+    if data.len() <= sizes.part {
+        radix::sort(data, key, None);
+        return;
+    }
+    // Parts go straight to the in-cache LSD sort: measured faster than another MSD pass
+    // for parts of a few MiB, which stay in L2 and L3 (BENCHMARKS.md).
+    let tuning = Tuning {
+        leaf: sizes.part,
+        ..Tuning::for_size(size)
+    };
+    sort_tuned(data, key, &tuning, &sizes);
+}
+
+/// [`sort`] with explicit thresholds: inputs and parts of at most `sizes.part` elements are
+/// sorted by the stable radix sort with `tuning`.
+pub(crate) fn sort_tuned<T, F>(data: &mut [T], key: &F, tuning: &Tuning, sizes: &Sizes)
+where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    let sizes = Sizes {
+        part: sizes.part.max(2),
+        block: sizes.block.max(1),
+        sample: sizes.sample.max(1),
+    };
+    if data.len() <= sizes.part {
+        radix::sort_tuned(data, key, tuning, None);
+        return;
+    }
+    let mask = radix::diff_mask(data, key, tuning);
+    if mask != 0 {
+        sort_rec(data, key, mask, false, tuning, &sizes);
+    }
+}
+
+/// Partitions `data` (larger than `part`) in place on the top bits of `mask` (the exact
+/// bits in which its keys differ), then sorts every bucket. `by_bits`: split on the top
+/// bits alone rather than by a sample (see [`bucket_table`]).
+fn sort_rec<T, F>(data: &mut [T], key: &F, mask: u64, by_bits: bool, tuning: &Tuning, sizes: &Sizes)
+where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    let n = data.len();
+    let part = sizes.part;
+    let top = 63 - mask.leading_zeros();
+    let bits = (top + 1).min(TABLE_BITS);
+    let shift = top + 1 - bits;
+    let dmask = (1u64 << bits) - 1;
+    let digit = |x: &T| ((key(x) >> shift) & dmask) as usize;
+    // Buckets of about a quarter of a part, so that nearly all of them are sorted out of
+    // place at once.
+    let want = (n / (part / 4).max(1)).clamp(2, 1 << MAX_BITS);
+    let split = if by_bits {
+        None
+    } else {
+        bucket_table(data, &digit, bits, want, part, sizes.sample)
+    };
+    let (lens, masks, exact) = match split {
+        None => {
+            // The top `w` bits of the digit: every part loses them from its mask.
+            let w = (usize::BITS - (want - 1).leading_zeros()).clamp(1, bits);
+            let low = shift + bits - w;
+            let wmask = (1u64 << w) - 1;
+            let lens = partition(
+                data,
+                &|x: &T| ((key(x) >> low) & wmask) as usize,
+                1 << w,
+                sizes.block,
+            );
+            let masks = vec![mask & low_bits(low); lens.len()];
+            (lens, masks, false)
+        }
+        Some(table) => {
+            let nb = table.last().map_or(1, |&b| b as usize + 1);
+            let lens = partition(data, &|x: &T| table[digit(x)] as usize, nb, sizes.block);
+            // A bucket's keys agree on the bits its digits share: its mask drops them.
+            let mut masks = vec![0u64; nb];
+            let mut first = 0;
+            for d in 1..=table.len() {
+                if d == table.len() || table[d] != table[first] {
+                    let varying = usize::BITS - (first ^ (d - 1)).leading_zeros() + shift;
+                    masks[table[first] as usize] = mask & low_bits(varying);
+                    first = d;
+                }
+            }
+            (lens, masks, true)
+        }
+    };
+    let mut parts = Vec::with_capacity(lens.len());
+    let mut rest = data;
+    for (&len, &m) in lens.iter().zip(&masks) {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        parts.push((head, m));
+        rest = tail;
+    }
+    // Scratch buffers go back to `pool` when a task ends, so that the next task reuses
+    // their pages: one buffer per thread at a time, faulted in once.
+    let pool = Mutex::new(Vec::new());
+    parts.into_par_iter().for_each_init(
+        || Lease::take(&pool),
+        |scratch, (p, mut m)| {
+            if exact || p.len() > part {
+                // The exact mask: a bucket of several digits varies in fewer bits than
+                // their common prefix allows (the LSD sort spends its passes from the top
+                // varying bit), and a partition needs its top bit to vary.
+                m &= radix::diff_mask(p, key, tuning);
+            }
+            if m == 0 {
+                return;
+            }
+            if p.len() <= part {
+                let buf = &mut scratch.buf;
+                if p.len() > buf.len() {
+                    buf.resize(p.len(), T::zeroed());
+                }
+                radix::sort_rec(p, &mut buf[..p.len()], key, m, false, tuning);
+            } else {
+                // A part holding most of its parent's elements (the sample missed the
+                // skew) is split on bits next, which shortens its mask for sure.
+                sort_rec(p, key, m, p.len() > n / 2, tuning, sizes);
+            }
+        },
+    );
+}
+
+/// A mask of the `k` lowest bits.
+fn low_bits(k: u32) -> u64 {
+    if k >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << k) - 1
+    }
+}
+
+/// How a partition should split `data`: `None` on the top bits of `digit` (`bits` wide),
+/// which needs no table, when a sample shows that no bucket would then exceed 3/4 of a
+/// `part`; otherwise the bucket of every digit value, nondecreasing from 0 to at most
+/// `want - 1`, with every bucket holding at least one element of `data`.
+///
+/// The sample is `sample` elements at pseudo-random positions (one in each of `sample`
+/// equal strides). The table gives each bucket about the same share of it: skewed keys
+/// (floats whose exponents cluster) are split where their elements are, not where the bits
+/// are. A digit is never split; a digit too heavy for one bucket takes a bucket of its
+/// own and is partitioned again on its lower bits. If the whole sample falls into one
+/// digit, the top bits are used after all (the top bit varies in `data`).
+fn bucket_table<T>(
+    data: &[T],
+    digit: &impl Fn(&T) -> usize,
+    bits: u32,
+    want: usize,
+    part: usize,
+    sample: usize,
+) -> Option<Vec<u8>> {
+    let len = 1usize << bits;
+    let mut hist = vec![0u32; len];
+    let s = sample.min(data.len());
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ data.len() as u64;
+    for i in 0..s {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let lo = i * data.len() / s;
+        let hi = (i + 1) * data.len() / s;
+        let at = lo + (state % (hi - lo).max(1) as u64) as usize;
+        hist[digit(&data[at])] += 1;
+    }
+    // The largest bucket of a split on the top bits, estimated from the sample.
+    let w = (usize::BITS - (want - 1).leading_zeros()).clamp(1, bits);
+    let largest = hist
+        .chunks(len >> w)
+        .map(|c| c.iter().map(|&h| h as usize).sum::<usize>())
+        .max()
+        .unwrap_or(0);
+    if largest * data.len() / s <= part / 4 * 3 {
+        return None;
+    }
+    let mut table = vec![0u8; len];
+    let mut cur = 0usize;
+    let mut acc = 0usize;
+    for (d, &h) in hist.iter().enumerate() {
+        table[d] = cur as u8;
+        acc += h as usize;
+        // Start the next bucket once this one has its share, if sampled elements remain
+        // for it.
+        if acc >= (cur + 1) * s / want && acc < s && cur + 1 < want {
+            cur += 1;
+        }
+    }
+    (cur > 0).then_some(table)
+}
+
+/// A scratch buffer taken from a pool, returned to it when dropped.
+struct Lease<'a, T> {
+    buf: Vec<T>,
+    pool: &'a Mutex<Vec<Vec<T>>>,
+}
+
+impl<'a, T> Lease<'a, T> {
+    fn take(pool: &'a Mutex<Vec<Vec<T>>>) -> Lease<'a, T> {
+        let buf = pool
+            .lock()
+            .map(|mut p| p.pop().unwrap_or_default())
+            .unwrap_or_default();
+        Lease { buf, pool }
+    }
+}
+
+impl<T> Drop for Lease<'_, T> {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.pool.lock() {
+            p.push(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+/// What one stripe's classification leaves: its labelled blocks (at the start of the
+/// stripe, in order) and its partial buffers.
+struct Stripe<T> {
+    labels: Vec<u16>,
+    buf: Vec<T>,
+    fill: Vec<usize>,
+}
+
+/// Reorders `data` in place so that its elements come grouped by `bucket(x)` (below `nb`,
+/// at most 2^16), in bucket order; returns the size of every group.
+pub(crate) fn partition<T, B>(data: &mut [T], bucket: &B, nb: usize, block: usize) -> Vec<usize>
+where
+    T: bytemuck::Pod + Send + Sync,
+    B: Fn(&T) -> usize + Sync,
+{
+    let n = data.len();
+    let b = block;
+
+    // 1. Classify, one stripe of whole slots per task.
+    let threads = rayon::current_num_threads();
+    let tasks = if threads > 1 { threads * 4 } else { 1 };
+    let stripe_len = n.div_ceil(tasks).div_ceil(b).max(1) * b;
+    let stripes: Vec<Stripe<T>> = data
+        .par_chunks_mut(stripe_len)
+        .map(|s| classify(s, bucket, nb, b))
+        .collect();
+
+    // 2. Plan. Bucket sizes and ranges.
+    let mut sizes = vec![0usize; nb];
+    for st in &stripes {
+        for &l in &st.labels {
+            sizes[l as usize] += b;
+        }
+        for (s, &f) in sizes.iter_mut().zip(&st.fill) {
+            *s += f;
+        }
+    }
+    let mut starts = Vec::with_capacity(nb + 1);
+    let mut acc = 0;
+    starts.push(0);
+    for &s in &sizes {
+        acc += s;
+        starts.push(acc);
+    }
+    // The label of every slot, and the slots holding each bucket's blocks.
+    let nslots = n / b;
+    let mut label = vec![FREE; nslots];
+    let mut slots_of: Vec<Vec<u32>> = vec![Vec::new(); nb];
+    for (t, st) in stripes.iter().enumerate() {
+        let first = t * (stripe_len / b);
+        for (i, &l) in st.labels.iter().enumerate() {
+            label[first + i] = l;
+            slots_of[l as usize].push((first + i) as u32);
+        }
+    }
+    // Each bucket's whole slots: [lo, lo + blocks); demote the blocks that do not fit.
+    let mut lo = vec![0usize; nb];
+    let mut demoted: Vec<Vec<T>> = vec![Vec::new(); nb];
+    for d in 0..nb {
+        lo[d] = starts[d].div_ceil(b);
+        let hi = starts[d + 1] / b;
+        let room = hi.saturating_sub(lo[d]);
+        while slots_of[d].len() > room {
+            let k = slots_of[d].pop().expect("more blocks than room") as usize;
+            demoted[d].extend_from_slice(&data[k * b..(k + 1) * b]);
+            label[k] = FREE;
+        }
+    }
+    // Assign every misplaced block a slot of its bucket that holds no block of the bucket.
+    let mut dest = vec![u32::MAX; nslots];
+    let mut is_target = vec![false; nslots];
+    for d in 0..nb {
+        let range = lo[d]..lo[d] + slots_of[d].len();
+        let mut free = range.clone().filter(|&k| label[k] as usize != d);
+        for &k in &slots_of[d] {
+            let k = k as usize;
+            if !range.contains(&k) {
+                let t = free.next().expect("as many free slots as misplaced blocks");
+                dest[k] = t as u32;
+                is_target[t] = true;
+            }
+        }
+    }
+    let chains = chains(&dest, &is_target);
+
+    // 3. Move, in segments of at most SEGMENT slots.
+    let mut segments = Vec::new();
+    for chain in &chains {
+        let c = &chain.slots;
+        let first_segment = segments.len();
+        for (i, seg) in c.chunks(SEGMENT).enumerate() {
+            segments.push((seg, first_segment + i));
+        }
+        let last_segment = segments.len() - 1;
+        // The segment whose saved block goes to each segment's first slot.
+        for (s, seg) in segments.iter_mut().enumerate().skip(first_segment + 1) {
+            seg.1 = s - 1;
+        }
+        segments[first_segment].1 = if chain.cycle {
+            last_segment
+        } else {
+            usize::MAX
+        };
+    }
+    {
+        let mut table: Vec<Option<&mut [T]>> = data[..nslots * b].chunks_mut(b).map(Some).collect();
+        let owned: Vec<(Vec<&mut [T]>, usize)> = segments
+            .iter()
+            .map(|&(seg, from)| {
+                let slices = seg
+                    .iter()
+                    .map(|&k| table[k as usize].take().expect("a slot in two chains"))
+                    .collect();
+                (slices, from)
+            })
+            .collect();
+        type Heads<'a, T> = Vec<(&'a mut [T], usize)>;
+        let (heads, saved): (Heads<T>, Vec<Vec<T>>) = owned
+            .into_par_iter()
+            .map(|(mut slices, from)| {
+                let saved = slices.last().map(|s| s.to_vec()).unwrap_or_default();
+                for i in (1..slices.len()).rev() {
+                    let (a, c) = slices.split_at_mut(i);
+                    c[0].copy_from_slice(a[i - 1]);
+                }
+                ((slices.swap_remove(0), from), saved)
+            })
+            .unzip();
+        for (head, from) in heads {
+            if from != usize::MAX {
+                head.copy_from_slice(&saved[from]);
+            }
+        }
+    }
+
+    // 4. Fill each bucket's unaligned ends (and uncovered slots) from its buffers.
+    let mut ranges = Vec::with_capacity(nb);
+    let mut rest: &mut [T] = data;
+    for (d, &len) in sizes.iter().enumerate() {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        ranges.push((d, head));
+        rest = tail;
+    }
+    ranges.into_par_iter().for_each(|(d, r)| {
+        let blocks = slots_of[d].len();
+        let head = if blocks == 0 {
+            r.len()
+        } else {
+            lo[d] * b - starts[d]
+        };
+        let covered = head + blocks * b;
+        let mut spare = stripes
+            .iter()
+            .flat_map(|st| &st.buf[d * b..d * b + st.fill[d]])
+            .chain(demoted[d].iter());
+        let (front, back) = r.split_at_mut(covered);
+        for x in front[..head].iter_mut().chain(back.iter_mut()) {
+            *x = *spare.next().expect("buffers hold the rest of the bucket");
+        }
+    });
+    sizes
+}
+
+/// Classifies `stripe` into blocks (see the module docs); `digit` < `nb`.
+fn classify<T: Copy + bytemuck::Zeroable>(
+    stripe: &mut [T],
+    bucket: &impl Fn(&T) -> usize,
+    nb: usize,
+    b: usize,
+) -> Stripe<T> {
+    let mut buf = vec![T::zeroed(); nb * b];
+    let mut fill = vec![0usize; nb];
+    let mut labels = Vec::with_capacity(stripe.len() / b);
+    let mut w = 0;
+    for r in 0..stripe.len() {
+        let x = stripe[r];
+        let d = bucket(&x);
+        let f = fill[d];
+        buf[d * b + f] = x;
+        if f + 1 == b {
+            // w + b <= r + 1: the block overwrites elements already read.
+            stripe[w..w + b].copy_from_slice(&buf[d * b..d * b + b]);
+            labels.push(d as u16);
+            w += b;
+            fill[d] = 0;
+        } else {
+            fill[d] = f + 1;
+        }
+    }
+    Stripe { labels, buf, fill }
+}
+
+/// A path or cycle of block moves: the block in `slots[i]` goes to `slots[i + 1]`; in a
+/// cycle the last goes to the first, in a path the last slot's content is free.
+struct Chain {
+    slots: Vec<u32>,
+    cycle: bool,
+}
+
+/// The paths and cycles of the moves `dest` (`u32::MAX`: the slot's block stays or it holds
+/// none); `is_target[k]`: some block moves to slot `k`.
+fn chains(dest: &[u32], is_target: &[bool]) -> Vec<Chain> {
+    let mut seen = vec![false; dest.len()];
+    let mut out = Vec::new();
+    // Paths start at a moving block whose slot no block moves to.
+    for k in 0..dest.len() {
+        if dest[k] != u32::MAX && !is_target[k] {
+            let mut slots = vec![k as u32];
+            seen[k] = true;
+            let mut j = dest[k];
+            loop {
+                slots.push(j);
+                seen[j as usize] = true;
+                if dest[j as usize] == u32::MAX {
+                    break;
+                }
+                j = dest[j as usize];
+            }
+            out.push(Chain {
+                slots,
+                cycle: false,
+            });
+        }
+    }
+    // Every other moving block is on a cycle.
+    for k in 0..dest.len() {
+        if dest[k] != u32::MAX && !seen[k] {
+            let mut slots = Vec::new();
+            let mut j = k as u32;
+            while !seen[j as usize] {
+                seen[j as usize] = true;
+                slots.push(j);
+                j = dest[j as usize];
+            }
+            out.push(Chain { slots, cycle: true });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+        let mut s = seed | 1;
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        }
+    }
+
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    }
+
+    /// The partition alone: groups in digit order, sizes right, a permutation of the input.
+    #[test]
+    fn partition_groups_by_digit() {
+        let mut next = xorshift(7);
+        for n in [0usize, 1, 5, 63, 64, 65, 1000, 4097, 20_000] {
+            for (w, block) in [(1, 1), (3, 4), (4, 7), (8, 16), (8, 256)] {
+                for threads in [1, 2, 3] {
+                    let v: Vec<u64> = (0..n).map(|_| next() % 1000).collect();
+                    let mut got = v.clone();
+                    let digit = |x: &u64| ((*x >> 2) & ((1 << w) - 1)) as usize;
+                    let sizes =
+                        pool(threads).install(|| partition(&mut got, &digit, 1 << w, block));
+                    let mut start = 0;
+                    for (d, &len) in sizes.iter().enumerate() {
+                        assert!(got[start..start + len].iter().all(|x| digit(x) == d));
+                        start += len;
+                    }
+                    assert_eq!(start, n);
+                    let (mut a, mut b) = (v, got);
+                    a.sort_unstable();
+                    b.sort_unstable();
+                    assert_eq!(a, b, "n {n} w {w} block {block} threads {threads}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// The whole sort with tiny thresholds (every path: partitions, recursion into large
+        /// buckets, out-of-place parts) against `sort_unstable`, on 1 and 2 threads.
+        #[test]
+        fn prop_tiny_thresholds_match_sort(
+            v in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..3000),
+            shift in 0u32..64,
+            keep in proptest::prelude::any::<u64>(),
+            threads in 1usize..=2,
+            part in 8usize..200,
+            block in 1usize..40,
+            sample in 1usize..100,
+        ) {
+            let v: Vec<u64> = v.iter().map(|&x| (x & keep) >> shift).collect();
+            let mut want = v.clone();
+            want.sort_unstable();
+            let mut got = v;
+            let tuning = Tuning { small: 4, leaf: 16, par_min: 32 };
+            pool(threads).install(|| sort_tuned(&mut got, &|x: &u64| *x, &tuning, &Sizes { part, block, sample }));
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+}
