@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use outcore::datasets::parse_size;
+use outcore::datasets::{parse_size, Distribution, Generator};
 use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
@@ -58,21 +58,13 @@ struct Args {
     /// Raw input of this element type.
     #[arg(long, conflicts_with = "record_size")]
     dtype: Option<String>,
-    /// First write INPUT as a .npy of this many random u64 (splitmix64), if it does not exist.
+    /// First write INPUT as a .npy of this many uniform random u64 (gen-dataset's, seed 0),
+    /// if it does not exist.
     #[arg(long)]
     generate: Option<u64>,
     /// Skip the verification pass.
     #[arg(long)]
     no_verify: bool,
-}
-
-/// The SplitMix64 output for index `i`: random-looking, reproducible, and computable for any
-/// index independently, so generation runs in parallel.
-fn splitmix64(i: u64) -> u64 {
-    let mut z = i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 fn generate(path: &Path, n: u64) -> outcore::Result<()> {
@@ -82,12 +74,8 @@ fn generate(path: &Path, n: u64) -> outcore::Result<()> {
     eprintln!("generating {} ({n} random u64)...", path.display());
     let t = Instant::now();
     let mut a = MappedArrayMut::<u64>::create(path, &[n as usize])?;
-    let opts = ParOptions::new();
-    chunk::par_chunks_mut(a.as_mut_slice(), &opts).for_each(|(start, c)| {
-        for (j, x) in c.iter_mut().enumerate() {
-            *x = splitmix64((start + j) as u64);
-        }
-    });
+    // The same values as `gen-dataset --dtype u64 --dist uniform --seed 0`.
+    Generator::new(Distribution::Uniform, 0).fill(a.as_mut_slice(), &ParOptions::new())?;
     let a = a.persist()?;
     // Written back by persist; drop it from the page cache so the sort starts cold.
     a.release(0..a.len())?;

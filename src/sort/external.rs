@@ -1,17 +1,18 @@
 //! `sort_file`: sorting a file into another file under a memory budget.
 //!
 //! # How it works
-//! * **Fits the budget** (the data plus the radix sort's scratch space, see
-//!   [`scratch_bytes`](super::scratch_bytes)): the data is read into memory, sorted with
-//!   [`par_sort_with`](super::par_sort_with) and written once.
+//! * **Fits the budget** (the data plus the sort's scratch space, see
+//!   [`par_sort_scratch_bytes`](super::par_sort_scratch_bytes)): the data is read into
+//!   memory, sorted with [`par_sort_with`](super::par_sort_with) and written once.
 //! * **Larger**: an external merge sort.
 //!   1. *Run formation.* The input is read in pieces with large sequential reads, in a
 //!      three-stage pipeline: while piece `i` is sorted (in parallel), piece `i + 1` is read
 //!      and the sorted piece `i - 1` is written out as a run, so the disk reads, the disk
 //!      writes and the cores all work at once. Three pieces and the sort's scratch for one
-//!      share the budget (for `u64`: pieces of a quarter of it). Measured on 4 GiB under a
-//!      1 GiB cap, this made run formation 1.4–2× faster than a two-stage pipeline (read
-//!      next ‖ sort then write), which left the disk idle during each sort.
+//!      share the budget (primitive types are sorted in place: pieces of about 30% of it).
+//!      Measured on 4 GiB under a 1 GiB cap, this made run formation 1.4–2× faster than a
+//!      two-stage pipeline (read next ‖ sort then write), which left the disk idle during
+//!      each sort.
 //!   2. *Merge.* Runs are merged with a loser tree ([`merge`](super::merge)), each run read
 //!      in large positioned reads, the next buffer of each run prefetched
 //!      (`POSIX_FADV_WILLNEED`) while the current one is merged. The final merge is split by
@@ -217,8 +218,8 @@ pub struct SortReport {
 /// in numpy's order (see [`SortKey`]). The dtype comes from the header; `input` and `output`
 /// may be the same path.
 ///
-/// Data that fits the budget (with the radix sort's scratch, [`scratch_bytes`](super::scratch_bytes))
-/// is sorted in one pass. Larger data goes through an external merge sort: budget-sized runs,
+/// Data that fits the budget (with the sort's scratch,
+/// [`par_sort_scratch_bytes`](super::par_sort_scratch_bytes)) is sorted in one pass. Larger data goes through an external merge sort: budget-sized runs,
 /// sorted in parallel and written with large sequential writes, then a k-way merge (loser
 /// tree) split by key range so that every thread merges its own part of the output; more runs
 /// than one merge can take (by the budget, or the open-file limit) are merged in levels.
@@ -381,9 +382,29 @@ fn sort_in_memory<T: SortKey>(data: &mut [T], par: &ParOptions) -> Result<()> {
     super::par_sort_with(data, par)
 }
 
-/// Scratch bytes per element that [`sort_in_memory`] allocates besides its input.
-fn scratch_per_elem<T: SortKey>() -> usize {
-    super::scratch_bytes::<T>(1024).div_ceil(1024)
+/// The memory that sorting `n` elements in memory takes: the data and the sort's scratch
+/// ([`par_sort_scratch_bytes`](super::par_sort_scratch_bytes)).
+fn in_memory_bytes<T: SortKey>(n: usize, threads: usize) -> usize {
+    n.saturating_mul(std::mem::size_of::<T>())
+        .saturating_add(super::par_sort_scratch_bytes::<T>(n, threads))
+}
+
+/// The largest run length whose three buffers and sort scratch fit `budget` (at least 1).
+fn run_elems_for<T: SortKey>(budget: usize, threads: usize) -> usize {
+    let size = std::mem::size_of::<T>();
+    let need =
+        |n: usize| in_memory_bytes::<T>(n, threads).saturating_add(n.saturating_mul(2 * size));
+    // The need grows with n: binary search for the largest n that fits.
+    let (mut lo, mut hi) = (1usize, budget / size.max(1) + 1);
+    while lo + 1 < hi {
+        let mid = lo + (hi - lo) / 2;
+        if need(mid) <= budget {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// Shared state of one sort: paths, options, progress counters.
@@ -530,7 +551,7 @@ fn plan<T: SortKey>(job: &Job<'_>, budget: usize) -> Plan {
     let size = job.elem_size;
     // Three run buffers (one being read, one sorted, one written) and the sort's scratch
     // space for one.
-    let run_elems = (budget / (3 * size + scratch_per_elem::<T>())).max(1);
+    let run_elems = run_elems_for::<T>(budget, job.threads);
     let runs = job.elements.div_ceil(run_elems as u64);
     let workers = (job.threads * WORKERS_PER_THREAD).max(1);
     let min_buf = MIN_READ_BUFFER.min(budget / 64).max(size);
@@ -610,7 +631,8 @@ fn sort_typed<T: SortKey>(
         done: AtomicU64::new(0),
         phase_start: Instant::now(),
     };
-    let in_memory = job.elements <= (budget / (elem_size + scratch_per_elem::<T>())) as u64;
+    let in_memory =
+        usize::try_from(job.elements).is_ok_and(|n| in_memory_bytes::<T>(n, threads) <= budget);
 
     // Space: the output, and (external) the runs; checked before anything is written.
     let out_dir = temp::parent_dir(output).to_path_buf();
@@ -746,7 +768,6 @@ fn form_runs<T: SortKey>(job: &Job<'_>, plan: &Plan, dir: &Path) -> Result<Vec<R
     let mut start = 0u64;
     // The run sorted in the previous step, waiting in `writing`.
     let mut pending: Option<(usize, PathBuf)> = None;
-    let mut scratch = super::SortScratch::new();
     let join = |h: std::thread::ScopedJoinHandle<'_, Result<()>>| match h.join() {
         Ok(r) => r,
         Err(p) => std::panic::resume_unwind(p),
@@ -766,8 +787,8 @@ fn form_runs<T: SortKey>(job: &Job<'_>, plan: &Plan, dir: &Path) -> Result<Vec<R
                     return Ok(None);
                 }
                 let piece = &mut sorting[..sort_len];
-                // One scratch buffer for all runs: no fresh pages to fault in per run.
-                super::par_sort_with_scratch(piece, &mut scratch, &job.par)?;
+                // In place for primitive types: no scratch as large as the run.
+                super::par_sort_with(piece, &job.par)?;
                 let mut sampler = Sampler::new(sort_len as u64, plan.samples_per_run);
                 sampler.feed(piece);
                 let (stride, samples) = sampler.finish();
@@ -994,4 +1015,39 @@ fn final_merge<T: SortKey>(
         w.finish()?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The run length is the largest whose buffers and sort scratch fit the budget, across
+    /// the jump where the sort turns in place (8 MiB) and for records sorted by index.
+    #[test]
+    fn runs_fill_the_budget() {
+        fn check<T: SortKey>(budget: usize, threads: usize) {
+            let size = std::mem::size_of::<T>();
+            let need = |n: usize| in_memory_bytes::<T>(n, threads) + 2 * n * size;
+            let n = run_elems_for::<T>(budget, threads);
+            assert!(
+                n == 1 || need(n) <= budget,
+                "{n} elements overflow {budget}"
+            );
+            assert!(
+                need(n + 1) > budget,
+                "{} elements would fit {budget}",
+                n + 1
+            );
+        }
+        for budget in [1, 100, 16 << 10, 30 << 20, 64 << 20, 768 << 20, 8 << 30] {
+            for threads in [1, 2, 16] {
+                check::<u64>(budget, threads);
+                check::<u8>(budget, threads);
+                check::<f32>(budget, threads);
+                check::<crate::sort::Record<100, 10>>(budget, threads);
+            }
+        }
+        // A 768 MiB budget on 2 threads: runs of u64 well over a quarter of it.
+        assert!(run_elems_for::<u64>(768 << 20, 2) * 8 > (768 << 20) * 3 / 10);
+    }
 }

@@ -1,22 +1,37 @@
-//! The in-place parallel radix sort behind [`par_sort`](super::par_sort): large inputs are
-//! partitioned by their top key bits in place (no scratch buffer as large as the input), and
-//! each part is then sorted by the [`radix`](super::radix) sort with a small scratch buffer
-//! of its own.
+//! The in-place parallel radix sort behind [`par_sort`](super::par_sort): inputs larger than
+//! a part (8 MiB) are partitioned in place by their top key bits (no scratch buffer as large
+//! as the input), and each part is then sorted in cache by the `radix` module's LSD sort
+//! with a scratch buffer of its own, reused from part to part.
 //!
 //! # Why
 //!
 //! The stable radix sort needs a scratch buffer as large as the input. For a one-shot sort
 //! of a large array, the first touch of that fresh memory (page faults, zeroing by the
 //! kernel) and its release cost about a third of the sort (10^8 `u64`: 0.23 s of 0.67 s,
-//! BENCHMARKS.md). An unstable sort need not pay it: the top-level partition is done in
-//! place, and the parts are small enough that one reusable scratch buffer per task serves
-//! them all.
+//! BENCHMARKS.md). An unstable sort need not pay it.
+//!
+//! # The sort ([`sort`])
+//!
+//! 1. The bits in which the keys differ (one parallel read). The *digit* is the top 16 of
+//!    them.
+//! 2. **Buckets** ([`bucket_table`]): a sample of 16 Ki elements estimates how the digits
+//!    are spread. If splitting on the digit's top bits (up to 256 buckets, about a quarter
+//!    of a part each) leaves every bucket within a part, that is the split. Otherwise (skewed
+//!    keys: floats, whose exponents cluster) a table maps every digit value to a bucket so
+//!    that buckets hold equal shares of the sample.
+//! 3. **Partition** in place ([`partition`], below).
+//! 4. **Parts** in parallel: a part of at most 8 MiB is sorted by the LSD radix sort on its
+//!    top `log2(n) + 3` varying bits (two passes of 11-bit digits for 10^8 uniform keys),
+//!    in L2 and L3. A larger part (a digit heavier than a part, or a sample that missed the
+//!    skew) is partitioned again, on its top bits alone if it holds more than half of its
+//!    parent: each such level removes bits from its mask, so the depth is bounded.
+//!
+//! Measured (BENCHMARKS.md): a part sorted straight by LSD beat a further MSD pass, and
+//! another in-place level, by 10-20%.
 //!
 //! # One in-place partition ([`partition`])
 //!
-//! The elements are split into `buckets` by a digit of their key (the top varying bits,
-//! at most [`MAX_BITS`] of them). The array is seen as a grid of *slots* of `block`
-//! elements (2 KiB).
+//! The array is seen as a grid of *slots* of one block (2 KiB) each.
 //!
 //! 1. **Classify** (parallel, one stripe of whole slots per task): each task reads its
 //!    stripe front to back and appends every element to a per-bucket buffer of one block;
@@ -30,25 +45,27 @@
 //!    aligned), one or two blocks are *demoted*: copied aside with the partial buffers.
 //!    Blocks already in their bucket's slots stay; every other block is assigned a slot of
 //!    its bucket's range that does not hold a block of that bucket. Following the
-//!    assignments gives paths (ending in a slot whose content is free) and cycles, cut into
-//!    segments of at most [`SEGMENT`] slots so that the moves spread over the threads.
-//! 3. **Move** (parallel over segments): each segment saves its last block and shifts its
-//!    blocks one step along the chain; then (sequential, one block per segment) the first
-//!    slot of every segment receives the block saved by the segment before it in the chain
-//!    (the last segment's, for a cycle).
+//!    assignments gives paths (ending in a slot whose content is free) and cycles.
+//! 3. **Move** ([`move_blocks`], parallel): chains are cut into segments of at most
+//!    [`SEGMENT`] slots, each moved by one task.
 //! 4. **Fill** (parallel over buckets): the rest of each bucket's range (its unaligned ends
 //!    and any slots its blocks do not cover) receives the bucket's partial buffers and
 //!    demoted blocks.
 //!
-//! Each element is read and written about twice (classify, move): as much memory traffic
-//! as the stable sort's scatter into a scratch buffer, without the fresh buffer.
+//! Each element is read and written twice (classify, move): as much memory traffic as the
+//! stable sort's scatter into a scratch buffer, without the fresh buffer. For 10^8 `u64` on
+//! two threads the partition took about 140 ms and the parts about 230 ms.
+//!
+//! # Memory
+//!
+//! See [`scratch_bytes`]: at most a sixth of the input plus about 10 MiB per thread.
 //!
 //! # Safety without `unsafe`
 //!
 //! Concurrent moves need disjoint mutable access to slots spread over the array. The array
 //! is carved into one `&mut` slice per slot with `chunks_mut`; each segment takes the slices
 //! of its slots out of that table. A slot belongs to at most one chain, so every `take`
-//! finds its slice; the bookkeeping costs one table entry per 2 KiB of data.
+//! finds its slice.
 
 use std::sync::Mutex;
 
@@ -71,11 +88,14 @@ const SAMPLE: usize = 1 << 14;
 const BLOCK_BYTES: usize = 2048;
 
 /// Longest run of slots moved by one task.
-const SEGMENT: usize = 64;
+const SEGMENT: usize = 128;
 
 /// Parts at most this many bytes are sorted by the stable radix sort with a scratch buffer
 /// of their size (one per task, reused); larger parts are partitioned in place again.
 const PART_BYTES: usize = 8 << 20;
+
+/// Smallest stripe classified by one task: 16 times its block buffers.
+const STRIPE_BYTES: usize = 8 << 20;
 
 /// Marks a slot that holds no labelled block.
 const FREE: u16 = u16::MAX;
@@ -90,6 +110,8 @@ pub(crate) struct Sizes {
     pub(crate) block: usize,
     /// Elements sampled to choose a partition's buckets.
     pub(crate) sample: usize,
+    /// The fewest elements classified by one task.
+    pub(crate) stripe: usize,
 }
 
 /// Sorts `data` by `key` (unstably) in parallel on the current rayon pool, with scratch
@@ -104,6 +126,7 @@ where
         part: PART_BYTES / size,
         block: (BLOCK_BYTES / size).max(1),
         sample: SAMPLE,
+        stripe: STRIPE_BYTES / size,
     };
     if data.len() <= sizes.part {
         radix::sort(data, key, None);
@@ -118,6 +141,23 @@ where
     sort_tuned(data, key, &tuning, &sizes);
 }
 
+/// An upper bound on the scratch memory [`sort`] allocates to sort `bytes` of input on
+/// `threads` threads.
+///
+/// Up to a part ([`PART_BYTES`]): the stable radix sort's scratch, as large as the input.
+/// Larger: about one part's scratch per thread plus, per concurrent partition, the sample's
+/// counters and table and at most two demoted blocks per bucket (2 MiB per thread in all);
+/// and in proportion to the input, at most 1/6 of it: the stripes' block buffers (1/16, as
+/// a stripe is at least 16 times its buffers), the blocks kept between segments (2 per
+/// [`SEGMENT`] slots, 1/64), and the plan's tables (at most 124 bytes per 2 KiB slot, 1/16).
+pub(crate) fn scratch_bytes(bytes: usize, threads: usize) -> usize {
+    if bytes <= PART_BYTES {
+        bytes
+    } else {
+        bytes / 6 + threads.max(1) * (PART_BYTES + (2 << 20))
+    }
+}
+
 /// [`sort`] with explicit thresholds: inputs and parts of at most `sizes.part` elements are
 /// sorted by the stable radix sort with `tuning`.
 pub(crate) fn sort_tuned<T, F>(data: &mut [T], key: &F, tuning: &Tuning, sizes: &Sizes)
@@ -129,6 +169,7 @@ where
         part: sizes.part.max(2),
         block: sizes.block.max(1),
         sample: sizes.sample.max(1),
+        stripe: sizes.stripe.max(1),
     };
     if data.len() <= sizes.part {
         radix::sort_tuned(data, key, tuning, None);
@@ -136,15 +177,34 @@ where
     }
     let mask = radix::diff_mask(data, key, tuning);
     if mask != 0 {
-        sort_rec(data, key, mask, false, tuning, &sizes);
+        sort_rec(
+            data,
+            key,
+            mask,
+            false,
+            tuning,
+            &sizes,
+            &Mutex::new(Vec::new()),
+        );
     }
 }
 
 /// Partitions `data` (larger than `part`) in place on the top bits of `mask` (the exact
 /// bits in which its keys differ), then sorts every bucket. `by_bits`: split on the top
 /// bits alone rather than by a sample (see [`bucket_table`]).
-fn sort_rec<T, F>(data: &mut [T], key: &F, mask: u64, by_bits: bool, tuning: &Tuning, sizes: &Sizes)
-where
+///
+/// The parts are sorted with scratch buffers from `pool`, returned to it when a task ends
+/// so that the next task reuses their pages: about one buffer (one part) per thread,
+/// faulted in once, at every level.
+fn sort_rec<T, F>(
+    data: &mut [T],
+    key: &F,
+    mask: u64,
+    by_bits: bool,
+    tuning: &Tuning,
+    sizes: &Sizes,
+    pool: &Mutex<Vec<Vec<T>>>,
+) where
     T: bytemuck::Pod + Send + Sync,
     F: Fn(&T) -> u64 + Sync,
 {
@@ -174,13 +234,20 @@ where
                 &|x: &T| ((key(x) >> low) & wmask) as usize,
                 1 << w,
                 sizes.block,
+                sizes.stripe,
             );
             let masks = vec![mask & low_bits(low); lens.len()];
             (lens, masks, false)
         }
         Some(table) => {
             let nb = table.last().map_or(1, |&b| b as usize + 1);
-            let lens = partition(data, &|x: &T| table[digit(x)] as usize, nb, sizes.block);
+            let lens = partition(
+                data,
+                &|x: &T| table[digit(x)] as usize,
+                nb,
+                sizes.block,
+                sizes.stripe,
+            );
             // A bucket's keys agree on the bits its digits share: its mask drops them.
             let mut masks = vec![0u64; nb];
             let mut first = 0;
@@ -201,17 +268,19 @@ where
         parts.push((head, m));
         rest = tail;
     }
-    // Scratch buffers go back to `pool` when a task ends, so that the next task reuses
-    // their pages: one buffer per thread at a time, faulted in once.
-    let pool = Mutex::new(Vec::new());
     parts.into_par_iter().for_each_init(
-        || Lease::take(&pool),
+        || Lease::take(pool),
         |scratch, (p, mut m)| {
+            let Some(first) = p.first() else {
+                return;
+            };
             if exact || p.len() > part {
                 // The exact mask: a bucket of several digits varies in fewer bits than
                 // their common prefix allows (the LSD sort spends its passes from the top
-                // varying bit), and a partition needs its top bit to vary.
-                m &= radix::diff_mask(p, key, tuning);
+                // varying bit), and a partition needs its top bit to vary. Sequential:
+                // a task holding a scratch buffer does not wait on other tasks.
+                let k0 = key(first);
+                m &= p.iter().fold(0, |acc, x| acc | (key(x) ^ k0));
             }
             if m == 0 {
                 return;
@@ -223,9 +292,11 @@ where
                 }
                 radix::sort_rec(p, &mut buf[..p.len()], key, m, false, tuning);
             } else {
+                // Give the buffer back before the nested partition's tasks take theirs.
+                scratch.buf = Vec::new();
                 // A part holding most of its parent's elements (the sample missed the
                 // skew) is split on bits next, which shortens its mask for sure.
-                sort_rec(p, key, m, p.len() > n / 2, tuning, sizes);
+                sort_rec(p, key, m, p.len() > n / 2, tuning, sizes, pool);
             }
         },
     );
@@ -330,8 +401,15 @@ struct Stripe<T> {
 }
 
 /// Reorders `data` in place so that its elements come grouped by `bucket(x)` (below `nb`,
-/// at most 2^16), in bucket order; returns the size of every group.
-pub(crate) fn partition<T, B>(data: &mut [T], bucket: &B, nb: usize, block: usize) -> Vec<usize>
+/// at most 2^16), in bucket order; returns the size of every group. `block`: elements per
+/// block; `stripe`: the fewest elements a classifying task takes.
+pub(crate) fn partition<T, B>(
+    data: &mut [T],
+    bucket: &B,
+    nb: usize,
+    block: usize,
+    stripe: usize,
+) -> Vec<usize>
 where
     T: bytemuck::Pod + Send + Sync,
     B: Fn(&T) -> usize + Sync,
@@ -341,7 +419,9 @@ where
 
     // 1. Classify, one stripe of whole slots per task.
     let threads = rayon::current_num_threads();
-    let tasks = if threads > 1 { threads * 4 } else { 1 };
+    // Stripes of at least STRIPE_BYTES, so that their block buffers stay a small share of
+    // the data; up to four per thread, so that work stealing evens out a slow thread.
+    let tasks = (n / stripe.max(1)).clamp(1, threads * 4);
     let stripe_len = n.div_ceil(tasks).div_ceil(b).max(1) * b;
     let stripes: Vec<Stripe<T>> = data
         .par_chunks_mut(stripe_len)
@@ -404,57 +484,8 @@ where
             }
         }
     }
-    let chains = chains(&dest, &is_target);
-
-    // 3. Move, in segments of at most SEGMENT slots.
-    let mut segments = Vec::new();
-    for chain in &chains {
-        let c = &chain.slots;
-        let first_segment = segments.len();
-        for (i, seg) in c.chunks(SEGMENT).enumerate() {
-            segments.push((seg, first_segment + i));
-        }
-        let last_segment = segments.len() - 1;
-        // The segment whose saved block goes to each segment's first slot.
-        for (s, seg) in segments.iter_mut().enumerate().skip(first_segment + 1) {
-            seg.1 = s - 1;
-        }
-        segments[first_segment].1 = if chain.cycle {
-            last_segment
-        } else {
-            usize::MAX
-        };
-    }
-    {
-        let mut table: Vec<Option<&mut [T]>> = data[..nslots * b].chunks_mut(b).map(Some).collect();
-        let owned: Vec<(Vec<&mut [T]>, usize)> = segments
-            .iter()
-            .map(|&(seg, from)| {
-                let slices = seg
-                    .iter()
-                    .map(|&k| table[k as usize].take().expect("a slot in two chains"))
-                    .collect();
-                (slices, from)
-            })
-            .collect();
-        type Heads<'a, T> = Vec<(&'a mut [T], usize)>;
-        let (heads, saved): (Heads<T>, Vec<Vec<T>>) = owned
-            .into_par_iter()
-            .map(|(mut slices, from)| {
-                let saved = slices.last().map(|s| s.to_vec()).unwrap_or_default();
-                for i in (1..slices.len()).rev() {
-                    let (a, c) = slices.split_at_mut(i);
-                    c[0].copy_from_slice(a[i - 1]);
-                }
-                ((slices.swap_remove(0), from), saved)
-            })
-            .unzip();
-        for (head, from) in heads {
-            if from != usize::MAX {
-                head.copy_from_slice(&saved[from]);
-            }
-        }
-    }
+    let (order, chains) = chains(&dest, &is_target);
+    move_blocks(&mut data[..nslots * b], b, &order, &chains);
 
     // 4. Fill each bucket's unaligned ends (and uncovered slots) from its buffers.
     let mut ranges = Vec::with_capacity(nb);
@@ -513,34 +544,40 @@ fn classify<T: Copy + bytemuck::Zeroable>(
     Stripe { labels, buf, fill }
 }
 
-/// A path or cycle of block moves: the block in `slots[i]` goes to `slots[i + 1]`; in a
-/// cycle the last goes to the first, in a path the last slot's content is free.
+/// A path or cycle of block moves: `order[start..start + len]` lists its slots, and the
+/// block in each slot goes to the next one; in a cycle the last goes to the first, in a
+/// path the last slot's content is free.
 struct Chain {
-    slots: Vec<u32>,
+    start: usize,
+    len: usize,
     cycle: bool,
 }
 
 /// The paths and cycles of the moves `dest` (`u32::MAX`: the slot's block stays or it holds
-/// none); `is_target[k]`: some block moves to slot `k`.
-fn chains(dest: &[u32], is_target: &[bool]) -> Vec<Chain> {
+/// none), as one list of slots and the chains' ranges in it; `is_target[k]`: some block
+/// moves to slot `k`.
+fn chains(dest: &[u32], is_target: &[bool]) -> (Vec<u32>, Vec<Chain>) {
     let mut seen = vec![false; dest.len()];
-    let mut out = Vec::new();
+    let mut order = Vec::new();
+    let mut chains = Vec::new();
     // Paths start at a moving block whose slot no block moves to.
     for k in 0..dest.len() {
         if dest[k] != u32::MAX && !is_target[k] {
-            let mut slots = vec![k as u32];
+            let start = order.len();
+            order.push(k as u32);
             seen[k] = true;
             let mut j = dest[k];
             loop {
-                slots.push(j);
+                order.push(j);
                 seen[j as usize] = true;
                 if dest[j as usize] == u32::MAX {
                     break;
                 }
                 j = dest[j as usize];
             }
-            out.push(Chain {
-                slots,
+            chains.push(Chain {
+                start,
+                len: order.len() - start,
                 cycle: false,
             });
         }
@@ -548,17 +585,106 @@ fn chains(dest: &[u32], is_target: &[bool]) -> Vec<Chain> {
     // Every other moving block is on a cycle.
     for k in 0..dest.len() {
         if dest[k] != u32::MAX && !seen[k] {
-            let mut slots = Vec::new();
+            let start = order.len();
             let mut j = k as u32;
             while !seen[j as usize] {
                 seen[j as usize] = true;
-                slots.push(j);
+                order.push(j);
                 j = dest[j as usize];
             }
-            out.push(Chain { slots, cycle: true });
+            chains.push(Chain {
+                start,
+                len: order.len() - start,
+                cycle: true,
+            });
         }
     }
-    out
+    (order, chains)
+}
+
+/// One task's share of a chain: consecutive slots of it.
+struct Segment<'a, T> {
+    blocks: Vec<&'a mut [T]>,
+    /// The whole of a cycle: rotated by its task alone.
+    whole_cycle: bool,
+    /// Keep the last block before shifting: the next segment's first slot receives it.
+    save: bool,
+    /// The segment whose kept block this segment's first slot receives.
+    from: Option<usize>,
+}
+
+/// Moves the blocks (of `b` elements) of `slots` along `chains`, in parallel.
+///
+/// Chains are cut into segments of at most [`SEGMENT`] slots. A chain of one segment is
+/// moved by one task (a cycle through one block of temporary space). In a longer chain,
+/// every segment keeps its last block and shifts the others one step; then the first slot
+/// of each segment receives the block kept by the one before it (for a cycle's first
+/// segment, its last one's). Kept blocks: at most one per [`SEGMENT`] slots.
+fn move_blocks<T: Copy + Send + Sync>(slots: &mut [T], b: usize, order: &[u32], chains: &[Chain]) {
+    let mut table: Vec<Option<&mut [T]>> = slots.chunks_mut(b).map(Some).collect();
+    let mut take = |k: u32| table[k as usize].take().expect("a slot in two chains");
+    let mut segments: Vec<Segment<T>> = Vec::new();
+    for c in chains {
+        let list = &order[c.start..c.start + c.len];
+        if c.len <= SEGMENT {
+            segments.push(Segment {
+                blocks: list.iter().map(|&k| take(k)).collect(),
+                whole_cycle: c.cycle,
+                save: false,
+                from: None,
+            });
+            continue;
+        }
+        let first = segments.len();
+        let count = c.len.div_ceil(SEGMENT);
+        for (i, seg) in list.chunks(SEGMENT).enumerate() {
+            let from = if i > 0 {
+                Some(first + i - 1)
+            } else if c.cycle {
+                Some(first + count - 1)
+            } else {
+                None
+            };
+            segments.push(Segment {
+                blocks: seg.iter().map(|&k| take(k)).collect(),
+                whole_cycle: false,
+                save: c.cycle || i + 1 < count,
+                from,
+            });
+        }
+    }
+    type Head<'a, T> = Option<(&'a mut [T], usize)>;
+    let (heads, kept): (Vec<Head<T>>, Vec<Option<Vec<T>>>) = segments
+        .into_par_iter()
+        .map(|mut seg| {
+            let blocks = &mut seg.blocks;
+            let last = if seg.whole_cycle || seg.save {
+                blocks.last().map(|x| x.to_vec())
+            } else {
+                None
+            };
+            for i in (1..blocks.len()).rev() {
+                let (a, c) = blocks.split_at_mut(i);
+                c[0].copy_from_slice(a[i - 1]);
+            }
+            if seg.whole_cycle {
+                if let (Some(head), Some(last)) = (blocks.first_mut(), &last) {
+                    head.copy_from_slice(last);
+                }
+                return (None, None);
+            }
+            let head = match (seg.from, blocks.is_empty()) {
+                (Some(from), false) => Some((blocks.swap_remove(0), from)),
+                _ => None,
+            };
+            (head, last)
+        })
+        .unzip();
+    for (head, from) in heads.into_iter().flatten() {
+        if let Some(block) = &kept[from] {
+            head.copy_from_slice(block);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -593,7 +719,7 @@ mod tests {
                     let mut got = v.clone();
                     let digit = |x: &u64| ((*x >> 2) & ((1 << w) - 1)) as usize;
                     let sizes =
-                        pool(threads).install(|| partition(&mut got, &digit, 1 << w, block));
+                        pool(threads).install(|| partition(&mut got, &digit, 1 << w, block, 50));
                     let mut start = 0;
                     for (d, &len) in sizes.iter().enumerate() {
                         assert!(got[start..start + len].iter().all(|x| digit(x) == d));
@@ -605,6 +731,59 @@ mod tests {
                     b.sort_unstable();
                     assert_eq!(a, b, "n {n} w {w} block {block} threads {threads}");
                 }
+            }
+        }
+    }
+
+    /// Block moves along random paths and cycles, short and longer than a segment: every
+    /// block ends where `dest` sends it, the slots outside every chain are untouched.
+    #[test]
+    fn move_blocks_follows_dest() {
+        let mut next = xorshift(3);
+        for (nslots, b) in [(1, 3), (10, 1), (300, 2), (1000, 1), (5000, 4)] {
+            for threads in [1, 2] {
+                // Shuffle the slots and cut them into chains of 1 to 400 slots; a chain
+                // is a cycle, a path (its last slot is free), or left alone.
+                let mut perm: Vec<usize> = (0..nslots).collect();
+                for i in (1..nslots).rev() {
+                    perm.swap(i, next() as usize % (i + 1));
+                }
+                let mut dest = vec![u32::MAX; nslots];
+                let mut is_target = vec![false; nslots];
+                let mut long = false;
+                let mut at = 0;
+                while at < nslots {
+                    let len = (1 + next() as usize % 400).min(nslots - at);
+                    let c = &perm[at..at + len];
+                    at += len;
+                    let kind = next() % 3;
+                    if kind == 2 || len < 2 {
+                        continue;
+                    }
+                    long |= len > SEGMENT;
+                    for w in c.windows(2) {
+                        dest[w[0]] = w[1] as u32;
+                        is_target[w[1]] = true;
+                    }
+                    if kind == 0 {
+                        dest[c[len - 1]] = c[0] as u32;
+                        is_target[c[0]] = true;
+                    }
+                }
+                // Block k holds the value k in every element.
+                let mut data: Vec<u64> = (0..nslots * b).map(|i| (i / b) as u64).collect();
+                let (order, chains) = chains(&dest, &is_target);
+                pool(threads).install(|| move_blocks(&mut data, b, &order, &chains));
+                let block = |k: usize| &data[k * b..(k + 1) * b];
+                for k in 0..nslots {
+                    if dest[k] != u32::MAX {
+                        let t = dest[k] as usize;
+                        assert!(block(t).iter().all(|&x| x == k as u64), "block {k} to {t}");
+                    } else if !is_target[k] {
+                        assert!(block(k).iter().all(|&x| x == k as u64), "slot {k} touched");
+                    }
+                }
+                assert!(long || nslots < 1000, "no chain longer than a segment");
             }
         }
     }
@@ -623,13 +802,14 @@ mod tests {
             part in 8usize..200,
             block in 1usize..40,
             sample in 1usize..100,
+            stripe in 1usize..500,
         ) {
             let v: Vec<u64> = v.iter().map(|&x| (x & keep) >> shift).collect();
             let mut want = v.clone();
             want.sort_unstable();
             let mut got = v;
             let tuning = Tuning { small: 4, leaf: 16, par_min: 32 };
-            pool(threads).install(|| sort_tuned(&mut got, &|x: &u64| *x, &tuning, &Sizes { part, block, sample }));
+            pool(threads).install(|| sort_tuned(&mut got, &|x: &u64| *x, &tuning, &Sizes { part, block, sample, stripe }));
             proptest::prop_assert_eq!(got, want);
         }
     }

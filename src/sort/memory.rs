@@ -2,13 +2,17 @@
 //!
 //! Every entry point sorts by a [`SortKey`]: integers by value, floats in numpy's order
 //! (`-inf < ... < -0.0 < 0.0 < ... < inf < NaN`), records by their key bytes as unsigned
-//! bytes. The work is done by a parallel radix sort (MSD pass, then LSD inside the cache;
-//! see the `radix` module's source for the design notes), in one of two ways:
+//! bytes. The work is done by parallel radix sorts, in one of three ways:
 //!
-//! - **Direct**: elements of at most 16 bytes whose key fits in 64 bits (every primitive
-//!   type) are moved by the radix sort itself, the key computed on the fly at each pass
-//!   (floats are never rewritten in place, so NaN payloads survive). Scratch memory:
-//!   `n * size_of::<T>()` bytes.
+//! - **In place** ([`par_sort`] of elements of at most 16 bytes whose key fits in 64 bits,
+//!   every primitive type, larger than 8 MiB): the input is partitioned in place by its top
+//!   key bits, the buckets chosen from a sample when the keys are skewed, and each part
+//!   (a few MiB) is sorted in cache; see the `inplace` module's source. Unstable. Scratch
+//!   memory: at most a sixth of the input plus about 10 MiB per thread.
+//! - **Direct** (the same types, in the stable sorts, and [`par_sort`] below 8 MiB): an MSD
+//!   pass out of cache, then LSD inside it (the `radix` module), the key computed on the fly
+//!   at each pass (floats are never rewritten, so NaN payloads survive). Stable. Scratch
+//!   memory: `n * size_of::<T>()` bytes.
 //! - **By index**: larger records, and keys longer than 8 bytes, are sorted as
 //!   `(top 8 key bytes, index)` pairs; runs of pairs with equal prefixes are then ordered by
 //!   the full key (rare for random keys), and the records are gathered in sorted order and
@@ -18,13 +22,10 @@
 //!   `32 * n` bytes during the radix sort, then `(16 + size_of::<T>()) * n` bytes for the
 //!   gather.
 //!
-//! [`scratch_bytes`] gives the peak for a given input, for callers that budget memory.
-//! Fresh scratch memory costs its page faults on first touch (a quarter or more of a large
-//! sort's time); callers that sort many pieces keep one [`SortScratch`] and call
-//! [`par_sort_with_scratch`].
-//!
-//! All sorts are stable in practice; [`par_sort`] does not promise it, so that a faster
-//! unstable method may replace it later.
+//! [`scratch_bytes`] and [`par_sort_scratch_bytes`] give the peak for a given input, for
+//! callers that budget memory. Fresh scratch memory costs its page faults on first touch (a
+//! quarter or more of a large out-of-place sort's time): callers of the stable sorts that
+//! sort many pieces keep one [`SortScratch`] and call [`par_sort_with_scratch`].
 
 use std::cmp::Ordering;
 use std::mem::size_of;
@@ -39,7 +40,8 @@ use crate::error::Result;
 /// Sorts `data` by [`SortKey`] in parallel on rayon's global thread pool.
 ///
 /// Equal elements (equal keys: for floats, NaNs of different payloads) may be reordered;
-/// use [`par_sort_stable`] to keep them in input order.
+/// use [`par_sort_stable`] to keep them in input order. Primitive types larger than 8 MiB
+/// are sorted in place, with scratch memory bounded by [`par_sort_scratch_bytes`].
 ///
 /// # Examples
 /// ```
@@ -102,8 +104,11 @@ impl SortScratch {
     }
 }
 
-/// [`par_sort_with`], taking its scratch memory from `scratch` (grown if needed, kept for the
-/// next call) instead of allocating it.
+/// Stable sort like [`par_sort_stable_with`], taking its scratch memory from `scratch` (grown
+/// if needed, kept for the next call) instead of allocating it.
+///
+/// For one-off sorts of primitive types, [`par_sort`] (in place) is faster and needs far
+/// less memory; this pays off for the stable order, or when many small pieces are sorted.
 ///
 /// # Errors
 /// As [`par_sort_with`].
@@ -198,14 +203,36 @@ pub fn argsort_with<T: SortKey>(data: &[T], opts: &ParOptions) -> Result<Vec<usi
     opts.install(|| argsort(data))
 }
 
-/// Peak scratch memory, in bytes, that sorting `n` elements of `T` with [`par_sort`],
-/// [`par_sort_stable`] or [`par_sort_by_key`] (with key `T::Key`) allocates besides the input.
-/// [`argsort`] needs `32 * n` bytes besides its result.
+/// Peak scratch memory, in bytes, that sorting `n` elements of `T` with [`par_sort_stable`],
+/// [`par_sort_by_key`] (with key `T::Key`) or [`par_sort_with_scratch`] allocates besides the
+/// input. [`argsort`] needs `32 * n` bytes besides its result. For [`par_sort`], see
+/// [`par_sort_scratch_bytes`].
 pub fn scratch_bytes<T: SortKey>(n: usize) -> usize {
     if direct::<T, T::Key>() {
         n * size_of::<T>()
     } else {
         n * (32usize).max(16 + size_of::<T>())
+    }
+}
+
+/// An upper bound on the scratch memory, in bytes, that [`par_sort`] allocates besides the
+/// input to sort `n` elements of `T` on `threads` threads.
+///
+/// For primitive types: the input's size up to 8 MiB; beyond, at most a sixth of it plus
+/// about 10 MiB per thread (the in-place sort). For records sorted by index, as
+/// [`scratch_bytes`].
+///
+/// # Examples
+/// ```
+/// use outcore::sort::par_sort_scratch_bytes;
+/// let n = 100_000_000; // 800 MB of u64
+/// assert!(par_sort_scratch_bytes::<u64>(n, 2) < n * 8 / 5);
+/// ```
+pub fn par_sort_scratch_bytes<T: SortKey>(n: usize, threads: usize) -> usize {
+    if direct::<T, T::Key>() {
+        inplace::scratch_bytes(n.saturating_mul(size_of::<T>()), threads)
+    } else {
+        scratch_bytes::<T>(n)
     }
 }
 

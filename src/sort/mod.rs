@@ -15,6 +15,6 @@ pub use external::{
 pub use key::{RadixKey, Record, SortKey};
 pub use memory::{
     argsort, argsort_with, par_sort, par_sort_by, par_sort_by_key, par_sort_by_key_with,
-    par_sort_stable, par_sort_stable_with, par_sort_with, par_sort_with_scratch, scratch_bytes,
-    SortScratch,
+    par_sort_scratch_bytes, par_sort_stable, par_sort_stable_with, par_sort_with,
+    par_sort_with_scratch, scratch_bytes, SortScratch,
 };
