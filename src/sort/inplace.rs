@@ -175,7 +175,18 @@ where
         radix::sort_tuned(data, key, tuning, None);
         return;
     }
-    let mask = radix::diff_mask(data, key, tuning);
+    // The bits in which keys differ. When a few keys already differ in the top bit (random
+    // 64-bit keys, floats of both signs), all 64 bits stand in for them and the read that
+    // learns the exact bits is saved: a partition needs only its top bit to vary, and every
+    // part learns its own exact bits or skips constant digits.
+    let k0 = key(&data[0]);
+    let step = (data.len() / 64).max(1);
+    let seen = data.iter().step_by(step).fold(0, |m, x| m | (key(x) ^ k0));
+    let mask = if seen >> 63 == 1 {
+        u64::MAX
+    } else {
+        radix::diff_mask(data, key, tuning)
+    };
     if mask != 0 {
         sort_rec(
             data,
@@ -189,8 +200,8 @@ where
     }
 }
 
-/// Partitions `data` (larger than `part`) in place on the top bits of `mask` (the exact
-/// bits in which its keys differ), then sorts every bucket. `by_bits`: split on the top
+/// Partitions `data` (larger than `part`) in place on the top bits of `mask` (a superset of
+/// the bits in which its keys differ, whose top bit does vary), then sorts every bucket. `by_bits`: split on the top
 /// bits alone rather than by a sample (see [`bucket_table`]).
 ///
 /// The parts are sorted with scratch buffers from `pool`, returned to it when a task ends
