@@ -12,11 +12,12 @@
 //!
 //! # The sort ([`sort`])
 //!
-//! 1. The bits in which the keys differ (one parallel read). The *digit* is the top 16 of
-//!    them.
+//! 1. The bits in which the keys differ (one parallel read, skipped when a few sampled keys
+//!    already differ in the top bit: then all 64 bits stand in). The *digit* is the top 16
+//!    of them.
 //! 2. **Buckets** ([`bucket_table`]): a sample of 16 Ki elements estimates how the digits
 //!    are spread. If splitting on the digit's top bits (up to 256 buckets, about a quarter
-//!    of a part each) leaves every bucket within a part, that is the split. Otherwise (skewed
+//!    of a part each) leaves every bucket within 3/4 of a part, that is the split. Otherwise (skewed
 //!    keys: floats, whose exponents cluster) a table maps every digit value to a bucket so
 //!    that buckets hold equal shares of the sample.
 //! 3. **Partition** in place ([`partition`], below).
@@ -42,7 +43,8 @@
 //! 2. **Plan** (sequential, one entry per slot): bucket `d`'s final range `[G_d, G_d+1)`
 //!    follows from the counts. Its blocks go to the whole slots at the start of that range;
 //!    if the range has fewer whole slots than the bucket has blocks (its ends are not slot
-//!    aligned), one or two blocks are *demoted*: copied aside with the partial buffers.
+//!    aligned: at most one block short), a block is *demoted*: copied aside with the
+//!    partial buffers.
 //!    Blocks already in their bucket's slots stay; every other block is assigned a slot of
 //!    its bucket's range that does not hold a block of that bucket. Following the
 //!    assignments gives paths (ending in a slot whose content is free) and cycles.
@@ -146,10 +148,11 @@ where
 ///
 /// Up to a part ([`PART_BYTES`]): the stable radix sort's scratch, as large as the input.
 /// Larger: about one part's scratch per thread plus, per concurrent partition, the sample's
-/// counters and table and at most two demoted blocks per bucket (2 MiB per thread in all);
-/// and in proportion to the input, at most 1/6 of it: the stripes' block buffers (1/16, as
-/// a stripe is at least 16 times its buffers), the blocks kept between segments (2 per
-/// [`SEGMENT`] slots, 1/64), and the plan's tables (at most 124 bytes per 2 KiB slot, 1/16).
+/// counters and table and at most one demoted block per bucket (2 MiB per thread in all);
+/// and in proportion to the input, less than 1/6 of it: the stripes' block buffers (1/16, as
+/// a stripe is at least 16 times its buffers), the blocks kept between segments (one per
+/// segment of a chain longer than one, 1/128), and the plan's tables (measured 109 bytes per
+/// 2 KiB slot, up to about 150 when its lists have just doubled their capacity: 1/13).
 pub(crate) fn scratch_bytes(bytes: usize, threads: usize) -> usize {
     if bytes <= PART_BYTES {
         bytes
@@ -280,7 +283,10 @@ fn sort_rec<T, F>(
         rest = tail;
     }
     parts.into_par_iter().for_each_init(
-        || Lease::take(pool),
+        || Lease {
+            buf: Vec::new(),
+            pool,
+        },
         |scratch, (p, mut m)| {
             let Some(first) = p.first() else {
                 return;
@@ -297,14 +303,11 @@ fn sort_rec<T, F>(
                 return;
             }
             if p.len() <= part {
-                let buf = &mut scratch.buf;
-                if p.len() > buf.len() {
-                    buf.resize(p.len(), T::zeroed());
-                }
+                let buf = scratch.get(part);
                 radix::sort_rec(p, &mut buf[..p.len()], key, m, false, tuning);
             } else {
-                // Give the buffer back before the nested partition's tasks take theirs.
-                scratch.buf = Vec::new();
+                // Return the buffer for the nested partition's tasks to reuse.
+                scratch.give_back();
                 // A part holding most of its parent's elements (the sample missed the
                 // skew) is split on bits next, which shortens its mask for sure.
                 sort_rec(p, key, m, p.len() > n / 2, tuning, sizes, pool);
@@ -325,7 +328,8 @@ fn low_bits(k: u32) -> u64 {
 /// How a partition should split `data`: `None` on the top bits of `digit` (`bits` wide),
 /// which needs no table, when a sample shows that no bucket would then exceed 3/4 of a
 /// `part`; otherwise the bucket of every digit value, nondecreasing from 0 to at most
-/// `want - 1`, with every bucket holding at least one element of `data`.
+/// `want - 1`, with every bucket holding at least one sampled element (so at least two
+/// buckets, each holding less than all of `data`).
 ///
 /// The sample is `sample` elements at pseudo-random positions (one in each of `sample`
 /// equal strides). The table gives each bucket about the same share of it: skewed keys
@@ -367,39 +371,61 @@ fn bucket_table<T>(
     let mut table = vec![0u8; len];
     let mut cur = 0usize;
     let mut acc = 0usize;
+    let mut in_cur = 0usize;
     for (d, &h) in hist.iter().enumerate() {
         table[d] = cur as u8;
         acc += h as usize;
-        // Start the next bucket once this one has its share, if sampled elements remain
-        // for it.
-        if acc >= (cur + 1) * s / want && acc < s && cur + 1 < want {
+        in_cur += h as usize;
+        // Start the next bucket once this one has its share (and something: a heavy digit
+        // may have taken several shares), if sampled elements remain for the next one.
+        if acc >= (cur + 1) * s / want && in_cur > 0 && acc < s && cur + 1 < want {
             cur += 1;
+            in_cur = 0;
         }
     }
     (cur > 0).then_some(table)
 }
 
-/// A scratch buffer taken from a pool, returned to it when dropped.
+/// A task's scratch buffer, taken from a pool when first needed and returned to it when the
+/// task ends (or starts a nested partition), so that at most one buffer per running task is
+/// in use and buffers are faulted in once.
 struct Lease<'a, T> {
+    /// Empty, or exactly one part long.
     buf: Vec<T>,
+    /// Buffers of exactly one part, not in use.
     pool: &'a Mutex<Vec<Vec<T>>>,
 }
 
-impl<'a, T> Lease<'a, T> {
-    fn take(pool: &'a Mutex<Vec<Vec<T>>>) -> Lease<'a, T> {
-        let buf = pool
-            .lock()
-            .map(|mut p| p.pop().unwrap_or_default())
-            .unwrap_or_default();
-        Lease { buf, pool }
+impl<T: bytemuck::Zeroable + Clone> Lease<'_, T> {
+    /// A buffer of `part` elements: the lease's own, one from the pool, or a new one
+    /// (allocated at its final size: growing it would briefly hold two).
+    fn get(&mut self, part: usize) -> &mut [T] {
+        if self.buf.len() != part {
+            let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+            self.buf = match pooled {
+                Some(b) if b.len() == part => b,
+                _ => vec![T::zeroed(); part],
+            };
+        }
+        &mut self.buf
+    }
+}
+
+impl<T> Lease<'_, T> {
+    /// Returns the buffer, if any, to the pool.
+    fn give_back(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        if !buf.is_empty() {
+            if let Ok(mut p) = self.pool.lock() {
+                p.push(buf);
+            }
+        }
     }
 }
 
 impl<T> Drop for Lease<'_, T> {
     fn drop(&mut self) {
-        if let Ok(mut p) = self.pool.lock() {
-            p.push(std::mem::take(&mut self.buf));
-        }
+        self.give_back();
     }
 }
 
@@ -412,7 +438,7 @@ struct Stripe<T> {
 }
 
 /// Reorders `data` in place so that its elements come grouped by `bucket(x)` (below `nb`,
-/// at most 2^16), in bucket order; returns the size of every group. `block`: elements per
+/// at most 2^16 - 1), in bucket order; returns the size of every group. `block`: elements per
 /// block; `stripe`: the fewest elements a classifying task takes.
 pub(crate) fn partition<T, B>(
     data: &mut [T],
@@ -426,7 +452,9 @@ where
     B: Fn(&T) -> usize + Sync,
 {
     let n = data.len();
-    let b = block;
+    // Slots are numbered with u32 (u32::MAX marks "none"): past 2^32 - 1 slots (8 TiB in
+    // 2 KiB blocks), blocks grow instead.
+    let b = block.max(n / (u32::MAX as usize - 1) + 1);
 
     // 1. Classify, one stripe of whole slots per task.
     let threads = rayon::current_num_threads();
@@ -459,7 +487,7 @@ where
     // The label of every slot, and the slots holding each bucket's blocks.
     let nslots = n / b;
     let mut label = vec![FREE; nslots];
-    let mut slots_of: Vec<Vec<u32>> = vec![Vec::new(); nb];
+    let mut slots_of: Vec<Vec<u32>> = sizes.iter().map(|&s| Vec::with_capacity(s / b)).collect();
     for (t, st) in stripes.iter().enumerate() {
         let first = t * (stripe_len / b);
         for (i, &l) in st.labels.iter().enumerate() {
@@ -526,7 +554,7 @@ where
     sizes
 }
 
-/// Classifies `stripe` into blocks (see the module docs); `digit` < `nb`.
+/// Classifies `stripe` into blocks (see the module docs); `bucket(x)` < `nb`.
 fn classify<T: Copy + bytemuck::Zeroable>(
     stripe: &mut [T],
     bucket: &impl Fn(&T) -> usize,
@@ -569,7 +597,12 @@ struct Chain {
 /// moves to slot `k`.
 fn chains(dest: &[u32], is_target: &[bool]) -> (Vec<u32>, Vec<Chain>) {
     let mut seen = vec![false; dest.len()];
-    let mut order = Vec::new();
+    // Every moving slot once, and the free slot ending each path.
+    let movers = dest.iter().filter(|&&t| t != u32::MAX).count();
+    let paths = (0..dest.len())
+        .filter(|&k| dest[k] != u32::MAX && !is_target[k])
+        .count();
+    let mut order = Vec::with_capacity(movers + paths);
     let mut chains = Vec::new();
     // Paths start at a moving block whose slot no block moves to.
     for k in 0..dest.len() {
@@ -743,6 +776,37 @@ mod tests {
                     assert_eq!(a, b, "n {n} w {w} block {block} threads {threads}");
                 }
             }
+        }
+    }
+
+    /// Sample-based buckets: nondecreasing, at least two, none empty, even when a heavy
+    /// digit takes several buckets' shares (60 % of the keys on one digit).
+    #[test]
+    fn bucket_table_has_no_empty_bucket() {
+        let mut next = xorshift(5);
+        let heavy: Vec<usize> = (0..10_000)
+            .map(|i| {
+                if i % 10 < 6 {
+                    100
+                } else {
+                    200 + (next() % 100) as usize
+                }
+            })
+            .collect();
+        let spread: Vec<usize> = (0..10_000).map(|_| (next() % 65_536) as usize).collect();
+        let two: Vec<usize> = (0..10_000).map(|i| [7, 9000][i % 2]).collect();
+        for (data, want) in [(&heavy, 4), (&heavy, 256), (&spread, 256), (&two, 16)] {
+            // Sample everything, so that "holds a sampled element" means "non-empty".
+            let table = bucket_table(data, &|&d: &usize| d, 16, want, 1, data.len())
+                .expect("a table: the top-bit split overflows a part of 1");
+            assert!(table.windows(2).all(|w| w[0] <= w[1] && w[1] - w[0] <= 1));
+            let nb = *table.last().unwrap() as usize + 1;
+            assert!((2..=want).contains(&nb));
+            let mut count = vec![0; nb];
+            for &d in data.iter() {
+                count[table[d] as usize] += 1;
+            }
+            assert!(count.iter().all(|&c| c > 0), "empty bucket: {count:?}");
         }
     }
 
