@@ -219,10 +219,11 @@ pub struct SortReport {
 /// may be the same path.
 ///
 /// Data that fits the budget (with the sort's scratch,
-/// [`par_sort_scratch_bytes`](super::par_sort_scratch_bytes)) is sorted in one pass. Larger data goes through an external merge sort: budget-sized runs,
-/// sorted in parallel and written with large sequential writes, then a k-way merge (loser
-/// tree) split by key range so that every thread merges its own part of the output; more runs
-/// than one merge can take (by the budget, or the open-file limit) are merged in levels.
+/// [`par_sort_scratch_bytes`](super::par_sort_scratch_bytes)) is sorted in one pass. Larger
+/// data goes through an external merge sort: budget-sized runs, sorted in parallel and
+/// written with large sequential writes, then a k-way merge (loser tree) split by key range
+/// so that every thread merges its own part of the output; more runs than one merge can take
+/// (by the budget, or the open-file limit) are merged in levels.
 ///
 /// # Memory
 /// The budget covers the data buffers, including the page cache that the sort's own reads

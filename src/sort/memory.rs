@@ -66,9 +66,10 @@ pub fn par_sort_with<T: SortKey>(data: &mut [T], opts: &ParOptions) -> Result<()
     opts.install(|| par_sort(data))
 }
 
-/// Working memory kept between sorts, for callers that sort many pieces one after another
-/// (the runs of an external sort): the first sort allocates it and takes its page faults,
-/// later sorts of pieces no larger reuse it.
+/// Working memory kept between stable sorts, for callers that sort many pieces one after
+/// another: the first sort allocates it and takes its page faults, later sorts of pieces no
+/// larger reuse it. ([`par_sort`] needs no such buffer for large inputs: it sorts them in
+/// place.)
 ///
 /// It holds the radix sort's scratch buffer: the whole scratch for primitive types, the
 /// buffer for the `(key prefix, index)` pairs for larger records (whose pairs and gathered
