@@ -95,6 +95,8 @@ fn mutable_chunks_write_each_element_once() {
 }
 
 proptest! {
+    #![proptest_config(crate::common::proptest_config(256))]
+
     #[test]
     fn plans_cover_exactly_and_align(
         addr in 0usize..1 << 40,

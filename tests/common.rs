@@ -13,6 +13,20 @@ fn python_exe() -> String {
 
 /// Whether numpy is importable. When it is not, tests that need it are skipped with a
 /// visible notice, except under `OUTCORE_REQUIRE_NUMPY=1`, where a missing numpy fails.
+/// Property-test settings: `cases` cases, failing cases saved under
+/// `tests/proptest-regressions/` (replayed first by later runs) rather than at the top level.
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::SourceParallel(
+                "tests/proptest-regressions",
+            ),
+        )),
+        ..Default::default()
+    }
+}
+
 pub fn have_numpy() -> bool {
     static HAVE: OnceLock<bool> = OnceLock::new();
     *HAVE.get_or_init(|| {

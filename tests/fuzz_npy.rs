@@ -78,7 +78,7 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(
+    #![proptest_config(crate::common::proptest_config(
         std::env::var("OUTCORE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000)
     ))]
 
@@ -107,7 +107,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(crate::common::proptest_config(300))]
 
     #[test]
     fn opening_mutated_files_never_panics(bytes in mutated()) {

@@ -151,7 +151,7 @@ fn abs_sum(v: &[f64]) -> f64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(crate::common::proptest_config(24))]
 
     #[test]
     fn sum_f64(v in float_vec(3000)) {

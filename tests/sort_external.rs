@@ -563,7 +563,7 @@ mod properties {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #![proptest_config(crate::common::proptest_config(24))]
 
         /// Any input, budget, thread count and fan-in: the same keys as `slice::sort`, the
         /// same multiset.

@@ -476,7 +476,7 @@ for name, a in [
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(crate::common::proptest_config(64))]
 
     #[test]
     fn prop_u64_matches_reference(v in proptest::collection::vec(any::<u64>(), 0..3000), t in 1usize..=2) {

@@ -864,7 +864,16 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 200,
+            // Saved failing cases go with the integration tests' (not at the top level).
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::SourceParallel(
+                    "tests/proptest-regressions",
+                ),
+            )),
+            ..Default::default()
+        })]
 
         /// The whole sort with tiny thresholds (every path: partitions, recursion into large
         /// buckets, out-of-place parts) against `sort_unstable`, on 1 and 2 threads.

@@ -524,7 +524,16 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 200,
+            // Saved failing cases go with the integration tests' (not at the top level).
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::SourceParallel(
+                    "tests/proptest-regressions",
+                ),
+            )),
+            ..Default::default()
+        })]
 
         /// Every path (MSD, parallel MSD, leaves, groups, comparison sort) on small inputs,
         /// against the naive stable sort, on 1 and 2 threads.
