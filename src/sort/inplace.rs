@@ -93,7 +93,8 @@ const BLOCK_BYTES: usize = 2048;
 const SEGMENT: usize = 128;
 
 /// Parts at most this many bytes are sorted by the stable radix sort with a scratch buffer
-/// of their size (one per task, reused); larger parts are partitioned in place again.
+/// of this size (one per task sorting a part, reused); larger parts are partitioned in
+/// place again.
 const PART_BYTES: usize = 8 << 20;
 
 /// Smallest stripe classified by one task: 16 times its block buffers.
@@ -204,12 +205,11 @@ where
 }
 
 /// Partitions `data` (larger than `part`) in place on the top bits of `mask` (a superset of
-/// the bits in which its keys differ, whose top bit does vary), then sorts every bucket. `by_bits`: split on the top
-/// bits alone rather than by a sample (see [`bucket_table`]).
+/// the bits in which its keys differ, whose top bit does vary), then sorts every bucket.
+/// `by_bits`: split on the top bits alone rather than by a sample (see [`bucket_table`]).
 ///
-/// The parts are sorted with scratch buffers from `pool`, returned to it when a task ends
-/// so that the next task reuses their pages: about one buffer (one part) per thread,
-/// faulted in once, at every level.
+/// The parts are sorted with scratch buffers of one part from `pool` (see [`Lease`]), shared
+/// by every level: one buffer per task sorting a part at the time, each faulted in once.
 fn sort_rec<T, F>(
     data: &mut [T],
     key: &F,
@@ -523,6 +523,8 @@ where
             }
         }
     }
+
+    // 3. Move the blocks along the paths and cycles of the assignment.
     let (order, chains) = chains(&dest, &is_target);
     move_blocks(&mut data[..nslots * b], b, &order, &chains);
 
