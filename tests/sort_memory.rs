@@ -272,6 +272,12 @@ fn in_place_path() {
         (0..m).map(|_| rng.next() as i32).collect::<Vec<i32>>(),
         "i32 random",
     );
+    // Records over 8 MiB: partitioned in place on their key prefix, each part sorted by
+    // index; keys longer than 8 bytes tie on their prefix (parts of equal prefixes).
+    for distinct in [3, 1000, u64::MAX] {
+        check(records::<100, 10>(90_001, distinct, 21), "record 100/10");
+        check(records::<24, 12>(400_003, distinct, 22), "record 24/12");
+    }
 }
 
 #[test]

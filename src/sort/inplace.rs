@@ -95,7 +95,7 @@ const SEGMENT: usize = 128;
 /// Parts at most this many bytes are sorted by the stable radix sort with a scratch buffer
 /// of this size (one per task sorting a part, reused); larger parts are partitioned in
 /// place again.
-const PART_BYTES: usize = 8 << 20;
+pub(crate) const PART_BYTES: usize = 8 << 20;
 
 /// Smallest stripe classified by one task: 16 times its block buffers.
 const STRIPE_BYTES: usize = 8 << 20;
@@ -169,16 +169,78 @@ where
     T: bytemuck::Pod + Send + Sync,
     F: Fn(&T) -> u64 + Sync,
 {
-    let sizes = Sizes {
-        part: sizes.part.max(2),
-        block: sizes.block.max(1),
-        sample: sizes.sample.max(1),
-        stripe: sizes.stripe.max(1),
-    };
+    let sizes = clamp(sizes);
     if data.len() <= sizes.part {
         radix::sort_tuned(data, key, tuning, None);
         return;
     }
+    let part = sizes.part;
+    sort_parts(data, key, tuning, &sizes, &|p, m, scratch| {
+        if m != 0 {
+            let buf = scratch.get(part);
+            radix::sort_rec(p, &mut buf[..p.len()], key, m, false, tuning);
+        }
+    });
+}
+
+/// Sorts records whose 64-bit `prefix` of the key does not decide their order alone:
+/// partitioned in place on the prefix like [`sort`], every part (of at most 8 MiB, or of
+/// records with equal prefixes) is then sorted by `finish`.
+pub(crate) fn sort_records<T, F, G>(data: &mut [T], prefix: &F, finish: &G)
+where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+    G: Fn(&mut [T]) + Sync,
+{
+    let size = std::mem::size_of::<T>().max(1);
+    let sizes = Sizes {
+        part: PART_BYTES / size,
+        block: (BLOCK_BYTES / size).max(1),
+        sample: SAMPLE,
+        stripe: STRIPE_BYTES / size,
+    };
+    sort_records_tuned(data, prefix, finish, &Tuning::for_size(size), &sizes);
+}
+
+/// [`sort_records`] with explicit thresholds.
+pub(crate) fn sort_records_tuned<T, F, G>(
+    data: &mut [T],
+    prefix: &F,
+    finish: &G,
+    tuning: &Tuning,
+    sizes: &Sizes,
+) where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+    G: Fn(&mut [T]) + Sync,
+{
+    let sizes = clamp(sizes);
+    if data.len() <= sizes.part {
+        finish(data);
+        return;
+    }
+    sort_parts(data, prefix, tuning, &sizes, &|p, _, _| finish(p));
+}
+
+fn clamp(sizes: &Sizes) -> Sizes {
+    Sizes {
+        part: sizes.part.max(2),
+        block: sizes.block.max(1),
+        sample: sizes.sample.max(1),
+        stripe: sizes.stripe.max(1),
+    }
+}
+
+/// Sorts `data` (more than `sizes.part` elements) by partitioning it in place on `key`; every
+/// part of at most `sizes.part` elements, and every part whose keys are all equal, is
+/// finished by `leaf(part, mask, scratch)`, `mask` a superset of the bits in which the part's
+/// keys differ (0: all equal).
+fn sort_parts<T, F, L>(data: &mut [T], key: &F, tuning: &Tuning, sizes: &Sizes, leaf: &L)
+where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+    L: for<'a, 'b> Fn(&'b mut [T], u64, &'b mut Lease<'a, T>) + Sync,
+{
     // The bits in which keys differ. When a few keys already differ in the top bit (random
     // 64-bit keys, floats of both signs), all 64 bits stand in for them and the read that
     // learns the exact bits is saved: a partition needs only its top bit to vary, and every
@@ -191,15 +253,17 @@ where
     } else {
         radix::diff_mask(data, key, tuning)
     };
+    let pool = Mutex::new(Vec::new());
     if mask != 0 {
-        sort_rec(
+        sort_rec(data, key, mask, false, sizes, &pool, leaf);
+    } else {
+        leaf(
             data,
-            key,
-            mask,
-            false,
-            tuning,
-            &sizes,
-            &Mutex::new(Vec::new()),
+            0,
+            &mut Lease {
+                buf: Vec::new(),
+                pool: &pool,
+            },
         );
     }
 }
@@ -208,19 +272,21 @@ where
 /// the bits in which its keys differ, whose top bit does vary), then sorts every bucket.
 /// `by_bits`: split on the top bits alone rather than by a sample (see [`bucket_table`]).
 ///
-/// The parts are sorted with scratch buffers of one part from `pool` (see [`Lease`]), shared
-/// by every level: one buffer per task sorting a part at the time, each faulted in once.
-fn sort_rec<T, F>(
+/// Parts are finished by `leaf` (see [`sort_parts`]), which may take a scratch buffer of
+/// one part from `pool` (see [`Lease`]), shared by every level: one buffer per task
+/// sorting a part at the time, each faulted in once.
+fn sort_rec<T, F, L>(
     data: &mut [T],
     key: &F,
     mask: u64,
     by_bits: bool,
-    tuning: &Tuning,
     sizes: &Sizes,
     pool: &Mutex<Vec<Vec<T>>>,
+    leaf: &L,
 ) where
     T: bytemuck::Pod + Send + Sync,
     F: Fn(&T) -> u64 + Sync,
+    L: for<'a, 'b> Fn(&'b mut [T], u64, &'b mut Lease<'a, T>) + Sync,
 {
     let n = data.len();
     let part = sizes.part;
@@ -299,18 +365,14 @@ fn sort_rec<T, F>(
                 let k0 = key(first);
                 m &= p.iter().fold(0, |acc, x| acc | (key(x) ^ k0));
             }
-            if m == 0 {
-                return;
-            }
-            if p.len() <= part {
-                let buf = scratch.get(part);
-                radix::sort_rec(p, &mut buf[..p.len()], key, m, false, tuning);
+            if p.len() <= part || m == 0 {
+                leaf(p, m, scratch);
             } else {
                 // Return the buffer for the nested partition's tasks to reuse.
                 scratch.give_back();
                 // A part holding most of its parent's elements (the sample missed the
                 // skew) is split on bits next, which shortens its mask for sure.
-                sort_rec(p, key, m, p.len() > n / 2, tuning, sizes, pool);
+                sort_rec(p, key, m, p.len() > n / 2, sizes, pool, leaf);
             }
         },
     );
@@ -389,7 +451,7 @@ fn bucket_table<T>(
 /// A task's scratch buffer, taken from a pool when first needed and returned to it when the
 /// task ends (or starts a nested partition), so that at most one buffer per running task is
 /// in use and buffers are faulted in once.
-struct Lease<'a, T> {
+pub(crate) struct Lease<'a, T> {
     /// Empty, or exactly one part long.
     buf: Vec<T>,
     /// Buffers of exactly one part, not in use.
@@ -876,6 +938,39 @@ mod tests {
             )),
             ..Default::default()
         })]
+
+        /// Records whose prefix does not decide the order: partitioned on the prefix, every
+        /// part (and every run of equal prefixes, however large) finished by the full key.
+        #[test]
+        fn prop_records_finish_every_part(
+            v in proptest::collection::vec((0u64..64, proptest::prelude::any::<u64>()), 0..3000),
+            threads in 1usize..=2,
+            part in 8usize..200,
+            block in 1usize..40,
+            sample in 1usize..100,
+            stripe in 1usize..500,
+        ) {
+            // The prefix is the first field (64 values in its top bits: long runs of equal
+            // prefixes); the full key adds the second.
+            let v: Vec<[u64; 2]> = v.iter().map(|&(a, b)| [a << 58, b]).collect();
+            let prefix = |x: &[u64; 2]| x[0];
+            let full = |x: &[u64; 2]| (x[0], x[1]);
+            let mut want = v.clone();
+            want.sort_unstable_by_key(full);
+            let mut got = v;
+            let tuning = Tuning { small: 4, leaf: 16, par_min: 32 };
+            let sizes = Sizes { part, block, sample, stripe };
+            pool(threads).install(|| {
+                sort_records_tuned(
+                    &mut got,
+                    &prefix,
+                    &|p: &mut [[u64; 2]]| p.sort_unstable_by_key(full),
+                    &tuning,
+                    &sizes,
+                )
+            });
+            proptest::prop_assert_eq!(got, want);
+        }
 
         /// The whole sort with tiny thresholds (every path: partitions, recursion into large
         /// buckets, out-of-place parts) against `sort_unstable`, on 1 and 2 threads.
