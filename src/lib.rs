@@ -82,3 +82,18 @@ pub use element::{describe_unsupported, DType, Element};
 pub use error::{Error, Result};
 pub use mmap::Advice;
 pub use temp::{ensure_free_space, free_space, remove_stale_temp_files, TEMP_MARKER};
+
+/// Property-test settings for the unit tests: `cases` cases, failing cases saved with the
+/// integration tests' under `tests/proptest-regressions/` (not at the top level).
+#[cfg(test)]
+pub(crate) fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::SourceParallel(
+                "tests/proptest-regressions",
+            ),
+        )),
+        ..Default::default()
+    }
+}

@@ -117,6 +117,18 @@ pub(crate) struct Sizes {
     pub(crate) stripe: usize,
 }
 
+impl Sizes {
+    /// The sizes for elements of `size` bytes, from the constants above.
+    fn for_size(size: usize) -> Sizes {
+        Sizes {
+            part: PART_BYTES / size,
+            block: (BLOCK_BYTES / size).max(1),
+            sample: SAMPLE,
+            stripe: STRIPE_BYTES / size,
+        }
+    }
+}
+
 /// Sorts `data` by `key` (unstably) in parallel on the current rayon pool, with scratch
 /// memory bounded by a few MiB per thread.
 pub(crate) fn sort<T, F>(data: &mut [T], key: &F)
@@ -125,12 +137,7 @@ where
     F: Fn(&T) -> u64 + Sync,
 {
     let size = std::mem::size_of::<T>().max(1);
-    let sizes = Sizes {
-        part: PART_BYTES / size,
-        block: (BLOCK_BYTES / size).max(1),
-        sample: SAMPLE,
-        stripe: STRIPE_BYTES / size,
-    };
+    let sizes = Sizes::for_size(size);
     if data.len() <= sizes.part {
         radix::sort(data, key, None);
         return;
@@ -193,12 +200,7 @@ where
     G: Fn(&mut [T]) + Sync,
 {
     let size = std::mem::size_of::<T>().max(1);
-    let sizes = Sizes {
-        part: PART_BYTES / size,
-        block: (BLOCK_BYTES / size).max(1),
-        sample: SAMPLE,
-        stripe: STRIPE_BYTES / size,
-    };
+    let sizes = Sizes::for_size(size);
     sort_records_tuned(data, prefix, finish, &Tuning::for_size(size), &sizes);
 }
 
@@ -928,16 +930,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::test_runner::Config {
-            cases: 200,
-            // Saved failing cases go with the integration tests' (not at the top level).
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::SourceParallel(
-                    "tests/proptest-regressions",
-                ),
-            )),
-            ..Default::default()
-        })]
+        #![proptest_config(crate::proptest_config(200))]
 
         /// Records whose prefix does not decide the order: partitioned on the prefix, every
         /// part (and every run of equal prefixes, however large) finished by the full key.

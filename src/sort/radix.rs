@@ -524,16 +524,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::test_runner::Config {
-            cases: 200,
-            // Saved failing cases go with the integration tests' (not at the top level).
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::SourceParallel(
-                    "tests/proptest-regressions",
-                ),
-            )),
-            ..Default::default()
-        })]
+        #![proptest_config(crate::proptest_config(200))]
 
         /// Every path (MSD, parallel MSD, leaves, groups, comparison sort) on small inputs,
         /// against the naive stable sort, on 1 and 2 threads.
