@@ -22,7 +22,7 @@ mkdir -p "$DATA"
 
 cargo build --release --example external_sort >/dev/null 2>&1
 cargo build --release --features cli --bin gen-dataset >/dev/null 2>&1
-EXTSORT_BIN=$(cargo bench --bench extsort_crate --no-run 2>&1 | grep -o 'target/release/deps/extsort_crate-[0-9a-f]*' | head -1)
+EXTSORT_BIN=$(cargo bench -p outcore-bench --bench extsort_crate --no-run 2>&1 | grep -o 'target/release/deps/extsort_crate-[0-9a-f]*' | head -1)
 SORTER=target/release/examples/external_sort
 
 evict() { for f in "$@"; do dd if="$f" iflag=nocache count=0 status=none; done; }

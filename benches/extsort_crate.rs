@@ -1,6 +1,6 @@
 //! The `extsort` crate on the same data as `sort_file`, for benches/external_sort.sh.
 //!
-//! `cargo bench --bench extsort_crate -- INPUT.npy OUTPUT.raw TMPDIR MEMORY_BYTES`
+//! `cargo bench -p outcore-bench --bench extsort_crate -- INPUT.npy OUTPUT.raw TMPDIR MEMORY_BYTES`
 //!
 //! Reads the u64 `.npy` INPUT, sorts it with `extsort` (segments of MEMORY_BYTES / 8 items,
 //! rayon sort of each segment, its own merge), writes the sorted numbers as a raw file and

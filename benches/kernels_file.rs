@@ -3,10 +3,10 @@
 //! measurement: `name seconds bytes result`.
 //!
 //! ```text
-//! cargo bench --bench kernels_file -- hot FILE.npy OUT_DIR VEC_MIB
-//! cargo bench --bench kernels_file -- cold FILE.npy KERNEL VARIANT
+//! cargo bench -p outcore-bench --bench kernels_file -- hot FILE.npy OUT_DIR VEC_MIB
+//! cargo bench -p outcore-bench --bench kernels_file -- cold FILE.npy KERNEL VARIANT
 //!     # KERNEL: sum | min_max | mean_var | map_in_place; VARIANT (sum): plain | sequential | willneed | release | windows | windows_release
-//! cargo bench --bench kernels_file -- stream FILE.npy release|keep   # windows, for the memcap run
+//! cargo bench -p outcore-bench --bench kernels_file -- stream FILE.npy release|keep   # windows, for the memcap run
 //! ```
 
 use std::hint::black_box;

@@ -44,7 +44,7 @@ def log(*a):
 
 def bench_exe():
     out = subprocess.run(
-        ["cargo", "bench", "--bench", "kernels_file", "--no-run", "--message-format=json"],
+        ["cargo", "bench", "-p", "outcore-bench", "--bench", "kernels_file", "--no-run", "--message-format=json"],
         cwd=ROOT, check=True, capture_output=True, text=True).stdout
     for line in out.splitlines():
         msg = json.loads(line)

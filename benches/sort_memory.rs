@@ -3,8 +3,8 @@
 //! with numpy).
 //!
 //! ```text
-//! cargo bench --bench sort_memory
-//! cargo bench --bench sort_memory -- 'u64/1000000'     # one group and size
+//! cargo bench -p outcore-bench --bench sort_memory
+//! cargo bench -p outcore-bench --bench sort_memory -- 'u64/1000000'     # one group and size
 //! ```
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};

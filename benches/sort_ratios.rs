@@ -2,8 +2,8 @@
 //! side in one run and printed as ratios.
 //!
 //! ```text
-//! cargo bench --bench sort_ratios                 # 10^8 elements, best of 3
-//! SORT_N=10000000 SORT_REPEATS=5 cargo bench --bench sort_ratios
+//! cargo bench -p outcore-bench --bench sort_ratios                 # 10^8 elements, best of 3
+//! SORT_N=10000000 SORT_REPEATS=5 cargo bench -p outcore-bench --bench sort_ratios
 //! ```
 //!
 //! numpy (`$OUTCORE_PYTHON`, else `python3`) sorts the same data, read from a raw file in

@@ -29,7 +29,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use outcore::datasets::{Distribution, Generator};
 use outcore::kernels::{
     self,
@@ -41,32 +40,68 @@ use rayon::prelude::*;
 
 /// The outcore tour: generate, reduce, map, histogram and sort a feature matrix larger than
 /// the memory it uses.
-#[derive(Debug, Parser)]
+#[derive(Debug)]
 struct Args {
-    /// Rows of the feature matrix
-    #[arg(long, default_value_t = 1 << 24)]
+    /// Rows of the feature matrix (`--rows`, default 2^24)
     rows: usize,
-    /// Columns (features)
-    #[arg(long, default_value_t = 16)]
+    /// Columns (features) (`--cols`, default 16)
     cols: usize,
-    /// Bytes per window of the streamed passes (what each pass keeps in memory)
-    #[arg(long, default_value_t = 64 << 20)]
+    /// Bytes per window of the streamed passes, what each pass keeps in memory (`--window`,
+    /// default 64 MiB)
     window: usize,
-    /// Memory budget of the external sort
-    #[arg(long, default_value_t = 32 << 20)]
+    /// Memory budget of the external sort (`--sort-memory`, default 32 MiB)
     sort_memory: usize,
-    /// The column to histogram and sort
-    #[arg(long, default_value_t = 3)]
+    /// The column to histogram and sort (`--column`, default 3)
     column: usize,
-    /// Seed of the generated features
-    #[arg(long, default_value_t = 7)]
+    /// Seed of the generated features (`--seed`, default 7)
     seed: u64,
-    /// Directory for the files (created if missing)
-    #[arg(long, default_value = "target/pipeline")]
+    /// Directory for the files, created if missing (`--dir`, default target/pipeline)
     dir: PathBuf,
-    /// Keep the files instead of removing them at the end
-    #[arg(long)]
+    /// Keep the files instead of removing them at the end (`--keep`)
     keep: bool,
+}
+
+impl Args {
+    /// Parses `--name value` pairs and `--keep`; exits with a usage line on anything else.
+    fn parse() -> Args {
+        let mut a = Args {
+            rows: 1 << 24,
+            cols: 16,
+            window: 64 << 20,
+            sort_memory: 32 << 20,
+            column: 3,
+            seed: 7,
+            dir: PathBuf::from("target/pipeline"),
+            keep: false,
+        };
+        let usage = || -> ! {
+            eprintln!(
+                "usage: pipeline [--rows N] [--cols N] [--window BYTES] [--sort-memory BYTES] \
+                 [--column J] [--seed S] [--dir DIR] [--keep]"
+            );
+            std::process::exit(2)
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(flag) = it.next() {
+            if flag == "--keep" {
+                a.keep = true;
+                continue;
+            }
+            let value = it.next().unwrap_or_else(|| usage());
+            let num = || value.parse::<usize>().unwrap_or_else(|_| usage());
+            match flag.as_str() {
+                "--rows" => a.rows = num(),
+                "--cols" => a.cols = num(),
+                "--window" => a.window = num(),
+                "--sort-memory" => a.sort_memory = num(),
+                "--column" => a.column = num(),
+                "--seed" => a.seed = num() as u64,
+                "--dir" => a.dir = PathBuf::from(&value),
+                _ => usage(),
+            }
+        }
+        a
+    }
 }
 
 /// Column `c`'s true mean and standard deviation, by construction.

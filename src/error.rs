@@ -223,6 +223,11 @@ pub enum Error {
     /// A parameter is out of its valid range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+
+    /// The operation was stopped by its cancel flag (for example on Ctrl-C); its temporary
+    /// files were removed and its output was not written.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl Error {

@@ -55,12 +55,21 @@
 //! * Outputs are written under a temporary name in the destination's directory and renamed
 //!   on success ([`MappedArrayMut::persist`]); see [`remove_stale_temp_files`] for the
 //!   leftovers of killed writers.
+//! * A file whose dtype is known only at run time opens with [`open_any`] as an
+//!   [`AnyArray`]; [`with_any!`] and [`with_dtype!`] run generic code on whichever element
+//!   type it holds.
+//!
+//! ## Features
+//!
+//! * `datasets`: the reproducible dataset generator ([`datasets`], which needs random number
+//!   generators). Off by default; the `outcore` command-line tool turns it on.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod any;
 mod array;
 pub mod chunk;
-#[cfg(feature = "cli")]
+#[cfg(feature = "datasets")]
 #[path = "../datasets/generate.rs"]
 pub mod datasets;
 mod element;
@@ -76,6 +85,7 @@ mod temp;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use any::{open_any, open_any_raw, AnyArray};
 pub use array::{MappedArray, MappedArrayMut};
 pub use chunk::{ChunkPlan, ParOptions};
 pub use element::{describe_unsupported, DType, Element};

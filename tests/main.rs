@@ -3,6 +3,7 @@
 mod array;
 mod chunk;
 mod common;
+#[cfg(feature = "datasets")]
 mod datasets;
 mod faults;
 mod fuzz_npy;

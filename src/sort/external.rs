@@ -58,11 +58,11 @@ use super::fileio::{self, Hint, StreamWriter};
 use super::key::SortKey;
 use super::merge::{self, BufferPool, Run, Sampler, Source};
 use crate::chunk::ParOptions;
-use crate::element::DType;
 use crate::error::{Error, Result};
 use crate::mmap::{lock_file, Lock};
 use crate::npy::{self, Header};
 use crate::temp::{self, TempFile};
+use crate::with_dtype;
 
 /// Bytes per read or write system call: large enough for full disk speed, small enough that
 /// the page cache they pass through stays a small constant.
@@ -125,6 +125,7 @@ pub struct SortOptions {
     threads: usize,
     max_fan_in: Option<usize>,
     progress: Option<Arc<ProgressFn>>,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for SortOptions {
@@ -135,6 +136,7 @@ impl std::fmt::Debug for SortOptions {
             .field("threads", &self.threads)
             .field("max_fan_in", &self.max_fan_in)
             .field("progress", &self.progress.as_ref().map(|_| "callback"))
+            .field("cancel", &self.cancel)
             .finish()
     }
 }
@@ -179,6 +181,24 @@ impl SortOptions {
     /// Calls `f(phase, bytes done, bytes total)` as the sort advances.
     pub fn progress(&mut self, f: impl Fn(Phase, u64, u64) + Send + Sync + 'static) -> &mut Self {
         self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// Stops the sort with [`Error::Cancelled`] soon after `flag` becomes `true` (it is
+    /// checked at every progress step, a few MiB of I/O apart), removing its temporary files
+    /// and leaving the output untouched. A command-line program sets the flag from its
+    /// SIGINT handler.
+    ///
+    /// ```
+    /// use std::sync::{atomic::AtomicBool, Arc};
+    /// let stop = Arc::new(AtomicBool::new(false));
+    /// let mut opts = outcore::sort::SortOptions::new();
+    /// opts.cancel_flag(stop.clone());
+    /// // ... later, from another thread or a signal handler:
+    /// stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    /// ```
+    pub fn cancel_flag(&mut self, flag: Arc<AtomicBool>) -> &mut Self {
+        self.cancel = Some(flag);
         self
     }
 
@@ -286,29 +306,8 @@ pub fn sort_file(
             reason: "sort_file sorts 1-D arrays; reshape to 1-D (or sort each row) first",
         });
     }
-    macro_rules! go {
-        ($t:ty) => {
-            sort_typed::<$t>(
-                input,
-                file,
-                header.data_offset as u64,
-                output.as_ref(),
-                opts,
-            )
-        };
-    }
-    match header.dtype {
-        DType::Bool | DType::U8 => go!(u8),
-        DType::U16 => go!(u16),
-        DType::U32 => go!(u32),
-        DType::U64 => go!(u64),
-        DType::I8 => go!(i8),
-        DType::I16 => go!(i16),
-        DType::I32 => go!(i32),
-        DType::I64 => go!(i64),
-        DType::F32 => go!(f32),
-        DType::F64 => go!(f64),
-    }
+    let offset = header.data_offset as u64;
+    with_dtype!(header.dtype, T => sort_typed::<T>(input, file, offset, output.as_ref(), opts))
 }
 
 /// Sorts the raw (headerless) file `input`, a sequence of `T`, into `output`. Use
@@ -423,16 +422,22 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    fn start_phase(&mut self, phase: Phase, total: u64) {
+    fn start_phase(&mut self, phase: Phase, total: u64) -> Result<()> {
         self.done.store(0, Ordering::Relaxed);
         self.phase_start = Instant::now();
-        self.report(phase, 0, total);
+        self.report(phase, 0, total)
     }
 
-    fn report(&self, phase: Phase, add: u64, total: u64) {
+    /// Counts `add` bytes done, calls the progress callback, and stops the sort if it was
+    /// cancelled.
+    fn report(&self, phase: Phase, add: u64, total: u64) -> Result<()> {
         let done = self.done.fetch_add(add, Ordering::Relaxed) + add;
         if let Some(cb) = &self.opts.progress {
             cb(phase, done, total);
+        }
+        match &self.opts.cancel {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Cancelled),
+            _ => Ok(()),
         }
     }
 
@@ -694,23 +699,23 @@ fn sort_typed<T: SortKey>(
         ..SortReport::default()
     };
     if in_memory {
-        job.start_phase(Phase::InMemory, data_bytes * 2);
+        job.start_phase(Phase::InMemory, data_bytes * 2)?;
         let mut data = vec![T::zeroed(); job.elements as usize];
         job.read_input(&mut data, 0)?;
         fileio::drop_all(&job.file);
-        job.report(Phase::InMemory, data_bytes, data_bytes * 2);
+        job.report(Phase::InMemory, data_bytes, data_bytes * 2)?;
         sort_in_memory(&mut data, &job.par)?;
         let mut w = StreamWriter::new(out_file, out_path, data_offset);
         write_all(&mut w, &data)?;
         w.finish()?;
-        job.report(Phase::InMemory, data_bytes, data_bytes * 2);
+        job.report(Phase::InMemory, data_bytes, data_bytes * 2)?;
         report
             .phases
             .push((Phase::InMemory, job.phase_start.elapsed()));
     } else {
         let run_dir = RunDir::new(&tmp_dir)?;
 
-        job.start_phase(Phase::RunFormation, data_bytes);
+        job.start_phase(Phase::RunFormation, data_bytes)?;
         let mut runs = form_runs::<T>(&job, &plan, &run_dir.path)?;
         report.runs = runs.len();
         report
@@ -720,7 +725,7 @@ fn sort_typed<T: SortKey>(
         let mut level = 0;
         while runs.len() > plan.fan_in {
             level += 1;
-            job.start_phase(Phase::Merge { level }, data_bytes);
+            job.start_phase(Phase::Merge { level }, data_bytes)?;
             runs = merge_level::<T>(&job, &plan, budget, runs, &run_dir.path, level)?;
             report
                 .phases
@@ -728,7 +733,7 @@ fn sort_typed<T: SortKey>(
         }
         report.merge_levels = level;
 
-        job.start_phase(Phase::FinalMerge, data_bytes);
+        job.start_phase(Phase::FinalMerge, data_bytes)?;
         final_merge::<T>(&job, &plan, budget, &runs, out_file, out_path, data_offset)?;
         report
             .phases
@@ -809,7 +814,7 @@ fn form_runs<T: SortKey>(job: &Job<'_>, plan: &Plan, dir: &Path) -> Result<Vec<R
                 Phase::RunFormation,
                 (len * job.elem_size) as u64,
                 job.bytes(),
-            );
+            )?;
         }
         read?;
         if let Some(run) = run? {
@@ -949,7 +954,7 @@ fn merge_level<T: SortKey>(
             }
             sampler.feed(piece);
             write_all(&mut w, piece)?;
-            job.report(phase, std::mem::size_of_val(piece) as u64, job.bytes());
+            job.report(phase, std::mem::size_of_val(piece) as u64, job.bytes())?;
             Ok(())
         })?;
         w.finish()?;
@@ -1010,7 +1015,7 @@ fn final_merge<T: SortKey>(
                 return Err(stopped());
             }
             write_all(&mut w, piece)?;
-            job.report(Phase::FinalMerge, piece.len() as u64 * size, job.bytes());
+            job.report(Phase::FinalMerge, piece.len() as u64 * size, job.bytes())?;
             Ok(())
         })?;
         w.finish()?;

@@ -1,0 +1,13 @@
+//! `outcore stats`.
+
+use crate::error::{fail, Result};
+use crate::Global;
+
+/// (not written yet)
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// Runs `outcore stats`.
+pub fn run(_args: Args, _g: &Global) -> Result<()> {
+    Err(fail("not implemented yet"))
+}

@@ -1,0 +1,162 @@
+//! Helpers: run the `outcore` binary, the numpy oracle, scratch directories.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The binary under test.
+pub const OUTCORE: &str = env!("CARGO_BIN_EXE_outcore");
+
+/// What a run of the binary gave.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit status (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the run's output unless it succeeded.
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, Some(0), "outcore failed:\n{}", self.stderr);
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `outcore ARGS` and waits for it.
+pub fn outcore<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    Command::new(OUTCORE)
+        .args(args)
+        .output()
+        .expect("run outcore")
+        .into()
+}
+
+/// Runs `outcore ARGS` in `dir`.
+pub fn outcore_in<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Run {
+    Command::new(OUTCORE)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run outcore")
+        .into()
+}
+
+/// The Python interpreter that has numpy: `$OUTCORE_PYTHON`, else `python3`.
+pub fn python_exe() -> String {
+    std::env::var("OUTCORE_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Whether numpy is importable. When it is not, tests that need it are skipped with a
+/// visible notice, except under `OUTCORE_REQUIRE_NUMPY=1`, where a missing numpy fails.
+pub fn have_numpy() -> bool {
+    static HAVE: OnceLock<bool> = OnceLock::new();
+    *HAVE.get_or_init(|| {
+        let ok = Command::new(python_exe())
+            .args(["-c", "import numpy"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !ok {
+            if std::env::var("OUTCORE_REQUIRE_NUMPY").as_deref() == Ok("1") {
+                panic!(
+                    "OUTCORE_REQUIRE_NUMPY=1 but `{} -c 'import numpy'` failed",
+                    python_exe()
+                );
+            }
+            eprintln!(
+                "NOTICE: numpy not importable with `{}`; the command-line tool's numpy tests \
+                 are SKIPPED (set OUTCORE_PYTHON, or pip install numpy)",
+                python_exe()
+            );
+        }
+        ok
+    })
+}
+
+/// Skips the calling test (returns early) when numpy is missing.
+#[macro_export]
+macro_rules! require_numpy {
+    () => {
+        if !$crate::common::have_numpy() {
+            eprintln!("skipped: {} needs numpy", module_path!());
+            return;
+        }
+    };
+}
+
+/// Runs a Python script (numpy imported as `np`, `json` imported) with `args` in
+/// `sys.argv[1:]`; returns stdout. Panics with stderr if the script fails.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let full = format!("import sys, json\nimport numpy as np\n{script}");
+    let out = Command::new(python_exe())
+        .arg("-c")
+        .arg(&full)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}\nscript:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        full
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// A fresh scratch directory, removed when dropped.
+pub fn tmpdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("outcore-cli-test-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// `dir/name`.
+pub fn p(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+/// `path` as a `&str` (test paths are UTF-8).
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// Every numpy dtype name the tool supports, in outcore's spelling and numpy's.
+pub const DTYPES: [(&str, &str); 10] = [
+    ("u8", "uint8"),
+    ("u16", "uint16"),
+    ("u32", "uint32"),
+    ("u64", "uint64"),
+    ("i8", "int8"),
+    ("i16", "int16"),
+    ("i32", "int32"),
+    ("i64", "int64"),
+    ("f32", "float32"),
+    ("f64", "float64"),
+];
+
+/// The names of the files in `dir` (temporary files included), sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("list dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}

@@ -1,0 +1,4 @@
+//! `outcore convert` tests.
+
+#[allow(unused_imports)]
+use crate::common::*;

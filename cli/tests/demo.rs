@@ -1,0 +1,4 @@
+//! `outcore demo` tests.
+
+#[allow(unused_imports)]
+use crate::common::*;

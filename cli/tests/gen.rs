@@ -1,0 +1,4 @@
+//! `outcore gen` tests.
+
+#[allow(unused_imports)]
+use crate::common::*;

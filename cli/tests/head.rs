@@ -1,0 +1,4 @@
+//! `outcore head` tests.
+
+#[allow(unused_imports)]
+use crate::common::*;

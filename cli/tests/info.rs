@@ -1,0 +1,4 @@
+//! `outcore info` tests.
+
+#[allow(unused_imports)]
+use crate::common::*;

@@ -1,0 +1,4 @@
+//! `outcore sort` tests.
+
+#[allow(unused_imports)]
+use crate::common::*;

@@ -1,0 +1,4 @@
+//! `outcore stats` tests.
+
+#[allow(unused_imports)]
+use crate::common::*;
