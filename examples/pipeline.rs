@@ -3,8 +3,8 @@
 //! step through outcore's public API, each file written atomically.
 //!
 //! ```text
-//! cargo run --release --example pipeline                       # 1 GiB of features, 64 MiB windows
-//! cargo run --release --example pipeline -- --rows 67108864    # 4 GiB
+//! cargo run --release --features datasets --example pipeline                    # 1 GiB of features, 64 MiB windows
+//! cargo run --release --features datasets --example pipeline -- --rows 67108864  # 4 GiB
 //! ../shared/tools/memcap 256 -- target/release/examples/pipeline   # prove it: 4x the cap
 //! ```
 //!
