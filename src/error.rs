@@ -228,6 +228,21 @@ pub enum Error {
     /// files were removed and its output was not written.
     #[error("cancelled")]
     Cancelled,
+    /// A quantile is outside `[0, 1]` or a percentile outside `[0, 100]`, or it is NaN.
+    #[error("{} {value} is outside [0, {max}]", if *.max == 1.0 { "quantile" } else { "percentile" })]
+    QuantileOutOfRange {
+        /// The quantile or percentile as given.
+        value: f64,
+        /// The top of its range: 1 for quantiles, 100 for percentiles.
+        max: f64,
+    },
+
+    /// The operation has no result for an empty array (numpy raises an error too).
+    #[error("{op} of an empty array")]
+    EmptyInput {
+        /// The operation.
+        op: &'static str,
+    },
 }
 
 impl Error {

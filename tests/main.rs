@@ -8,5 +8,6 @@ mod datasets;
 mod faults;
 mod fuzz_npy;
 mod kernels;
+mod quantile;
 mod sort_external;
 mod sort_memory;

@@ -68,6 +68,8 @@ use crate::error::Result;
 mod axis;
 mod filter;
 mod map;
+mod passes;
+mod quantile;
 mod reduce;
 mod scan;
 mod sink;
@@ -82,6 +84,12 @@ pub use filter::{
 pub use map::{
     map_in_place, map_in_place_with, map_into, map_into_with, map_to_file, map_to_file_with,
     zip_into, zip_into_with,
+};
+pub use quantile::{
+    kth, kth_with, median, median_with, nanmedian, nanmedian_with, nanpercentiles,
+    nanpercentiles_with, nanquantiles, nanquantiles_with, percentiles, percentiles_with, quantiles,
+    quantiles_with, QuantileMethod, QuantileOptions, QuantileValue, Quantiles,
+    DEFAULT_QUANTILE_MEMORY,
 };
 pub use reduce::{
     argmax, argmax_with, argmin, argmin_with, count, count_with, fold_chunks, max, max_with, min,

@@ -51,6 +51,8 @@ use crate::chunk::{ChunkPlan, ParOptions};
 use crate::error::Result;
 use crate::mmap::Advice;
 
+pub use super::quantile::file::{median, percentiles, quantiles};
+
 /// Default bytes per window: large enough that per-window work (an `madvise`, a release, a
 /// parallel dispatch) is negligible, small enough to bound what a pass keeps resident.
 pub const DEFAULT_WINDOW_BYTES: usize = 64 << 20;
