@@ -228,6 +228,7 @@ pub enum Error {
     /// files were removed and its output was not written.
     #[error("cancelled")]
     Cancelled,
+
     /// A quantile is outside `[0, 1]` or a percentile outside `[0, 100]`, or it is NaN.
     #[error("{} {value} is outside [0, {max}]", if *.max == 1.0 { "quantile" } else { "percentile" })]
     QuantileOutOfRange {

@@ -64,9 +64,7 @@ pub struct Args {
 pub fn run(args: Args, g: &Global) -> Result<()> {
     for &p in &args.percentiles {
         if !(0.0..=100.0).contains(&p) {
-            return Err(usage(format!(
-                "--percentiles: {p} is not in [0, 100]"
-            )));
+            return Err(usage(format!("--percentiles: {p} is not in [0, 100]")));
         }
     }
     let input = open_input(&args.file, args.dtype)?;
@@ -96,7 +94,10 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
     };
     let row = with_any!(a, m => summarize(m, &opts))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&row.to_json()).expect("json"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&row.to_json()).expect("json")
+        );
     } else {
         print_header(&args.file, a.dtype(), a.shape());
         print_row(&row);
@@ -150,7 +151,11 @@ fn num<T: Debug>(x: T) -> Value {
     serde_json::from_str::<Value>(&s)
         .ok()
         .filter(Value::is_number)
-        .or_else(|| s.parse::<f64>().ok().and_then(|f| serde_json::Number::from_f64(f).map(Value::Number)))
+        .or_else(|| {
+            s.parse::<f64>()
+                .ok()
+                .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
+        })
         .unwrap_or(Value::Null)
 }
 
@@ -280,7 +285,9 @@ fn finite_range<T: Numeric>(d: &[T]) -> Option<(f64, f64)> {
         .filter(|x: &f64| x.is_finite())
         .fold(
             || None,
-            |acc: Option<(f64, f64)>, x| Some(acc.map_or((x, x), |(lo, hi)| (lo.min(x), hi.max(x)))),
+            |acc: Option<(f64, f64)>, x| {
+                Some(acc.map_or((x, x), |(lo, hi)| (lo.min(x), hi.max(x))))
+            },
         )
         .reduce(
             || None,
@@ -325,7 +332,8 @@ where
 
 fn summary_of_slice<T: Numeric + SortKey + Element>(d: &[T], ddof: u64) -> Row {
     let m = kernels::moments(d);
-    let (min, max) = kernels::min_max(d).map_or((Value::Null, Value::Null), |(lo, hi)| (elem(lo), elem(hi)));
+    let (min, max) =
+        kernels::min_max(d).map_or((Value::Null, Value::Null), |(lo, hi)| (elem(lo), elem(hi)));
     Row {
         count: d.len() as u64,
         nan_count: kernels::count(d, |x| x != x) as u64,
@@ -408,14 +416,28 @@ fn print_histogram(edges: &[f64], counts: &[u64]) {
 fn print_lanes(args: &Args, dtype: DType, shape: &[usize], axis: u8, rows: &[Row], _g: &Global) {
     if args.json {
         let keys = [
-            "count", "nan_count", "sum", "mean", "std", "min", "max", "argmin", "argmax",
+            "count",
+            "nan_count",
+            "sum",
+            "mean",
+            "std",
+            "min",
+            "max",
+            "argmin",
+            "argmax",
         ];
         let objs: Vec<Value> = rows.iter().map(Row::to_json).collect();
         let mut m = Map::new();
         for k in keys {
-            m.insert(k.into(), Value::Array(objs.iter().map(|o| o[k].clone()).collect()));
+            m.insert(
+                k.into(),
+                Value::Array(objs.iter().map(|o| o[k].clone()).collect()),
+            );
         }
-        println!("{}", serde_json::to_string_pretty(&Value::Object(m)).expect("json"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Value::Object(m)).expect("json")
+        );
         return;
     }
     print_header(&args.file, dtype, shape);
