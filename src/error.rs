@@ -224,6 +224,19 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A memory budget larger than the memory this process can use (see
+    /// [`memory_limit`](crate::memory_limit)): under a memory cgroup it would end in the OOM
+    /// killer rather than in an error.
+    #[error("a memory budget of {asked} bytes is more than this process can use: {limit} bytes ({limited_by}); give a smaller budget, or leave it out for the default")]
+    BudgetTooLarge {
+        /// The budget asked for, in bytes.
+        asked: u64,
+        /// The limit, in bytes.
+        limit: u64,
+        /// Which limit it is.
+        limited_by: crate::LimitSource,
+    },
+
     /// The operation was stopped by its cancel flag (for example on Ctrl-C); its temporary
     /// files were removed and its output was not written.
     #[error("cancelled")]

@@ -75,9 +75,11 @@ pub mod datasets;
 mod element;
 mod error;
 pub mod kernels;
+mod limits;
 mod mmap;
 pub mod npy;
 pub mod sort;
+mod sys;
 mod temp;
 
 /// The README's examples, compiled and run as doctests.
@@ -90,6 +92,7 @@ pub use array::{MappedArray, MappedArrayMut};
 pub use chunk::{ChunkPlan, ParOptions};
 pub use element::{describe_unsupported, DType, Element};
 pub use error::{Error, Result};
+pub use limits::{check_budget, default_budget, memory_limit, LimitSource, MemoryLimit};
 pub use mmap::Advice;
 pub use temp::{ensure_free_space, free_space, remove_stale_temp_files, TEMP_MARKER};
 

@@ -142,17 +142,18 @@ impl std::fmt::Debug for SortOptions {
 }
 
 impl SortOptions {
-    /// The default budget: 1 GiB.
-    pub const DEFAULT_MEMORY: usize = 1 << 30;
-
-    /// Defaults: a 1 GiB budget, runs in the output's directory, rayon's global pool, no
+    /// Defaults: a budget that fits the machine ([`default_budget`](crate::default_budget):
+    /// the memory cgroup's limit, `MemAvailable` or `RLIMIT_AS`, whichever is least, less
+    /// headroom), runs in the output's directory, rayon's global pool, no
     /// progress callback.
     pub fn new() -> Self {
         SortOptions::default()
     }
 
     /// The memory budget in bytes for data buffers (see [`sort_file`] for what comes on
-    /// top).
+    /// top). A budget larger than the memory this process can use
+    /// ([`memory_limit`](crate::memory_limit)) is refused when the sort starts, with
+    /// [`Error::BudgetTooLarge`].
     pub fn memory(&mut self, bytes: usize) -> &mut Self {
         self.memory = Some(bytes);
         self
@@ -202,9 +203,9 @@ impl SortOptions {
         self
     }
 
-    /// The budget in effect.
+    /// The budget in effect: the one set, or the machine's [`default_budget`](crate::default_budget).
     pub fn get_memory(&self) -> usize {
-        self.memory.unwrap_or(Self::DEFAULT_MEMORY)
+        self.memory.unwrap_or_else(crate::default_budget)
     }
 
     fn get_threads(&self) -> usize {
@@ -286,8 +287,10 @@ pub struct SortReport {
 /// [`Error::BadShape`] for an array that is not 1-D; [`Error::DiskFull`] when the output's or
 /// the temp directory's file system lacks the space (checked before anything is written);
 /// [`Error::PermissionDenied`] for an unwritable output or temp directory;
-/// [`Error::InvalidArgument`] for a budget too small to hold a few elements. On any error the
-/// output is untouched and no temp files remain.
+/// [`Error::InvalidArgument`] for a budget too small to hold a few elements,
+/// [`Error::BudgetTooLarge`] for one larger than the process's memory limit;
+/// [`Error::Cancelled`] when [`SortOptions::cancel_flag`] was raised. On any error the output
+/// is untouched and no temp files remain.
 ///
 /// # Panics
 /// A panic of the progress callback propagates, after the temp files are removed.
@@ -590,6 +593,9 @@ fn sort_typed<T: SortKey>(
 ) -> Result<SortReport> {
     let elem_size = std::mem::size_of::<T>();
     let budget = opts.get_memory();
+    if opts.memory.is_some() {
+        crate::check_budget(budget)?;
+    }
     if elem_size == 0 {
         return Err(Error::InvalidArgument(
             "zero-sized elements cannot be sorted".into(),
