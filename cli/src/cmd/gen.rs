@@ -465,7 +465,7 @@ mod tests {
     fn cancel_steps_are_whole_blocks() {
         for size in [1, 2, 4, 8, 100] {
             let s = cancel_step(size);
-            assert!(s > 0 && s % BLOCK_LEN == 0, "{size}: {s}");
+            assert!(s > 0 && s.is_multiple_of(BLOCK_LEN), "{size}: {s}");
         }
     }
 }
