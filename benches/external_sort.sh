@@ -8,22 +8,23 @@
 #   N=134217728 TEXT_N=16777216 benches/external_sort.sh   # smaller
 #   SKIP_EXTSORT=1 SKIP_TEXT=1 benches/external_sort.sh      # outcore and the bound only
 #
-# Needs root for the memory cap (../shared/tools/memcap). Big files go to $DATA.
+# Needs root for the memory cap (MEMCAP, default ../shared/tools/memcap beside the
+# repository). Big files go to $DATA (default target/extsort-bench, in the repository);
+# numpy comes from $OUTCORE_PYTHON (default python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-/work/data/extsort-bench}
+DATA=${DATA:-target/extsort-bench}
 N=${N:-536870912}              # u64 elements for outcore and extsort (4 GiB)
 TEXT_N=${TEXT_N:-67108864}     # numbers for the GNU sort comparison (text is slow)
 CAP=${CAP:-1024}               # memory cap, MiB
 MEM_MIB=${MEM_MIB:-768}        # budget given to each sorter, MiB
-MEMCAP=${MEMCAP:-/work/shared/tools/memcap}
-PY=${OUTCORE_PYTHON:-/work/venv/bin/python}
+MEMCAP=${MEMCAP:-../shared/tools/memcap}
+PY=${OUTCORE_PYTHON:-python3}
 mkdir -p "$DATA"
 
-cargo build --release --example external_sort >/dev/null 2>&1
-cargo build --release --features cli --bin gen-dataset >/dev/null 2>&1
+cargo build --release -p outcore-cli >/dev/null 2>&1
 EXTSORT_BIN=$(cargo bench -p outcore-bench --bench extsort_crate --no-run 2>&1 | grep -o 'target/release/deps/extsort_crate-[0-9a-f]*' | head -1)
-SORTER=target/release/examples/external_sort
+OUTCORE=target/release/outcore
 
 evict() { for f in "$@"; do dd if="$f" iflag=nocache count=0 status=none; done; }
 now() { date +%s.%N; }
@@ -56,7 +57,7 @@ capped() {
 
 echo "# $(date -u +%FT%TZ) $(uptime)"
 IN=$DATA/u64-$N.npy
-[ -f "$IN" ] || target/release/gen-dataset --dtype u64 --dist uniform --count "$N" --out "$IN" --quiet
+[ -f "$IN" ] || "$OUTCORE" gen --dtype u64 --dist uniform --count "$N" --out "$IN" --quiet
 [ -f "$IN" ] || { echo "could not generate $IN" >&2; exit 1; }
 BYTES=$(( N * 8 ))
 
@@ -69,7 +70,7 @@ B=$(iobound "$IN")
 echo "two-pass I/O bound (dd):           $(printf %.2f "$B") s"
 
 evict "$IN"; rm -f "$DATA/out.npy"
-read -r T U K < <(capped $SORTER "$IN" "$DATA/out.npy" --memory ${MEM_MIB}MiB --tmp "$DATA" --no-verify)
+read -r T U K < <(capped "$OUTCORE" sort "$IN" "$DATA/out.npy" --memory ${MEM_MIB}MiB --tmp "$DATA")
 echo "outcore sort_file:                  $(printf %.2f "$T") s  = $(ratio "$T" "$B") x bound  (max_usage ${U} MiB, oom_kill $K)"
 grep -E "run formation|merge|runs" "$DATA/last.log" | sed 's/^/    /'
 rm -f "$DATA/out.npy"
@@ -106,7 +107,7 @@ BT=$(iobound "$TXT")
 echo "two-pass I/O bound, binary:         $(printf %.2f "$BS") s"
 echo "two-pass I/O bound, text:           $(printf %.2f "$BT") s"
 evict "$SMALL"; rm -f "$DATA/out-small.npy"
-read -r T U K < <(capped $SORTER "$SMALL" "$DATA/out-small.npy" --memory ${MEM_MIB}MiB --tmp "$DATA" --no-verify)
+read -r T U K < <(capped "$OUTCORE" sort "$SMALL" "$DATA/out-small.npy" --memory ${MEM_MIB}MiB --tmp "$DATA")
 echo "outcore sort_file (binary):         $(printf %.2f "$T") s  = $(ratio "$T" "$BS") x binary bound  (max_usage ${U} MiB)"
 grep -E "runs|in memory" "$DATA/last.log" | sed 's/^/    /'
 rm -f "$DATA/out-small.npy"

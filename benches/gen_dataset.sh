@@ -1,32 +1,33 @@
 #!/usr/bin/env bash
 # Dataset generation throughput, measured side by side in one run:
 #   dd       the disk's sequential write rate: dd from /dev/zero with a final fsync
-#   gen      gen-dataset --dtype f64 --dist uniform (all threads, through a mapping, fsync)
+#   gen      outcore gen --dtype f64 --dist uniform (all threads, through a mapping, fsync)
 #   np.save  numpy: np.random.default_rng(seed).random(n), np.save, fsync (one thread)
 #   np.mmap  numpy: open_memmap, rng.random(out=block) per 16 Mi elements, flush, fsync
 # Each round runs all four in turn, each writing a fresh file into space freed by the
 # previous one; the table gives the median and best of the rounds and each median's ratio
 # to dd's.
 #
-# usage: benches/gen_dataset.sh [SIZE_GIB [DIR [ROUNDS]]]     (default: 4 /work/data 3)
-# env:   OUTCORE_PYTHON  a python with numpy (default: python3)
+# usage: benches/gen_dataset.sh [SIZE_GIB [DIR [ROUNDS]]]     (default: 4 $DATA 3)
+# env:   DATA            the default DIR (default: target/bench-data, in the repository)
+#        OUTCORE_PYTHON  a python with numpy (default: python3)
 set -euo pipefail
 
 size_gib=${1:-4}
-dir=${2:-/work/data}
+dir=${2:-${DATA:-target/bench-data}}
 rounds=${3:-3}
 python=${OUTCORE_PYTHON:-python3}
 bytes=$((size_gib << 30))
 n=$((bytes / 8))
 cd "$(dirname "$0")/.."
 
-cargo build --release --quiet --bin gen-dataset
-gen=target/release/gen-dataset
+cargo build --release --quiet -p outcore-cli
+gen=target/release/outcore
 mkdir -p "$dir"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; rm -f "$dir"/bench-gen-*.tmp "$dir"/bench-gen-*.npy' EXIT
 
-echo "# gen-dataset benchmark: ${size_gib} GiB of uniform f64, $rounds rounds, in $dir"
+echo "# outcore gen benchmark: ${size_gib} GiB of uniform f64, $rounds rounds, in $dir"
 echo "# $(date -u +%FT%TZ) $(nproc) cpus; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Warm the disk (and the memory the page cache will use): the first write to never-used
@@ -48,7 +49,7 @@ run_dd() {
 run_gen() {
     local t0 t1
     t0=$(now)
-    "$gen" --dtype f64 --dist uniform --size "${size_gib}GiB" --seed 1 --quiet \
+    "$gen" gen --dtype f64 --dist uniform --size "${size_gib}GiB" --seed 1 --quiet \
         --out "$dir/bench-gen-gen.npy" >"$tmp/gen.out"
     t1=$(now)
     rm -f "$dir/bench-gen-gen.npy"
@@ -96,7 +97,7 @@ for r in $(seq "$rounds"); do
     echo "$d $g $s $m" >>"$tmp/times"
 done
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# gen-dataset's own report (last round):"
+echo "# outcore gen's own report (last round):"
 sed 's/^/#   /' "$tmp/gen.out"
 
 "$python" - "$tmp/times" "$bytes" <<'EOF'
@@ -104,7 +105,7 @@ import sys
 import numpy as np
 t = np.loadtxt(sys.argv[1], ndmin=2)
 gb = int(sys.argv[2]) / 1e9
-names = ["dd (disk, fsync)", "gen-dataset (2 threads)", "numpy rng + np.save", "numpy rng + open_memmap"]
+names = ["dd (disk, fsync)", "outcore gen (2 threads)", "numpy rng + np.save", "numpy rng + open_memmap"]
 med = np.median(t, axis=0)
 best = t.min(axis=0)
 print(f"| writer | median s | median GB/s | best GB/s | median rate / dd |")

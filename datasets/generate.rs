@@ -1,4 +1,4 @@
-//! Reproducible synthetic datasets: the generation logic behind the `gen-dataset` program.
+//! Reproducible synthetic datasets: the generation logic behind `outcore gen`.
 //!
 //! A [`Generator`] fills a `&mut [T]` (a `Vec`, or the slice of a [`MappedArrayMut`]) with
 //! values of one [`Distribution`], in parallel, and returns a [`Checksum`] of the bytes it

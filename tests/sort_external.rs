@@ -457,7 +457,13 @@ fn temp_files_gone_after_error() {
         let t = tempfile::NamedTempFile::new().unwrap();
         o.tmp_dir(t.path());
         let e = sort_file(inp, out, &o).unwrap_err();
-        assert!(matches!(e, Error::Io { .. }), "{e}");
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&*t.path().to_string_lossy()),
+            "names it: {msg}"
+        );
+        assert!(msg.contains("not a directory"), "{msg}");
     });
     // The temp directory does not exist.
     failing_sort("tmp dir missing", |inp, out, dir| {

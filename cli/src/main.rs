@@ -120,11 +120,17 @@ fn clap_error(e: clap::Error) -> ExitCode {
         }
         _ => {
             let text = e.render().to_string();
-            let first = text
+            // The first paragraph, on one line ("... not provided: --key-size <K>").
+            let first: Vec<&str> = text
                 .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
+            let first = match first.trim_start_matches("error: ") {
+                "" => "invalid arguments",
+                f => f,
+            };
             eprintln!(
                 "outcore: error: {first} (see `outcore --help`, or `outcore COMMAND --help`)"
             );
