@@ -93,7 +93,7 @@ pub use chunk::{ChunkPlan, ParOptions};
 pub use element::{describe_unsupported, DType, Element};
 pub use error::{Error, Result};
 pub use limits::{check_budget, default_budget, memory_limit, LimitSource, MemoryLimit};
-pub use mmap::Advice;
+pub use mmap::{resident_bytes, Advice};
 pub use temp::{ensure_free_space, free_space, remove_stale_temp_files, TEMP_MARKER};
 
 /// Property-test settings for the unit tests: `cases` cases, failing cases saved with the
