@@ -149,6 +149,15 @@ impl AnyArray {
         with_any!(self, a => a.release(0..a.len()))
     }
 
+    /// See [`MappedArray::resident_bytes`]: `(resident, total)` bytes of the file in memory
+    /// now, without faulting anything in.
+    ///
+    /// # Errors
+    /// As [`MappedArray::resident_bytes`].
+    pub fn resident_bytes(&self) -> Result<(u64, u64)> {
+        with_any!(self, a => a.resident_bytes())
+    }
+
     fn into_bool(self) -> AnyArray {
         match self {
             AnyArray::U8(a) => AnyArray::Bool(a),

@@ -319,6 +319,18 @@ impl<T: Pod> MappedArray<T> {
         self.map.release(self.elem_bytes(elems))
     }
 
+    /// How much of the file is in memory now: `(resident, total)` bytes of the whole file
+    /// (a `.npy` header included), from `mincore(2)`. Nothing is read, so asking faults
+    /// nothing in. After a full read a file is resident; after
+    /// [`release`](MappedArray::release) it mostly is not. See also
+    /// [`resident_bytes`](crate::resident_bytes) for a file that is not open.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if `mincore` fails.
+    pub fn resident_bytes(&self) -> Result<(u64, u64)> {
+        self.map.resident()
+    }
+
     /// Checks that the file has not shrunk since it was mapped (another process truncated
     /// it). A long pass can call this between chunks to fail with an error where touching
     /// the lost pages would kill the process with `SIGBUS`.
@@ -443,8 +455,24 @@ impl<T: Element> MappedArrayMut<T> {
     /// [`Error::DiskFull`] if the blocks cannot be allocated, [`Error::ShapeOverflow`],
     /// [`Error::NotFound`] / [`Error::PermissionDenied`] for the directory.
     pub fn create(path: impl AsRef<Path>, shape: &[usize]) -> Result<Self> {
-        let path = path.as_ref();
-        let header = Header::new(T::DTYPE, shape);
+        Self::create_ordered(path.as_ref(), shape, false)
+    }
+
+    /// [`create`](MappedArrayMut::create) in Fortran (column-major) order: the header says
+    /// `'fortran_order': True` and the elements are laid out with the first axis varying
+    /// fastest, as `np.asfortranarray` stores them ([`view_mut`](MappedArrayMut::view_mut)
+    /// knows). For 0-d and 1-D shapes both orders are the same layout, and the header says
+    /// `False`, as numpy writes it.
+    ///
+    /// # Errors
+    /// As [`create`](MappedArrayMut::create).
+    pub fn create_fortran(path: impl AsRef<Path>, shape: &[usize]) -> Result<Self> {
+        Self::create_ordered(path.as_ref(), shape, shape.len() > 1)
+    }
+
+    fn create_ordered(path: &Path, shape: &[usize], fortran_order: bool) -> Result<Self> {
+        let mut header = Header::new(T::DTYPE, shape);
+        header.fortran_order = fortran_order;
         let data_len = header.data_len().ok_or_else(|| Error::ShapeOverflow {
             path: path.into(),
             shape: shape.to_vec(),
@@ -454,7 +482,7 @@ impl<T: Element> MappedArrayMut<T> {
             offset: head.len(),
             len: header.num_elements().unwrap_or(0),
             shape: shape.to_vec(),
-            fortran_order: false,
+            fortran_order,
         };
         Self::create_file(path, &head, data_len, layout)
     }

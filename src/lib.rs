@@ -90,7 +90,7 @@ pub use array::{MappedArray, MappedArrayMut};
 pub use chunk::{ChunkPlan, ParOptions};
 pub use element::{describe_unsupported, DType, Element};
 pub use error::{Error, Result};
-pub use mmap::Advice;
+pub use mmap::{resident_bytes, Advice};
 pub use temp::{ensure_free_space, free_space, remove_stale_temp_files, TEMP_MARKER};
 
 /// Property-test settings for the unit tests: `cases` cases, failing cases saved with the

@@ -323,6 +323,57 @@ impl Mapping {
         .map_err(|e| Error::io(self.err_path(), "sync_file_range", e))
     }
 
+    /// How many bytes of the mapping are resident in memory now (`mincore`), and the
+    /// mapping's length: `(resident, total)`. Nothing is read or faulted in; a partly
+    /// resident last page counts as the bytes of it that belong to the mapping.
+    pub(crate) fn resident(&self) -> Result<(u64, u64)> {
+        let bytes = self.bytes();
+        let total = bytes.len();
+        if total == 0 {
+            return Ok((0, 0));
+        }
+        let page = page_size();
+        let pages = total.div_ceil(page);
+        // A bounded buffer: one status byte per page, a batch of pages at a time.
+        const BATCH: usize = 1 << 16;
+        let mut vec = vec![0u8; pages.min(BATCH)];
+        let mut resident = 0u64;
+        let mut first = 0;
+        while first < pages {
+            let n = (pages - first).min(BATCH);
+            let start = first * page;
+            let len = (n * page).min(total - start);
+            // SAFETY: `bytes` is a live mapping of `total` bytes that starts on a page
+            // boundary (mmap returns page-aligned addresses, and `start` is a multiple of the
+            // page size), so `[start, start + len)` lies within it; mincore only inspects the
+            // page tables for that range and writes one byte per page into `vec`, which holds
+            // at least `len.div_ceil(page) == n` bytes. It reads no mapped memory and faults
+            // nothing in.
+            let rc = unsafe {
+                libc::mincore(
+                    bytes.as_ptr().add(start) as *mut libc::c_void,
+                    len,
+                    vec.as_mut_ptr(),
+                )
+            };
+            if rc != 0 {
+                return Err(Error::io(
+                    self.err_path(),
+                    "mincore",
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            for (i, &v) in vec[..n].iter().enumerate() {
+                if v & 1 != 0 {
+                    let lo = start + i * page;
+                    resident += ((lo + page).min(total) - lo) as u64;
+                }
+            }
+            first += n;
+        }
+        Ok((resident, total as u64))
+    }
+
     /// Checks that the file still has the size it had when mapped.
     ///
     /// # Errors
@@ -384,4 +435,17 @@ pub(crate) fn fadvise_dontneed(file: &File, offset: u64, len: u64) -> std::io::R
     } else {
         Err(std::io::Error::from_raw_os_error(rc))
     }
+}
+
+/// How many bytes of the file at `path` are in the page cache now, and its size:
+/// `(resident, total)`, as `fincore(1)` reports. The file is mapped but not read: nothing
+/// is faulted in, so asking does not change the answer.
+///
+/// # Errors
+/// [`Error::NotFound`], [`Error::PermissionDenied`], [`Error::InvalidArgument`] (not a
+/// regular file), [`Error::Io`] if `mmap` or `mincore` fails.
+pub fn resident_bytes(path: impl AsRef<Path>) -> Result<(u64, u64)> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|e| Error::io(path, "open", e))?;
+    Mapping::map_file(file, path, Mode::ReadOnly)?.resident()
 }

@@ -805,3 +805,63 @@ fn cooperating_processes_share_a_writable_mapping() {
         Err(Error::Locked { .. })
     ));
 }
+
+#[test]
+fn resident_bytes_follows_reads_and_releases() {
+    let dir = tmpdir();
+    let path = dir.path().join("r.npy");
+    let n = 4 << 20; // 32 MiB of f64
+    let mut a = MappedArrayMut::<f64>::create(&path, &[n]).unwrap();
+    a.iter_mut().enumerate().for_each(|(i, x)| *x = i as f64);
+    a.persist().unwrap();
+    let a = MappedArray::<f64>::open(&path).unwrap();
+    let file_len = std::fs::metadata(&path).unwrap().len();
+    // Read every element: the whole file is then in memory.
+    let sum: f64 = a.iter().sum();
+    assert!(sum > 0.0);
+    let (resident, total) = a.resident_bytes().unwrap();
+    assert_eq!(total, file_len);
+    assert_eq!(resident, total, "a file just read is resident");
+    assert_eq!(outcore::resident_bytes(&path).unwrap(), (resident, total));
+    a.release(0..a.len()).unwrap();
+    let (after, _) = a.resident_bytes().unwrap();
+    assert!(
+        after < total / 2,
+        "after release, {after} of {total} bytes still resident"
+    );
+    // Asking does not fault pages in.
+    assert_eq!(outcore::resident_bytes(&path).unwrap().0, after);
+}
+
+#[test]
+fn create_fortran_writes_a_column_major_npy() {
+    require_numpy!();
+    let dir = tmpdir();
+    let path = dir.path().join("f.npy");
+    let mut a = MappedArrayMut::<i32>::create_fortran(&path, &[2, 3]).unwrap();
+    {
+        let mut v = a.view2_mut().unwrap();
+        for i in 0..2 {
+            for j in 0..3 {
+                v[[i, j]] = (10 * i + j) as i32;
+            }
+        }
+    }
+    // Column-major in memory.
+    assert_eq!(&a[..], &[0, 10, 1, 11, 2, 12]);
+    a.persist().unwrap();
+    let out = python(
+        "a = np.load(sys.argv[1]); print(a.flags.f_contiguous, a.tolist())",
+        &[path.to_str().unwrap()],
+    );
+    assert_eq!(out.trim(), "True [[0, 1, 2], [10, 11, 12]]");
+    let back = MappedArray::<i32>::open(&path).unwrap();
+    assert!(back.is_fortran_order());
+    // 1-D: no order; the header says C, as numpy writes it.
+    let p1 = dir.path().join("one.npy");
+    MappedArrayMut::<u8>::create_fortran(&p1, &[4])
+        .unwrap()
+        .persist()
+        .unwrap();
+    assert!(!MappedArray::<u8>::open(&p1).unwrap().is_fortran_order());
+}
