@@ -68,7 +68,11 @@ fn main() -> outcore::Result<()> {
 
     let out = open_any(&args[1])?;
     let sorted = with_any!(&out, a => is_sorted(a));
-    println!("output {} sorted ({})", if sorted { "is" } else { "is NOT" }, out.dtype());
+    println!(
+        "output {} sorted ({})",
+        if sorted { "is" } else { "is NOT" },
+        out.dtype()
+    );
     if !sorted {
         std::process::exit(1);
     }

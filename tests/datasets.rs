@@ -5,12 +5,11 @@
 use std::collections::{BTreeMap, HashSet};
 
 use outcore::datasets::{
-    checksum, record_index, Distribution, Generate, Generator, Kind, PartialChecksum,
-    Record100, BLOCK_LEN, FEW_UNIQUE, ZIPF_EXPONENT, ZIPF_RANKS,
+    checksum, record_index, Distribution, Generate, Generator, Kind, PartialChecksum, Record100,
+    BLOCK_LEN, FEW_UNIQUE, ZIPF_EXPONENT, ZIPF_RANKS,
 };
 use outcore::sort::SortKey;
 use outcore::ParOptions;
-
 
 fn threads(n: usize) -> ParOptions {
     let mut o = ParOptions::new();

@@ -125,7 +125,9 @@ fn clap_error(e: clap::Error) -> ExitCode {
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
-            eprintln!("outcore: error: {first} (see `outcore --help`, or `outcore COMMAND --help`)");
+            eprintln!(
+                "outcore: error: {first} (see `outcore --help`, or `outcore COMMAND --help`)"
+            );
             ExitCode::from(2)
         }
     }
