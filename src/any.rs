@@ -362,6 +362,8 @@ mod tests {
         std::fs::write(&p, [1u8, 0, 2, 0, 3, 0]).unwrap();
         let any = open_any_raw(&p, DType::U16).unwrap();
         assert_eq!(any.dtype(), DType::U16);
+        // `as u64` is a no-op in the u64 arm of the dispatch, and needed in the others.
+        #[allow(clippy::unnecessary_cast)]
         let v = with_any!(&any, a => a.iter().map(|&x| x as u64).collect::<Vec<_>>());
         assert_eq!(v, vec![1, 2, 3]);
         assert!(matches!(
