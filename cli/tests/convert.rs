@@ -143,7 +143,7 @@ fn tiny_memory_forces_many_tiles_on_an_odd_shape() {
                 src.file_name().unwrap().to_str().unwrap()
             ),
         );
-        for memory in ["1KiB", "5000", "64KiB"] {
+        for memory in ["1KiB", "100000", "1MiB"] {
             outcore(&[
                 "convert",
                 s(src),

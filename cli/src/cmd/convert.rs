@@ -80,7 +80,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = CastMode::Safe)]
     cast: CastMode,
 
-    /// Memory budget for the pass (windows and transpose tiles are sized to it)
+    /// Memory budget for the pass (windows and transpose tiles are sized to it; at least 64KiB)
     #[arg(long, value_name = "SIZE", value_parser = parse_budget, default_value = "256MiB")]
     memory: usize,
 
@@ -108,6 +108,9 @@ pub enum CastMode {
     /// Convert as numpy's astype does (wrapping integers)
     Unsafe,
 }
+
+/// The smallest budget: below it, tiles of a few elements would cost a system call each.
+const MIN_MEMORY: usize = 64 << 10;
 
 /// What one conversion does, whatever the element types.
 struct Plan<'a> {
@@ -188,7 +191,7 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         out_fortran,
         to_raw,
         mode: args.cast,
-        budget: args.memory.max(1),
+        budget: args.memory.max(MIN_MEMORY),
         target,
         ui: g.ui(),
     };
@@ -286,15 +289,13 @@ fn transpose<S: Num, D: Num>(
     if m == 0 || l == 0 {
         return Ok(false);
     }
-    let per = std::mem::size_of::<S>() + std::mem::size_of::<D>();
-    let tile = (p.budget / 2 / per).max(1);
-    let side = ((tile as f64).sqrt() as usize).max(1);
-    let (mut h, mut w) = (side.min(m), side.min(l));
-    if w == l {
-        h = (tile / l).clamp(1, m);
-    } else if h == m {
-        w = (tile / m).clamp(1, l);
-    }
+    let (h, w) = tile_shape(
+        m,
+        l,
+        std::mem::size_of::<S>(),
+        std::mem::size_of::<D>(),
+        p.budget,
+    );
     // Releases reach one page back and one page forward, so that the pages straddling a
     // tile's edges are dropped too (a page released before its neighbour tile is done is
     // written back, and read back in when that tile touches it).
@@ -330,24 +331,60 @@ fn transpose<S: Num, D: Num>(
             if bad {
                 return Ok(true);
             }
+            // Input: each line of the tile from its start, which also drops what the
+            // kernel's fault-around mapped behind the tile. Output: the tile's lines whole,
+            // in one call (a write fault can map more of a large folio than the tile wrote;
+            // other tiles' parts of these lines are not in memory, or are written back).
             if j1 - j0 == l {
                 a.release((i0 * l).saturating_sub(page_in)..i1 * l + page_in)?;
             } else {
                 for i in i0..i1 {
-                    a.release((i * l + j0).saturating_sub(page_in)..i * l + j1 + page_in)?;
+                    a.release((i * l).saturating_sub(page_in)..i * l + j1 + page_in)?;
                 }
             }
-            if i1 - i0 == m {
-                out.release((j0 * m).saturating_sub(page_out)..j1 * m + page_out)?;
-            } else {
-                for j in j0..j1 {
-                    out.release((j * m + i0).saturating_sub(page_out)..j * m + i1 + page_out)?;
-                }
-            }
+            out.release((j0 * m).saturating_sub(page_out)..j1 * m + page_out)?;
             bar.inc(((i1 - i0) * (j1 - j0) * std::mem::size_of::<S>()) as u64);
         }
     }
     Ok(false)
+}
+
+/// Bytes a read fault maps around the faulting page when they are cached (the kernel's
+/// default `fault_around_bytes`): a tile's input lines cost at least this much memory.
+const FAULT_AROUND: usize = 64 << 10;
+
+/// The tile of a blocked transpose, `(h, w)`: `h` of the input's `m` lines by `w` of the
+/// output's `l` lines, as square as possible, such that the tile's input (each line at
+/// least [`FAULT_AROUND`] bytes, or whole if shorter) and output fit in half the budget.
+fn tile_shape(
+    m: usize,
+    l: usize,
+    in_size: usize,
+    out_size: usize,
+    budget: usize,
+) -> (usize, usize) {
+    let target = (budget / 2).max(1);
+    let cost = |h: usize, w: usize| {
+        let line = (w * in_size).max(FAULT_AROUND.min(l * in_size));
+        h.saturating_mul(line)
+            .saturating_add(h.saturating_mul(w).saturating_mul(out_size))
+    };
+    let mut side = ((target / (in_size + out_size)) as f64).sqrt() as usize;
+    while side > 1 && cost(side.min(m), side.min(l)) > target {
+        side = side * 9 / 10;
+    }
+    let (mut h, mut w) = (side.clamp(1, m), side.clamp(1, l));
+    // A whole dimension fits: give the rest of the budget to the other one.
+    if w == l {
+        while h < m && cost(h + h / 8 + 1, w) <= target {
+            h = (h + h / 8 + 1).min(m);
+        }
+    } else if h == m {
+        while w < l && cost(h, w + w / 8 + 1) <= target {
+            w = (w + w / 8 + 1).min(l);
+        }
+    }
+    (h, w)
 }
 
 /// Casts `src` into `dst`; returns whether a value did not fit (then `dst` is incomplete).
@@ -507,5 +544,37 @@ impl Num for f32 {
     }
     fn show(self) -> String {
         format!("{self:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_fit_the_budget_and_cover_the_array() {
+        for (m, l, si, so, budget) in [
+            (1001, 37, 8, 8, MIN_MEMORY),
+            (37, 1001, 8, 4, MIN_MEMORY),
+            (4096, 4096, 8, 8, 16 << 20),
+            (100_000, 3, 2, 8, 1 << 20),
+            (3, 100_000, 1, 1, 1 << 20),
+            (1, 1, 8, 8, MIN_MEMORY),
+        ] {
+            let (h, w) = tile_shape(m, l, si, so, budget);
+            assert!(
+                (1..=m).contains(&h) && (1..=l).contains(&w),
+                "{m}x{l}: {h}x{w}"
+            );
+            let line = (w * si).max(FAULT_AROUND.min(l * si));
+            let cost = h * line + h * w * so;
+            assert!(
+                cost <= budget / 2 || (h == 1 && w == 1),
+                "{m}x{l}: {h}x{w} costs {cost}"
+            );
+        }
+        // A tiny budget on an odd shape: many tiles.
+        let (h, w) = tile_shape(37, 1001, 8, 8, MIN_MEMORY);
+        assert!(37usize.div_ceil(h) * 1001usize.div_ceil(w) > 100);
     }
 }
