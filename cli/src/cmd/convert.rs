@@ -39,7 +39,8 @@ use crate::{interrupt, Global};
 ///
 /// Order (--order C|F) changes the memory order of a 2-D array (a blocked out-of-core
 /// transpose, tiles sized to --memory); 1-D arrays have no order (accepted, nothing to do);
-/// arrays of more dimensions keep their order. Default: the input's order.
+/// changing the order of an array of 3 or more dimensions is refused. Default: the
+/// input's order.
 ///
 /// Ctrl-C stops between windows or tiles, removes the temporary file and exits with
 /// status 130.
