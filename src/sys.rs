@@ -57,5 +57,8 @@ pub(crate) fn address_space_limit() -> Option<u64> {
     // SAFETY: getrlimit writes one `rlimit` through the pointer, which points to a live,
     // properly aligned `rlimit` on our stack.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) };
-    (rc == 0 && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur as u64)
+    // rlim_t is u64 on 64-bit Linux, narrower elsewhere.
+    #[allow(clippy::unnecessary_cast)]
+    let cur = r.rlim_cur as u64;
+    (rc == 0 && r.rlim_cur != libc::RLIM_INFINITY).then_some(cur)
 }
