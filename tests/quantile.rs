@@ -58,6 +58,7 @@ fn percents() -> Vec<f64> {
     let mut r = Rng(7);
     let mut p = vec![
         0.0,
+        -0.0,
         100.0,
         50.0,
         25.0,

@@ -592,6 +592,26 @@ fn axis_summary_errors() {
     assert_eq!(cols[0].histogram.as_ref().unwrap().counts, [1, 2]);
     assert_eq!(cols[1].histogram.as_ref().unwrap().counts, [1, 2]);
     assert_eq!(cols[0].passes, 1);
+    // One lane, or lanes of one element: contiguous whatever the order.
+    for (shape, axis, lanes) in [
+        ([1, 3], 0, 3),
+        ([3, 1], 0, 1),
+        ([3, 1], 1, 3),
+        ([1, 3], 1, 1),
+    ] {
+        let path = dir.path().join("thin.npy");
+        let mut w = MappedArrayMut::<i16>::create(&path, &shape).unwrap();
+        w.copy_from_slice(&[4, -1, 9]);
+        w.persist().unwrap();
+        let a = MappedArray::<i16>::open(&path).unwrap();
+        let l = stream::describe_axis(&a, axis, &d, &o, &s).unwrap();
+        assert_eq!(l.len(), lanes, "{shape:?} axis {axis}");
+        if lanes == 1 {
+            assert_eq!((l[0].sum, l[0].min, l[0].argmax), (12, Some(-1), Some(2)));
+        } else {
+            assert_eq!(l.iter().map(|x| x.sum).collect::<Vec<_>>(), [4, -1, 9]);
+        }
+    }
     let mut p = DescribeOptions::new();
     p.percentiles(&[50.0]);
     assert!(stream::describe_axis(&two, 1, &p, &o, &s).is_err());

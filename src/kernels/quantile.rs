@@ -210,11 +210,13 @@ fn need(n: usize, q: f64, method: QuantileMethod) -> Need {
             };
             // _get_indexes: at or above the last index both neighbours are the last
             // element, and the weight is computed from the index -1 numpy stores there.
+            // The weight is `v - prev` with `prev` an integer index (numpy's intp), so a
+            // `q` of -0.0 gives a weight of -0.0, as in numpy.
             let (prev, next, prev_f) = if v >= last as f64 {
                 (last, last, -1.0)
             } else {
                 let p = v.floor();
-                (idx(p), idx(p + 1.0), p)
+                (idx(p), idx(p + 1.0), idx(p) as f64)
             };
             let gamma = if method == QuantileMethod::Midpoint {
                 if v % 1.0 == 0.0 {

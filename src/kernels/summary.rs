@@ -764,7 +764,7 @@ pub(crate) mod axis {
         } else {
             (rows, cols)
         };
-        let contiguous = (axis == 0) == fortran;
+        let contiguous = (axis == 0) == fortran || n_lanes == 1 || lane_len == 1;
         let size = std::mem::size_of::<T>().max(1);
         let lag = super::super::stream::RELEASE_LAG_BYTES / size;
         let finish = |acc: Option<SummaryAcc<T>>| {
