@@ -21,8 +21,9 @@ pub const DEFAULT_QUANTILE_MEMORY: usize = 64 << 20;
 /// Key bits resolved by each histogram pass.
 const DIGIT_BITS: u32 = 16;
 
-/// At most this many histogram counters per refinement pass (8 MiB of `u64`).
-const MAX_COUNTERS: usize = 1 << 20;
+/// At most this many histogram counters per refinement pass: 2 MiB of shared `u64`, and
+/// 1 MiB of local `u32` per chunk being counted.
+const MAX_COUNTERS: usize = 1 << 18;
 
 /// How a quantile between two data points is chosen: numpy's `method=` argument (the five
 /// methods numpy has had since before 1.22, under their current names).
@@ -789,10 +790,10 @@ where
 ///    range of a wide type (small integers in `i64`) costs no extra pass: the first
 ///    narrowing is to the data's own range.
 ///
-/// All requested quantiles share the same passes. Histogram counters are added into shared
-/// atomic counters (a chunk counts locally first), so they cost `2^16 × 8` bytes per needed
-/// bucket at most, besides the budget. Counts are integers: results do not depend on the
-/// thread count or the chunk size.
+/// All requested quantiles share the same passes. Histogram counts go to shared atomic
+/// counters (a chunk counts locally first): at most `2^18` of them per pass (2 MiB, plus
+/// 1 MiB of local counts per chunk in flight), besides the budget. Counts are integers:
+/// results do not depend on the thread count or the chunk size.
 ///
 /// ```
 /// use outcore::kernels::{self, QuantileMethod, QuantileValue};
