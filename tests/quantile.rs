@@ -502,7 +502,7 @@ fn throughput() {
     let o = ParOptions::new();
     let gbs = |t: std::time::Duration| (n * 8) as f64 / t.as_secs_f64() / 1e9;
     let t = std::time::Instant::now();
-    let sum = stream::fold_chunks(&a, &o, &s, |c| kernels::sum(c), |x, y| x + y).unwrap();
+    let sum = stream::fold_chunks(&a, &o, &s, kernels::sum::<f64>, |x, y| x + y).unwrap();
     let t0 = t.elapsed();
     println!("sum: {:?} ({:.2} GB/s) {sum:?}", t0, gbs(t0));
     let t = std::time::Instant::now();
