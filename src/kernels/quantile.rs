@@ -781,9 +781,11 @@ where
 ///    histogram pass (narrowed again to the keys seen), until the candidates fit or every
 ///    bucket is a single key.
 ///
-///    Every histogram pass divides the width of the needed buckets by `2^16` at least, so
-///    the count is bounded by the key width: at most 1 pass for 8- and 16-bit types
-///    (buckets are single values after pass 1), 3 for 32-bit types, 5 for 64-bit types.
+///    Every histogram pass divides the width of the needed buckets by `2^16` (by `2^8` at
+///    least when so many buckets are open that `2^16` counters each would exceed `2^18`),
+///    so the count is bounded by the key width: at most 1 pass for 8- and 16-bit types
+///    (buckets are single values after pass 1), 2 for 32-bit types and 4 for 64-bit types
+///    (3 and 7 when many quantiles split the counters).
 ///    In practice it is 2 (a histogram pass and a collecting pass), or 3 when one bucket of
 ///    `1/65536` of the data's key range holds more than the budget (a large input
 ///    concentrated on a narrow range, for example floats of one binade). Data on a narrow
