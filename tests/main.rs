@@ -11,3 +11,4 @@ mod kernels;
 mod quantile;
 mod sort_external;
 mod sort_memory;
+mod summary;

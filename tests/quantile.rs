@@ -58,6 +58,7 @@ fn percents() -> Vec<f64> {
     let mut r = Rng(7);
     let mut p = vec![
         0.0,
+        -0.0,
         100.0,
         50.0,
         25.0,
@@ -472,4 +473,66 @@ fn integer_interpolation_does_not_wrap() {
             QuantileValue::Element(u64::MAX)
         ]
     );
+}
+
+/// Throughput on a file of `OUTCORE_PERF_MB` MiB of `f64` (default 1024): a plain sum, the
+/// fused summary and three percentiles, each streamed with release-behind. Run with
+/// `cargo test --release --test main quantile::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput() {
+    let mb: usize = std::env::var("OUTCORE_PERF_MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1024);
+    let n = mb << 17;
+    let dir = common::tmpdir();
+    let path = dir.path().join("perf.npy");
+    let mut w = MappedArrayMut::<f64>::create(&path, &[n]).unwrap();
+    let mut r = Rng(1);
+    w.iter_mut()
+        .for_each(|x| *x = (r.unit() + r.unit() + r.unit()) * 1e3);
+    w.persist().unwrap();
+    let a = MappedArray::<f64>::open(&path).unwrap();
+    let s = {
+        let mut s = Stream::new();
+        s.release_behind(true);
+        s
+    };
+    let o = ParOptions::new();
+    let gbs = |t: std::time::Duration| (n * 8) as f64 / t.as_secs_f64() / 1e9;
+    let t = std::time::Instant::now();
+    let sum = stream::fold_chunks(&a, &o, &s, kernels::sum::<f64>, |x, y| x + y).unwrap();
+    let t0 = t.elapsed();
+    println!("sum: {:?} ({:.2} GB/s) {sum:?}", t0, gbs(t0));
+    let t = std::time::Instant::now();
+    let d = stream::describe(
+        &a,
+        outcore::kernels::DescribeOptions::new().bins(100),
+        &o,
+        &s,
+    )
+    .unwrap();
+    let t1 = t.elapsed();
+    println!(
+        "describe (2 passes): {:?} ({:.2} GB/s per pass) mean {}",
+        t1,
+        2.0 * gbs(t1),
+        d.mean
+    );
+    for mem in [64 << 20, 1 << 20] {
+        let mut qo = QuantileOptions::new();
+        qo.memory(mem);
+        let t = std::time::Instant::now();
+        let q = stream::percentiles(&a, &[1.0, 50.0, 99.0], &qo).unwrap();
+        let t2 = t.elapsed();
+        println!(
+            "percentiles, budget {} KiB: {:?}, {} passes ({:.2} GB/s per pass) {:?}",
+            mem >> 10,
+            t2,
+            q.passes,
+            q.passes as f64 * gbs(t2),
+            q.values
+        );
+    }
 }

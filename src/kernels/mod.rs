@@ -75,6 +75,7 @@ mod scan;
 mod sink;
 mod stats;
 pub mod stream;
+mod summary;
 
 pub use axis::{axis_stats, axis_stats_with, AxisStats};
 pub use filter::{
@@ -100,6 +101,11 @@ pub use scan::{cumsum_in_place, cumsum_in_place_with, cumsum_into, cumsum_into_w
 pub use stats::{
     histogram, histogram_with, mean, mean_with, moments, moments_with, nanmean, nanmean_with,
     nanmoments, nanmoments_with, nanvar, std, variance, variance_with, Moments,
+};
+pub use summary::{
+    describe, describe_with, reduce_fused, reduce_fused_with, reducer, ArgMaxReducer,
+    ArgMinReducer, DescribeOptions, FnReducer, Histogram, HistogramReducer, MinMaxReducer,
+    MomentsReducer, NanCountReducer, Reducer, SumReducer, Summary,
 };
 
 /// Independent accumulators in the vectorised loops: 16 lanes of `f64` fill eight SSE2

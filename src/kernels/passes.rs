@@ -108,7 +108,6 @@ impl<T: Pod + Sync> Passes<T> for FilePasses<'_, T> {
 
 /// Options whose plan is a single chunk for any slice: a slice kernel called with them on
 /// one chunk runs its serial loop inline (no thread pool), giving that chunk's part.
-#[allow(dead_code)] // used by the fused summary
 pub(crate) fn serial() -> &'static ParOptions {
     static ONE: OnceLock<ParOptions> = OnceLock::new();
     ONE.get_or_init(|| {

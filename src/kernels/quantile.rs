@@ -21,8 +21,9 @@ pub const DEFAULT_QUANTILE_MEMORY: usize = 64 << 20;
 /// Key bits resolved by each histogram pass.
 const DIGIT_BITS: u32 = 16;
 
-/// At most this many histogram counters per refinement pass (8 MiB of `u64`).
-const MAX_COUNTERS: usize = 1 << 20;
+/// At most this many histogram counters per refinement pass: 2 MiB of shared `u64`, and
+/// 1 MiB of local `u32` per chunk being counted.
+const MAX_COUNTERS: usize = 1 << 18;
 
 /// How a quantile between two data points is chosen: numpy's `method=` argument (the five
 /// methods numpy has had since before 1.22, under their current names).
@@ -210,11 +211,13 @@ fn need(n: usize, q: f64, method: QuantileMethod) -> Need {
             };
             // _get_indexes: at or above the last index both neighbours are the last
             // element, and the weight is computed from the index -1 numpy stores there.
+            // The weight is `v - prev` with `prev` an integer index (numpy's intp), so a
+            // `q` of -0.0 gives a weight of -0.0, as in numpy.
             let (prev, next, prev_f) = if v >= last as f64 {
                 (last, last, -1.0)
             } else {
                 let p = v.floor();
-                (idx(p), idx(p + 1.0), p)
+                (idx(p), idx(p + 1.0), idx(p) as f64)
             };
             let gamma = if method == QuantileMethod::Midpoint {
                 if v % 1.0 == 0.0 {
@@ -339,46 +342,95 @@ pub(crate) fn select_ranks<T: SortKey>(v: &mut [T], ranks: &[usize]) -> Vec<T> {
     out.into_iter().map(|p| p.1).collect()
 }
 
-/// Where one needed rank stands: in the bucket of keys starting with `prefix` (the top
-/// `level` key bits), whose `count` elements have ranks `base..base + count`.
+/// Where one needed rank stands: among the `count` elements whose keys lie in `lo..=hi`,
+/// which have the ranks `base..base + count`.
 #[derive(Clone, Copy, Debug)]
 struct Locus {
     rank: usize,
-    prefix: u64,
+    lo: u64,
+    hi: u64,
     base: usize,
     count: usize,
 }
 
-/// Histogram of the next `d` key bits below `level` of the elements in the buckets
-/// `prefixes` (sorted, distinct), NaN skipped and counted: `(counts, nans)`, `counts[g << d
-/// | digit]`.
-fn histogram_pass<T, P>(p: &P, level: u32, d: u32, prefixes: &[u64]) -> Result<(Vec<u64>, u64)>
+/// The key intervals of the open buckets, sorted and disjoint, with the shift that maps a
+/// key of each to one of `2^d` sub-buckets: `(key - lo) >> shift`.
+struct Buckets {
+    lo: Vec<u64>,
+    hi: Vec<u64>,
+    shift: Vec<u32>,
+    d: u32,
+}
+
+impl Buckets {
+    fn new(loci: &[Locus], d: u32) -> Buckets {
+        let mut b = Buckets {
+            lo: Vec::new(),
+            hi: Vec::new(),
+            shift: Vec::new(),
+            d,
+        };
+        for l in loci {
+            if b.lo.last() != Some(&l.lo) {
+                let width_bits = 64 - (l.hi - l.lo).leading_zeros();
+                b.lo.push(l.lo);
+                b.hi.push(l.hi);
+                b.shift.push(width_bits.saturating_sub(d));
+            }
+        }
+        b
+    }
+
+    /// The bucket holding key `k`, if any.
+    #[inline(always)]
+    fn find(&self, k: u64) -> Option<usize> {
+        let g = self.lo.partition_point(|&lo| lo <= k).checked_sub(1)?;
+        (k <= self.hi[g]).then_some(g)
+    }
+
+    /// The counter of key `k`: bucket `g`, sub-bucket `(k - lo) >> shift`.
+    #[inline(always)]
+    fn slot(&self, k: u64) -> Option<(usize, usize)> {
+        let g = self.find(k)?;
+        Some((
+            g,
+            (g << self.d) | ((k - self.lo[g]) >> self.shift[g]) as usize,
+        ))
+    }
+}
+
+/// One histogram pass over the buckets `b`: per-sub-bucket counts, per-bucket min and max
+/// key (to narrow the next intervals), and the NaN count.
+struct Histogram {
+    counts: Vec<u64>,
+    min: Vec<u64>,
+    max: Vec<u64>,
+    nans: u64,
+}
+
+fn histogram_pass<T, P>(p: &P, b: &Buckets) -> Result<Histogram>
 where
     T: Numeric + SortKey,
     P: Passes<T>,
 {
-    let w = key_bits::<T>();
-    let size = prefixes.len() << d;
+    let size = b.lo.len() << b.d;
+    let groups = b.lo.len();
     let counters: Vec<AtomicU64> = (0..size).map(|_| AtomicU64::new(0)).collect();
-    let digit_mask = (1u64 << d) - 1;
-    let slot = |x: &T| -> Option<usize> {
-        let k = key(x);
-        let g = if level == 0 {
-            0
-        } else {
-            prefixes.binary_search(&(k >> (w - level))).ok()?
-        };
-        Some((g << d) | ((k >> (w - level - d)) & digit_mask) as usize)
-    };
+    let mins: Vec<AtomicU64> = (0..groups).map(|_| AtomicU64::new(u64::MAX)).collect();
+    let maxs: Vec<AtomicU64> = (0..groups).map(|_| AtomicU64::new(0)).collect();
     let nans = p.pass(|_, c| {
         let mut nans = 0u64;
+        let mut mn = vec![u64::MAX; groups];
+        let mut mx = vec![0u64; groups];
         if c.len() * 4 < size {
             // Small chunk: count straight into the shared counters.
             for x in c {
                 if is_nan(*x) {
                     nans += 1;
-                } else if let Some(s) = slot(x) {
+                } else if let Some((g, s)) = b.slot(key(x)) {
                     counters[s].fetch_add(1, Ordering::Relaxed);
+                    mn[g] = mn[g].min(key(x));
+                    mx[g] = mx[g].max(key(x));
                 }
             }
         } else {
@@ -386,8 +438,10 @@ where
             for x in c {
                 if is_nan(*x) {
                     nans += 1;
-                } else if let Some(s) = slot(x) {
+                } else if let Some((g, s)) = b.slot(key(x)) {
                     local[s] += 1;
+                    mn[g] = mn[g].min(key(x));
+                    mx[g] = mx[g].max(key(x));
                 }
             }
             for (s, &n) in local.iter().enumerate() {
@@ -396,29 +450,34 @@ where
                 }
             }
         }
+        for g in 0..groups {
+            mins[g].fetch_min(mn[g], Ordering::Relaxed);
+            maxs[g].fetch_max(mx[g], Ordering::Relaxed);
+        }
         nans
     })?;
-    Ok((
-        counters.into_iter().map(AtomicU64::into_inner).collect(),
-        nans.into_iter().sum(),
-    ))
+    Ok(Histogram {
+        counts: counters.into_iter().map(AtomicU64::into_inner).collect(),
+        min: mins.into_iter().map(AtomicU64::into_inner).collect(),
+        max: maxs.into_iter().map(AtomicU64::into_inner).collect(),
+        nans: nans.into_iter().sum(),
+    })
 }
 
-/// The values that are not NaN in the buckets `prefixes` of `level` bits (all of them at
-/// level 0), and the NaN count.
-fn collect_pass<T, P>(p: &P, level: u32, prefixes: &[u64]) -> Result<(Vec<T>, u64)>
+/// The values that are not NaN in the buckets `b` (all of them if `b` is `None`), and the
+/// NaN count.
+fn collect_pass<T, P>(p: &P, b: Option<&Buckets>) -> Result<(Vec<T>, u64)>
 where
     T: Numeric + SortKey,
     P: Passes<T>,
 {
-    let w = key_bits::<T>();
     let parts = p.pass(|_, c| {
         let mut nans = 0u64;
         let mut v = Vec::new();
         for x in c {
             if is_nan(*x) {
                 nans += 1;
-            } else if level == 0 || prefixes.binary_search(&(key(x) >> (w - level))).is_ok() {
+            } else if b.is_none_or(|b| b.find(key(x)).is_some()) {
                 v.push(*x);
             }
         }
@@ -439,9 +498,15 @@ fn changed() -> Error {
 }
 
 /// The elements of the data at the given ranks among the values that are not NaN, by
-/// histogram selection within `memory` bytes of candidates. `ranks_of(n)` gives the sorted
-/// distinct ranks needed when `n` values are not NaN; the result is `(n, nans, values)`,
-/// with no values when `ranks_of` returns none.
+/// histogram selection within `memory` bytes of candidates. `ranks_of(n, nans)` gives the
+/// sorted distinct ranks needed when `n` values are not NaN; the result is `(n, nans,
+/// values)`, with no values when `ranks_of` returns none.
+///
+/// Each bucket is a key interval. A pass splits every needed bucket into `2^16` equal
+/// sub-intervals (fewer when many buckets are open), and the sub-bucket holding a rank
+/// becomes its bucket, narrowed to the smallest and largest key seen in the pass. So data
+/// on a narrow range (small integers in a 64-bit type, floats of one binade) is resolved in
+/// as few passes as data spread over the whole key range.
 fn select<T, P>(
     p: &P,
     memory: usize,
@@ -455,7 +520,7 @@ where
     let elem = std::mem::size_of::<T>();
     let fits = |count: usize| count.saturating_mul(elem) <= memory;
     if fits(len) {
-        let (mut v, nans) = collect_pass(p, 0, &[])?;
+        let (mut v, nans) = collect_pass(p, None)?;
         let ranks = ranks_of(v.len(), nans);
         if ranks.last().is_some_and(|&r| r >= v.len()) {
             return Err(changed());
@@ -464,32 +529,30 @@ where
         return Ok((v.len(), nans, vals));
     }
     let w = key_bits::<T>();
-    let d0 = DIGIT_BITS.min(w);
-    let (hist, nans) = histogram_pass(p, 0, d0, &[0])?;
+    let top = if w == 64 { u64::MAX } else { (1u64 << w) - 1 };
+    let root = Locus {
+        rank: 0,
+        lo: 0,
+        hi: top,
+        base: 0,
+        count: len,
+    };
+    let mut b = Buckets::new(&[root], DIGIT_BITS.min(w));
+    let mut hist = histogram_pass(p, &b)?;
+    let nans = hist.nans;
     let n = len - nans as usize;
     let ranks = ranks_of(n, nans);
     if ranks.is_empty() {
         return Ok((n, nans, Vec::new()));
     }
-    let mut loci: Vec<Locus> = ranks
-        .iter()
-        .map(|&rank| Locus {
-            rank,
-            prefix: 0,
-            base: 0,
-            count: n,
-        })
-        .collect();
-    let mut level = 0;
-    let mut hist = hist;
-    let mut d = d0;
-    let mut prefixes = vec![0u64];
+    let mut loci: Vec<Locus> = ranks.iter().map(|&rank| Locus { rank, ..root }).collect();
     let mut found: Vec<Option<T>> = vec![None; ranks.len()];
     loop {
-        // Descend one digit: each rank moves into the sub-bucket that holds it.
-        for l in loci.iter_mut() {
-            let g = prefixes.binary_search(&l.prefix).expect("open bucket");
-            let counts = &hist[g << d..(g + 1) << d];
+        // Descend: each rank moves into the sub-bucket that holds it, narrowed to the keys
+        // seen in its bucket.
+        for l in loci.iter_mut().filter(|l| l.lo != l.hi) {
+            let g = b.find(l.lo).ok_or_else(changed)?;
+            let counts = &hist.counts[g << b.d..(g + 1) << b.d];
             let mut base = l.base;
             let mut digit = None;
             for (i, &c) in counts.iter().enumerate() {
@@ -500,62 +563,65 @@ where
                 base += c as usize;
             }
             let digit = digit.ok_or_else(changed)?;
-            l.prefix = (l.prefix << d) | digit as u64;
+            let lo = b.lo[g] + ((digit as u64) << b.shift[g]);
+            let hi = lo.saturating_add((1u64 << b.shift[g]) - 1).min(b.hi[g]);
+            l.lo = lo.max(hist.min[g]);
+            l.hi = hi.min(hist.max[g]);
             l.base = base;
             l.count = counts[digit] as usize;
-        }
-        level += d;
-        if level == w {
-            // Every bucket is one key value: the elements are known.
-            for (f, l) in found.iter_mut().zip(&loci) {
-                *f = Some(from_key(l.prefix));
+            if l.lo > l.hi {
+                return Err(changed());
             }
+        }
+        // A bucket of one key value: its element is known.
+        for (f, l) in found.iter_mut().zip(&loci) {
+            if l.lo == l.hi {
+                *f = Some(from_key(l.lo));
+            }
+        }
+        let open: Vec<Locus> = loci.iter().copied().filter(|l| l.lo != l.hi).collect();
+        if open.is_empty() {
             break;
         }
-        prefixes = loci.iter().map(|l| l.prefix).collect();
-        prefixes.dedup();
-        let candidates: usize = {
-            let mut seen = loci.clone();
-            seen.dedup_by_key(|l| l.prefix);
-            seen.iter().map(|l| l.count).sum()
-        };
+        let mut d = DIGIT_BITS;
+        let groups = Buckets::new(&open, d).lo.len();
+        while d > 8 && groups << d > MAX_COUNTERS {
+            d -= 1;
+        }
+        b = Buckets::new(&open, d);
+        let mut candidates = 0;
+        let mut offsets = Vec::with_capacity(b.lo.len());
+        for l in &open {
+            if offsets.last().is_none_or(|&(lo, _)| lo != l.lo) {
+                offsets.push((l.lo, candidates));
+                candidates += l.count;
+            }
+        }
         if fits(candidates) {
-            let (mut v, _) = collect_pass(p, level, &prefixes)?;
+            let (mut v, _) = collect_pass(p, Some(&b))?;
             if v.len() != candidates {
                 return Err(changed());
             }
             // Buckets are in key order, so a rank's place among the candidates is its place
             // in its bucket plus the sizes of the buckets before it.
-            let mut offsets = Vec::with_capacity(prefixes.len());
-            let mut before = 0;
-            let mut last = None;
-            for l in &loci {
-                if last != Some(l.prefix) {
-                    offsets.push((l.prefix, before));
-                    before += l.count;
-                    last = Some(l.prefix);
-                }
-            }
-            let local: Vec<usize> = loci
+            let local: Vec<usize> = open
                 .iter()
                 .map(|l| {
-                    let off = offsets.iter().find(|o| o.0 == l.prefix).expect("bucket").1;
+                    let off = offsets[b.find(l.lo).expect("bucket")].1;
                     off + l.rank - l.base
                 })
                 .collect();
             let mut uniq = local.clone();
             uniq.dedup();
             let vals = select_ranks(&mut v, &uniq);
-            for (f, r) in found.iter_mut().zip(&local) {
+            let mut it = local.iter();
+            for (f, _) in found.iter_mut().zip(&loci).filter(|(_, l)| l.lo != l.hi) {
+                let r = it.next().expect("open rank");
                 *f = Some(vals[uniq.binary_search(r).expect("rank")]);
             }
             break;
         }
-        d = DIGIT_BITS.min(w - level);
-        while d > 8 && prefixes.len() << d > MAX_COUNTERS {
-            d -= 1;
-        }
-        hist = histogram_pass(p, level, d, &prefixes)?.0;
+        hist = histogram_pass(p, &b)?;
     }
     Ok((
         n,
@@ -570,7 +636,7 @@ fn nan_of<T: Numeric>() -> T {
 }
 
 /// Quantiles `qs` (fractions, checked) of the data in `p`.
-fn quantiles_in<T, P>(
+pub(crate) fn quantiles_in<T, P>(
     p: &P,
     qs: &[f64],
     method: QuantileMethod,
@@ -705,21 +771,31 @@ where
 /// 1. If the whole input fits the memory budget (`len × size_of::<T>()`), **one pass**
 ///    collects the values that are not NaN and an in-memory selection
 ///    (`select_nth_unstable` on the keys, several ranks sharing the partitions) finishes.
-/// 2. Otherwise pass 1 counts a histogram of the top 16 key bits (and the NaNs). The ranks
-///    the requested quantiles need (two per interpolated quantile) are located in their
-///    buckets. If the elements of the needed buckets (the *candidates*) fit the budget, pass
-///    2 collects them and the in-memory selection finishes: **two passes**. If not, the
-///    needed buckets are refined on their next 16 key bits (one more pass each time) until
-///    they fit or are a single key value (whose element is then known without collecting).
-///    For 8-bit types pass 1 already resolves everything; for 16-bit types at most two passes
-///    are needed, for 32-bit types at most three, for 64-bit types at most five, and in
-///    practice two or three (a 16-bit bucket holding more than the budget needs a large
-///    input concentrated on few key values).
+/// 2. Otherwise pass 1 counts a histogram of the top 16 key bits (and the NaNs, and the
+///    smallest and largest key). The ranks the requested quantiles need (two per
+///    interpolated quantile) are located in their buckets, and each bucket is narrowed to
+///    the keys actually seen. A bucket of one key value is resolved there (its element is
+///    the key's). If the elements of the other needed buckets (the *candidates*) fit the
+///    budget, pass 2 collects them and the in-memory selection finishes: **two passes**. If
+///    not, each needed bucket's key interval is split into `2^16` equal parts by another
+///    histogram pass (narrowed again to the keys seen), until the candidates fit or every
+///    bucket is a single key.
 ///
-/// All requested quantiles share the same passes. Histogram counters are added into shared
-/// atomic counters (a chunk counts locally first), so they cost `2^16 × 8` bytes per needed
-/// bucket at most, besides the budget. Counts are integers: results do not depend on the
-/// thread count or the chunk size.
+///    Every histogram pass divides the width of the needed buckets by `2^16` (by `2^8` at
+///    least when so many buckets are open that `2^16` counters each would exceed `2^18`),
+///    so the count is bounded by the key width: at most 1 pass for 8- and 16-bit types
+///    (buckets are single values after pass 1), 2 for 32-bit types and 4 for 64-bit types
+///    (3 and 7 when many quantiles split the counters).
+///    In practice it is 2 (a histogram pass and a collecting pass), or 3 when one bucket of
+///    `1/65536` of the data's key range holds more than the budget (a large input
+///    concentrated on a narrow range, for example floats of one binade). Data on a narrow
+///    range of a wide type (small integers in `i64`) costs no extra pass: the first
+///    narrowing is to the data's own range.
+///
+/// All requested quantiles share the same passes. Histogram counts go to shared atomic
+/// counters (a chunk counts locally first): at most `2^18` of them per pass (2 MiB, plus
+/// 1 MiB of local counts per chunk in flight), besides the budget. Counts are integers:
+/// results do not depend on the thread count or the chunk size.
 ///
 /// ```
 /// use outcore::kernels::{self, QuantileMethod, QuantileValue};
@@ -1128,11 +1204,18 @@ mod tests {
         let (_, _, vals) = select(&p, 64, |_, _| vec![100_000]).unwrap();
         assert_eq!(vals[0], naive(&v, 100_000));
         assert_eq!(p.count(), 3);
-        // All equal: resolved by key, never collected.
+        // All equal: the bucket narrows to one key in pass 1.
         let e = vec![2.5f32; 100_000];
         let p = SlicePasses::new(&e, super::super::passes::serial());
         let (_, _, vals) = select(&p, 64, |_, _| vec![0, 99_999]).unwrap();
         assert_eq!(vals, [2.5, 2.5]);
+        assert_eq!(p.count(), 1);
+        // Small integers in a 64-bit type: pass 1 narrows the bucket to the data's range,
+        // pass 2 splits that range into single values.
+        let i: Vec<i64> = (0..50_000).map(|i| (i * 7919) % 10_007 - 5000).collect();
+        let p = SlicePasses::new(&i, super::super::passes::serial());
+        let (_, _, vals) = select(&p, 4096, |_, _| vec![0, 25_000, 49_999]).unwrap();
+        assert_eq!(vals, [naive(&i, 0), naive(&i, 25_000), naive(&i, 49_999)]);
         assert_eq!(p.count(), 2);
     }
 }

@@ -52,6 +52,7 @@ use crate::error::Result;
 use crate::mmap::Advice;
 
 pub use super::quantile::file::{median, percentiles, quantiles};
+pub use super::summary::file::{describe, describe_axis, reduce_fused};
 
 /// Default bytes per window: large enough that per-window work (an `madvise`, a release, a
 /// parallel dispatch) is negligible, small enough to bound what a pass keeps resident.
@@ -116,6 +117,16 @@ impl Stream {
     pub fn sequential(&mut self, yes: bool) -> &mut Self {
         self.sequential = yes;
         self
+    }
+
+    /// The target bytes per window.
+    pub fn get_window_bytes(&self) -> usize {
+        self.window_bytes
+    }
+
+    /// Whether passed pages are released.
+    pub fn get_release_behind(&self) -> bool {
+        self.release_behind
     }
 
     fn plan<T>(&self, data: &[T]) -> ChunkPlan {
