@@ -89,7 +89,10 @@ fn read_scan(path: &Path, offset: u64, len: u64, buf: usize, threads: usize, dir
                         }
                         let lo = data_lo.saturating_sub(pos).min(n) as usize;
                         let hi = (data_hi - pos).min(n) as usize;
-                        assert!((hi - lo) % 8 == 0, "a read ended inside an element");
+                        assert!(
+                            (hi - lo).is_multiple_of(8),
+                            "a read ended inside an element"
+                        );
                         total += sum_bytes(&b[lo..hi]);
                         pos += n;
                     }

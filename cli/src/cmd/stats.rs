@@ -5,9 +5,12 @@
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
-use outcore::kernels::{self, Numeric};
+use outcore::kernels::stream::Stream;
+use outcore::kernels::{
+    self, DescribeOptions, HistogramReducer, Numeric, QuantileOptions, QuantileValue, Summary,
+};
 use outcore::sort::SortKey;
-use outcore::{with_any, DType, Element, MappedArray};
+use outcore::{with_any, DType, Element, MappedArray, ParOptions};
 use serde_json::{json, Map, Value};
 
 use crate::error::{usage, Result};
@@ -47,6 +50,11 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     bins: Option<u64>,
 
+    /// The histogram's range, LO,HI: one pass less (without it the range is the data's
+    /// finite min and max, known only after a first pass)
+    #[arg(long, value_parser = parse_range, value_name = "LO,HI", requires = "bins", allow_hyphen_values = true)]
+    range: Option<(f64, f64)>,
+
     /// Exact percentiles, comma-separated, each in [0, 100] (numpy's linear method)
     #[arg(long, value_delimiter = ',', value_name = "P,...")]
     percentiles: Vec<f64>,
@@ -58,6 +66,18 @@ pub struct Args {
     /// Machine-readable output: one JSON object
     #[arg(long)]
     json: bool,
+}
+
+fn parse_range(s: &str) -> std::result::Result<(f64, f64), String> {
+    let bad = || format!("{s:?} is not a range; write LO,HI with LO < HI, e.g. 0,1");
+    let (lo, hi) = s.split_once(',').ok_or_else(bad)?;
+    let lo: f64 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: f64 = hi.trim().parse().map_err(|_| bad())?;
+    if lo.is_finite() && hi.is_finite() && lo < hi {
+        Ok((lo, hi))
+    } else {
+        Err(bad())
+    }
 }
 
 /// Runs `outcore stats`.
@@ -89,6 +109,7 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
     }
     let opts = Opts {
         bins: args.bins.map(|b| b as usize),
+        range: args.range,
         ddof: args.ddof,
         percentiles: args.percentiles.clone(),
     };
@@ -113,6 +134,7 @@ pub fn demo_summary(path: &Path, g: &Global) -> Result<()> {
         dtype: None,
         axis: None,
         bins: Some(16),
+        range: None,
         percentiles: vec![1.0, 50.0, 99.0],
         ddof: 0,
         json: false,
@@ -123,6 +145,7 @@ pub fn demo_summary(path: &Path, g: &Global) -> Result<()> {
 /// What is asked for.
 struct Opts {
     bins: Option<usize>,
+    range: Option<(f64, f64)>,
     ddof: u64,
     percentiles: Vec<f64>,
 }
@@ -204,75 +227,93 @@ impl Row {
     }
 }
 
-/// The whole-array summary: one streamed pass for the moments, extremes and NaN count, one
-/// more for the histogram (its range is the data's min and max), and the percentile passes.
+/// The whole-array summary: one streamed pass for everything but the histogram and the
+/// percentiles (the fused `describe`); the histogram in the same pass when `--range` is given,
+/// else in one more (its range is the data's finite min and max, known after the first); the
+/// percentiles in their own passes.
 fn summarize<T>(a: &MappedArray<T>, o: &Opts) -> Result<Row>
 where
     T: Numeric + SortKey + Element,
 {
-    let s = summary(a, o.ddof, o.bins)?;
-    let percentiles = if o.percentiles.is_empty() {
-        Vec::new()
-    } else {
+    let (par, stream) = pass_options();
+    let mut d = DescribeOptions::new();
+    d.ddof(o.ddof);
+    if let (Some(b), Some((lo, hi))) = (o.bins, o.range) {
+        d.bins(b).range(lo, hi);
+    }
+    let s = kernels::stream::describe(a, &d, &par, &stream)?;
+    let mut row = row_of(&s);
+    if let (Some(b), None) = (o.bins, o.range) {
+        let finite = match (s.min, s.max) {
+            (Some(lo), Some(hi)) if f64::is_finite(lo.as_()) && f64::is_finite(hi.as_()) => {
+                Some((lo.as_(), hi.as_()))
+            }
+            (Some(_), Some(_)) => finite_range(a),
+            _ => None,
+        };
+        let range = finite.unwrap_or((0.0, 1.0));
+        let h = HistogramReducer::new(b, range)?;
+        let counts =
+            kernels::stream::reduce_fused(a, &h, &par, &stream)?.unwrap_or_else(|| vec![0; b]);
+        row.histogram = Some((h.edges(), counts));
+    }
+    if !o.percentiles.is_empty() {
         let q = kernels::stream::percentiles(a, &o.percentiles, &quantile_options())?;
-        o.percentiles
+        row.percentiles = o
+            .percentiles
             .iter()
             .zip(q.values)
-            .map(|(&p, v)| {
-                let v = match v {
-                    kernels::QuantileValue::Element(x) => elem(x),
-                    kernels::QuantileValue::Float(f) => fnum(f),
-                };
-                (p, v)
-            })
-            .collect()
-    };
-    Ok(Row { percentiles, ..s })
+            .map(|(&p, v)| (p, qvalue(v)))
+            .collect();
+    }
+    Ok(row)
 }
 
-/// The quantile passes' options: a candidate budget of 256 MiB, pages released behind.
-fn quantile_options() -> kernels::QuantileOptions {
-    let mut o = kernels::QuantileOptions::new();
-    o.memory(256 << 20);
-    o
+fn qvalue<T: Numeric + Element>(v: QuantileValue<T>) -> Value {
+    match v {
+        QuantileValue::Element(x) => elem(x),
+        QuantileValue::Float(f) => fnum(f),
+    }
 }
 
-/// Count, NaN count, sum, moments, extremes and the histogram of the finite values.
-fn summary<T>(a: &MappedArray<T>, ddof: u64, bins: Option<usize>) -> Result<Row>
-where
-    T: Numeric + SortKey + Element,
-{
-    let d: &[T] = a;
-    let m = kernels::moments(d);
-    let nan_count = kernels::count(d, |x| x != x) as u64;
-    let extremes = kernels::min_max(d);
-    let (min, max) = extremes.map_or((Value::Null, Value::Null), |(lo, hi)| (elem(lo), elem(hi)));
-    let histogram = match bins {
-        None => None,
-        Some(b) => {
-            let range = match extremes.map(|(lo, hi)| (lo.as_(), hi.as_())) {
-                Some((lo, hi)) if f64::is_finite(lo) && f64::is_finite(hi) => Some((lo, hi)),
-                Some(_) => finite_range(d),
-                None => None,
-            }
-            .unwrap_or((0.0, 1.0));
-            let counts = kernels::histogram(d, b, Some(range))?;
-            Some((edges(range, b), counts))
-        }
-    };
-    Ok(Row {
-        count: d.len() as u64,
-        nan_count,
-        sum: num(kernels::sum(d)),
-        mean: m.mean(),
-        std: m.std(ddof),
-        min,
-        max,
-        argmin: kernels::argmin(d),
-        argmax: kernels::argmax(d),
-        histogram,
+/// The row of a summary (without percentiles, which the caller adds).
+fn row_of<T: Numeric + Element>(s: &Summary<T>) -> Row {
+    Row {
+        count: s.count,
+        nan_count: s.nan_count,
+        sum: if T::IS_FLOAT {
+            fnum(T::total_to_f64(s.sum))
+        } else {
+            num(s.sum)
+        },
+        mean: s.mean,
+        std: s.std,
+        min: s.min.map_or(Value::Null, elem),
+        max: s.max.map_or(Value::Null, elem),
+        argmin: s.argmin,
+        argmax: s.argmax,
+        histogram: s
+            .histogram
+            .as_ref()
+            .map(|h| (h.edges.clone(), h.counts.clone())),
         percentiles: Vec::new(),
-    })
+    }
+}
+
+/// Passes over a mapping use the global pool (sized by `--threads`) and release the pages
+/// they have read, so that a file larger than memory stays out of the way.
+fn pass_options() -> (ParOptions, Stream) {
+    let mut s = Stream::new();
+    s.release_behind(true);
+    (ParOptions::new(), s)
+}
+
+/// The quantile passes' options: candidates within the machine's default budget (at most
+/// 1 GiB), pages released behind.
+fn quantile_options() -> QuantileOptions {
+    let mut o = QuantileOptions::new();
+    o.memory(outcore::default_budget().min(1 << 30));
+    o
 }
 
 /// The min and max of the finite values (a pass needed only when the data holds NaN or an
@@ -298,55 +339,17 @@ fn finite_range<T: Numeric>(d: &[T]) -> Option<(f64, f64)> {
         )
 }
 
-/// numpy's histogram edges: `linspace(lo, hi, bins + 1)`, a zero-width range widened by 0.5.
-fn edges((mut lo, mut hi): (f64, f64), bins: usize) -> Vec<f64> {
-    if lo == hi {
-        lo -= 0.5;
-        hi += 0.5;
-    }
-    let step = (hi - lo) / bins as f64;
-    let mut e: Vec<f64> = (0..=bins).map(|i| i as f64 * step + lo).collect();
-    e[bins] = hi;
-    e
-}
-
-/// Per-lane summaries of a 2-D array: lane `i` is column `i` for axis 0, row `i` for axis 1,
-/// whatever the memory order.
+/// Per-lane summaries of a 2-D array in one pass: lane `i` is column `i` for axis 0, row `i`
+/// for axis 1, whatever the memory order.
 fn axis_rows<T>(a: &MappedArray<T>, axis: usize, ddof: u64) -> Result<Vec<Row>>
 where
     T: Numeric + SortKey + Element,
 {
-    let v = a.view2()?;
-    let lanes = if axis == 0 { v.ncols() } else { v.nrows() };
-    let mut rows = Vec::with_capacity(lanes);
-    for i in 0..lanes {
-        let lane: Vec<T> = if axis == 0 {
-            v.column(i).iter().copied().collect()
-        } else {
-            v.row(i).iter().copied().collect()
-        };
-        rows.push(summary_of_slice(&lane, ddof));
-    }
-    Ok(rows)
-}
-
-fn summary_of_slice<T: Numeric + SortKey + Element>(d: &[T], ddof: u64) -> Row {
-    let m = kernels::moments(d);
-    let (min, max) =
-        kernels::min_max(d).map_or((Value::Null, Value::Null), |(lo, hi)| (elem(lo), elem(hi)));
-    Row {
-        count: d.len() as u64,
-        nan_count: kernels::count(d, |x| x != x) as u64,
-        sum: num(kernels::sum(d)),
-        mean: m.mean(),
-        std: m.std(ddof),
-        min,
-        max,
-        argmin: kernels::argmin(d),
-        argmax: kernels::argmax(d),
-        histogram: None,
-        percentiles: Vec::new(),
-    }
+    let (par, stream) = pass_options();
+    let mut d = DescribeOptions::new();
+    d.ddof(ddof);
+    let lanes = kernels::stream::describe_axis(a, axis, &d, &par, &stream)?;
+    Ok(lanes.iter().map(row_of).collect())
 }
 
 fn print_header(file: &Path, dtype: DType, shape: &[usize]) {
