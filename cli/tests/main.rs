@@ -9,5 +9,6 @@ mod errors;
 mod gen;
 mod head;
 mod info;
+mod limits;
 mod sort;
 mod stats;

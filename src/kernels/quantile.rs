@@ -16,6 +16,9 @@ use crate::error::{Error, Result};
 use crate::sort::{RadixKey, SortKey};
 
 /// The default memory budget for candidates: 64 MiB.
+///
+/// On a machine whose [`default_budget`](crate::default_budget) is smaller (a small memory
+/// cgroup), [`QuantileOptions`] defaults to that budget instead.
 pub const DEFAULT_QUANTILE_MEMORY: usize = 64 << 20;
 
 /// Key bits resolved by each histogram pass.
@@ -135,7 +138,7 @@ impl Default for QuantileOptions {
         QuantileOptions {
             method: QuantileMethod::Linear,
             skip_nan: false,
-            memory: DEFAULT_QUANTILE_MEMORY,
+            memory: DEFAULT_QUANTILE_MEMORY.min(crate::default_budget()),
             par: ParOptions::new(),
             stream,
         }

@@ -81,9 +81,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = CastMode::Safe)]
     cast: CastMode,
 
-    /// Memory budget for the pass (windows and transpose tiles are sized to it; at least 64KiB)
-    #[arg(long, value_name = "SIZE", value_parser = parse_budget, default_value = "256MiB")]
-    memory: usize,
+    /// Memory budget for the pass (windows and transpose tiles are sized to it; at least
+    /// 64KiB) [default: 256MiB, or less where the machine's memory limit asks for less]
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget)]
+    memory: Option<usize>,
 
     /// Replace OUT if it exists
     #[arg(long)]
@@ -112,6 +113,18 @@ pub enum CastMode {
 
 /// The smallest budget: below it, tiles of a few elements would cost a system call each.
 const MIN_MEMORY: usize = 64 << 10;
+
+/// The pass's budget: the one asked for (refused above the machine's memory limit), else
+/// 256 MiB or the machine's default budget, whichever is less.
+fn memory_budget(asked: Option<usize>) -> Result<usize> {
+    match asked {
+        Some(m) => {
+            outcore::check_budget(m)?;
+            Ok(m)
+        }
+        None => Ok((256 << 20).min(outcore::default_budget())),
+    }
+}
 
 /// What one conversion does, whatever the element types.
 struct Plan<'a> {
@@ -192,7 +205,7 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         out_fortran,
         to_raw,
         mode: args.cast,
-        budget: args.memory.max(MIN_MEMORY),
+        budget: memory_budget(args.memory)?.max(MIN_MEMORY),
         target,
         ui: g.ui(),
     };

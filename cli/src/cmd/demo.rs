@@ -102,7 +102,7 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         super::sort::Args {
             input,
             output: output.clone(),
-            memory: args.memory,
+            memory: Some(args.memory),
             tmp: None,
             record_size: None,
             key_size: None,

@@ -33,9 +33,11 @@ pub struct Args {
     /// The sorted file (.npy in, .npy out; raw in, raw out); may be INPUT only with --force
     pub output: PathBuf,
 
-    /// Memory budget for the sort's data buffers: 256MiB, 4GiB, 1.5GB, ...
-    #[arg(long, default_value = "1GiB", value_parser = parse_budget, value_name = "SIZE")]
-    pub memory: usize,
+    /// Memory budget for the sort's data buffers: 256MiB, 4GiB, 1.5GB, ... [default: what
+    /// this machine allows: the least of the memory cgroup's limit, MemAvailable and
+    /// RLIMIT_AS, less a quarter for the page cache; a budget above that limit is refused]
+    #[arg(long, value_parser = parse_budget, value_name = "SIZE")]
+    pub memory: Option<usize>,
 
     /// Directory for the sorted runs [default: the output's directory]; needs about the
     /// input's size free
@@ -147,7 +149,10 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
     }
 
     let mut opts = SortOptions::new();
-    opts.memory(args.memory).cancel_flag(interrupt::flag());
+    if let Some(m) = args.memory {
+        opts.memory(m);
+    }
+    opts.cancel_flag(interrupt::flag());
     if let Some(t) = &args.tmp {
         opts.tmp_dir(t);
     }
@@ -178,7 +183,7 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
             }
         }
     }?;
-    print_report(&what, args.memory, &outcome);
+    print_report(&what, opts.get_memory(), &outcome);
     match outcome.verify {
         Some(v) if !v.ok() => Err(fail(format!(
             "{}: the output did not verify ({})",
