@@ -57,5 +57,6 @@ pub(crate) fn address_space_limit() -> Option<u64> {
     // SAFETY: getrlimit writes one `rlimit` through the pointer, which points to a live,
     // properly aligned `rlimit` on our stack.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) };
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every platform
     (rc == 0 && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur as u64)
 }
