@@ -15,7 +15,7 @@ use ndarray::{
     ShapeBuilder,
 };
 
-use crate::element::Element;
+use crate::element::{DType, Element};
 use crate::error::{Error, Result};
 use crate::mmap::{Advice, Lock, Mapping, Mode};
 use crate::npy::Header;
@@ -443,8 +443,15 @@ impl<T: Element> MappedArrayMut<T> {
     /// [`Error::DiskFull`] if the blocks cannot be allocated, [`Error::ShapeOverflow`],
     /// [`Error::NotFound`] / [`Error::PermissionDenied`] for the directory.
     pub fn create(path: impl AsRef<Path>, shape: &[usize]) -> Result<Self> {
-        let path = path.as_ref();
-        let header = Header::new(T::DTYPE, shape);
+        Self::create_as(path.as_ref(), shape, T::DTYPE)
+    }
+
+    /// [`create`](MappedArrayMut::create) with the header's dtype `dtype`, which `T` must
+    /// accept: `|b1` for `u8` elements that hold booleans.
+    #[cfg_attr(not(feature = "zarr"), allow(dead_code))]
+    pub(crate) fn create_as(path: &Path, shape: &[usize], dtype: DType) -> Result<Self> {
+        debug_assert!(T::accepts(dtype));
+        let header = Header::new(dtype, shape);
         let data_len = header.data_len().ok_or_else(|| Error::ShapeOverflow {
             path: path.into(),
             shape: shape.to_vec(),
