@@ -11,3 +11,5 @@ mod kernels;
 mod quantile;
 mod sort_external;
 mod sort_memory;
+#[cfg(feature = "zarr")]
+mod zarr;
