@@ -12,7 +12,8 @@
 //! * [`ZarrArray::open`] reads a Zarr array's metadata; [`ZarrArray::to_npy`] (or [`to_npy`])
 //!   decodes it into a new `.npy`; [`ZarrArray::fold_chunks`] hands each decoded chunk to a
 //!   closure, the primitive the statistics of [`ZarrArray::summary`] and
-//!   [`ZarrArray::histogram`] are built on.
+//!   [`ZarrArray::histogram`] are built on. [`ZarrArray::quantiles`] gives numpy's exact
+//!   quantiles through a decoded scratch copy.
 //!
 //! ```
 //! use outcore::{zarr, MappedArrayMut};
@@ -78,7 +79,8 @@ use crate::array::{MappedArray, MappedArrayMut};
 use crate::chunk::ParOptions;
 use crate::element::{DType, Element};
 use crate::error::{Error, Result};
-use crate::kernels::{self, Moments, Numeric};
+use crate::kernels::{self, Moments, Numeric, QuantileOptions, Quantiles};
+use crate::sort::SortKey;
 use crate::temp::{parent_dir, TEMP_MARKER};
 use crate::{with_any, with_dtype, AnyArray};
 
@@ -195,12 +197,14 @@ impl ZarrWriteOptions {
     }
 }
 
-/// Options for reading a Zarr array: memory budget, thread pool, replacing a `.npy` output.
+/// Options for reading a Zarr array: memory budget, thread pool, replacing a `.npy` output,
+/// the directory of scratch files.
 #[derive(Clone, Debug)]
 pub struct ZarrReadOptions {
     memory: usize,
     replace: bool,
     par: ParOptions,
+    scratch_dir: Option<PathBuf>,
 }
 
 impl Default for ZarrReadOptions {
@@ -209,6 +213,7 @@ impl Default for ZarrReadOptions {
             memory: DEFAULT_ZARR_MEMORY,
             replace: false,
             par: ParOptions::new(),
+            scratch_dir: None,
         }
     }
 }
@@ -223,6 +228,14 @@ impl ZarrReadOptions {
     /// The bytes of decoded chunks that may be in flight at once.
     pub fn memory(&mut self, bytes: usize) -> &mut Self {
         self.memory = bytes;
+        self
+    }
+
+    /// Where [`ZarrArray::quantiles`] puts its decoded scratch copy (default: the directory
+    /// that holds the Zarr array, which has room for data of its size more often than
+    /// `/tmp`, often a RAM disk).
+    pub fn scratch_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.scratch_dir = Some(dir.into());
         self
     }
 
@@ -987,6 +1000,17 @@ impl ZarrArray {
 
     fn to_npy_typed<T: Element>(&self, dst: &Path, opts: &ZarrReadOptions) -> Result<()> {
         let mut out = MappedArrayMut::<T>::create_as(dst, &self.shape, self.dtype)?;
+        self.decode_into(&mut out, opts)?;
+        out.persist()?;
+        Ok(())
+    }
+
+    /// Decodes every chunk into `out`, a C-ordered array of the same shape.
+    fn decode_into<T: Element>(
+        &self,
+        out: &mut MappedArrayMut<T>,
+        opts: &ZarrReadOptions,
+    ) -> Result<()> {
         let codec = CodecOptions::default();
         let window = window_len(opts.memory, self.chunk_bytes());
         opts.par.install(|| -> Result<()> {
@@ -1010,9 +1034,47 @@ impl ZarrArray {
                 }
             }
             Ok(())
-        })??;
-        out.persist()?;
-        Ok(())
+        })?
+    }
+
+    /// The exact quantiles `qs` (each in `[0, 1]`) of the array's elements, equal to
+    /// `np.quantile(z[...], qs, method=...)` (or `np.nanquantile` with
+    /// [`QuantileOptions::skip_nan`]): [`kernels::stream::quantiles`] on a decoded scratch
+    /// copy.
+    ///
+    /// The chunks are decoded in parallel, a window at a time, into an unnamed temporary
+    /// `.npy` in [`ZarrReadOptions::scratch_dir`], which the quantile selection then reads in
+    /// its passes (a histogram pass and a collecting pass when the candidates exceed the
+    /// quantile options' memory); the copy is removed on return. Memory stays bounded (the
+    /// copy is in the page cache, not the heap); disk space for one copy is needed.
+    ///
+    /// `T` must be the array's element type (`u8` for `bool`); use
+    /// [`with_dtype!`](crate::with_dtype) for a dtype known at run time.
+    ///
+    /// # Errors
+    /// [`Error::DtypeMismatch`]; those of [`kernels::stream::quantiles`]
+    /// ([`Error::QuantileOutOfRange`], [`Error::EmptyInput`]); those of
+    /// [`to_npy`](ZarrArray::to_npy) for the scratch copy.
+    pub fn quantiles<T: Element + Numeric + SortKey>(
+        &self,
+        qs: &[f64],
+        quantile_opts: &QuantileOptions,
+        opts: &ZarrReadOptions,
+    ) -> Result<Quantiles<T>> {
+        self.check_type::<T>()?;
+        let dir = match &opts.scratch_dir {
+            Some(d) => d.clone(),
+            None => parent_dir(&self.path).to_path_buf(),
+        };
+        let name = self
+            .path
+            .file_name()
+            .map_or_else(|| "zarr".into(), |n| n.to_string_lossy().into_owned());
+        // Never persisted: it lives under its temporary name and goes when dropped.
+        let scratch_path = dir.join(format!("{name}.scratch.npy"));
+        let mut scratch = MappedArrayMut::<T>::create(scratch_path, &self.shape)?;
+        self.decode_into(&mut scratch, opts)?;
+        kernels::stream::quantiles(scratch.as_array(), qs, quantile_opts)
     }
 
     /// Summary statistics over every element, chunk by chunk (see [`ZarrSummary`]).

@@ -241,6 +241,73 @@ fn summary_and_histogram_match_the_kernels() {
     check_summary(&with_nan, &[40, 5], &[6, 2]);
 }
 
+fn check_quantiles<T: Numeric + Element + outcore::sort::SortKey>(data: &[T], shape: &[usize]) {
+    use outcore::kernels::{QuantileMethod, QuantileOptions};
+    let dir = tmpdir();
+    let z = dir.path().join("q.zarr");
+    let za = zarr::write_slice(
+        data,
+        shape,
+        &z,
+        &write_opts(&[7, 3][..shape.len()], ZarrCodec::default()),
+    )
+    .unwrap();
+    let qs = [0.0, 0.1, 0.25, 0.5, 0.9, 0.999, 1.0];
+    for method in [
+        QuantileMethod::Linear,
+        QuantileMethod::Lower,
+        QuantileMethod::Nearest,
+        QuantileMethod::Midpoint,
+    ] {
+        for skip_nan in [false, true] {
+            let mut qo = QuantileOptions::new();
+            qo.method(method).skip_nan(skip_nan).memory(64); // several passes
+            let got = za
+                .quantiles::<T>(&qs, &qo, &ZarrReadOptions::new())
+                .unwrap();
+            let want = if skip_nan {
+                kernels::nanquantiles(data, &qs, method)
+            } else {
+                kernels::quantiles(data, &qs, method)
+            }
+            .unwrap();
+            let bits = |v: &[kernels::QuantileValue<T>]| {
+                v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>()
+            };
+            assert_eq!(
+                bits(&got.values),
+                bits(&want),
+                "{method:?} skip_nan={skip_nan}"
+            );
+        }
+    }
+    assert_eq!(
+        listing(dir.path()),
+        vec!["q.zarr"],
+        "the scratch copy is gone"
+    );
+}
+
+#[test]
+fn quantiles_match_the_kernels() {
+    check_quantiles(&values::<i32>(13 * 7, false), &[13, 7]);
+    check_quantiles(&values::<u64>(500, false), &[500]);
+    let mut with_nan = values::<f64>(40 * 5, false);
+    with_nan[17] = f64::NAN;
+    check_quantiles(&with_nan, &[40, 5]);
+
+    let dir = tmpdir();
+    let za = zarr::write_slice(
+        &[1i32, 2, 3],
+        &[3],
+        dir.path().join("i.zarr"),
+        &ZarrWriteOptions::new(),
+    )
+    .unwrap();
+    let e = za.quantiles::<f64>(&[0.5], &Default::default(), &ZarrReadOptions::new());
+    assert!(matches!(e, Err(Error::DtypeMismatch { .. })));
+}
+
 #[test]
 fn empty_array() {
     let dir = tmpdir();
