@@ -673,25 +673,45 @@ print(" ".join(names))
     }
 }
 
-/// A codec outcore is built without (blosc, zarr-python's v2 default before 3.0) is a typed
-/// error naming the array.
+/// What outcore is built without — blosc (zarr-python's v2 default before 3.0), v2's
+/// `order: "F"` (a transpose), shards — is a typed error naming the array, and `to_npy`
+/// writes nothing.
 #[test]
-fn zarr_python_blosc_is_a_typed_error() {
+fn zarr_python_features_outcore_lacks_are_typed_errors() {
     require_zarr!();
     let dir = tmpdir();
-    let z = dir.path().join("b.zarr");
-    python(
-        "import zarr\n\
-         z = zarr.create_array(store=sys.argv[1], shape=(10,), dtype='f8', chunks=(4,), \
-         compressors=zarr.codecs.BloscCodec())\nz[...] = np.arange(10.0)",
-        &[z.to_str().unwrap()],
+    let out = python(
+        r#"
+import os, zarr
+d = sys.argv[1]
+a = np.arange(12.0).reshape(4, 3)
+zarr.create_array(store=os.path.join(d, "blosc.zarr"), shape=a.shape, dtype=a.dtype, chunks=(2, 2),
+                  compressors=zarr.codecs.BloscCodec())[...] = a
+zarr.create_array(store=os.path.join(d, "fortran.zarr"), shape=a.shape, dtype=a.dtype, chunks=(2, 2),
+                  zarr_format=2, order="F")[...] = a
+zarr.create_array(store=os.path.join(d, "sharded.zarr"), shape=a.shape, dtype=a.dtype, chunks=(2, 1),
+                  shards=(2, 2))[...] = a
+print("ok")
+"#,
+        &[dir.path().to_str().unwrap()],
     );
-    let e = zarr::ZarrArray::open(&z).unwrap_err();
-    assert!(
-        matches!(&e, Error::UnsupportedZarr { path, .. } if path == &z),
-        "{e}"
-    );
-    assert!(e.to_string().contains("blosc"), "{e}");
+    assert_eq!(out.trim(), "ok");
+    for (name, word) in [
+        ("blosc", "blosc"),
+        ("fortran", "F-order"),
+        ("sharded", "sharding"),
+    ] {
+        let z = dir.path().join(format!("{name}.zarr"));
+        let e = zarr::ZarrArray::open(&z).unwrap_err();
+        assert!(
+            matches!(&e, Error::UnsupportedZarr { path, .. } if path == &z),
+            "{name}: {e}"
+        );
+        assert!(e.to_string().contains(word), "{name}: {e}");
+        let npy = dir.path().join(format!("{name}.npy"));
+        assert!(zarr::to_npy(&z, &npy, &ZarrReadOptions::new()).is_err());
+        assert!(!npy.exists());
+    }
 }
 
 /// dask on a two-process LocalCluster computes mean, std, min, max and a histogram of
