@@ -6,7 +6,7 @@
 //! [`zarrs`] crate, with its filesystem store and the `zstd` codec (uncompressed chunks need
 //! no codec at all).
 //!
-//! * [`write`], [`write_any`], [`write_slice`] and [`from_npy`] write an outcore array — any
+//! * [`write()`], [`write_any`], [`write_slice`] and [`from_npy`] write an outcore array — any
 //!   [`DType`], any number of dimensions, C or Fortran order (written as the logical array)
 //!   — as a Zarr v3 array with the chunk shape and codec of [`ZarrWriteOptions`].
 //! * [`ZarrArray::open`] reads a Zarr array's metadata; [`ZarrArray::to_npy`] (or [`to_npy`])
@@ -267,10 +267,10 @@ pub fn from_npy(
     write_any(&crate::open_any(src)?, dst, opts)
 }
 
-/// Writes an array of any dtype as the Zarr v3 array `dst` (see [`write`]).
+/// Writes an array of any dtype as the Zarr v3 array `dst` (see [`write()`]).
 ///
 /// # Errors
-/// As [`write`].
+/// As [`write()`].
 pub fn write_any(
     src: &AnyArray,
     dst: impl AsRef<Path>,
@@ -299,12 +299,12 @@ pub fn write<T: Element>(
     write_view(src.view(), T::DTYPE, dst.as_ref(), opts)
 }
 
-/// Writes the C-ordered `data` of `shape` as the Zarr v3 array `dst` (see [`write`]): the
+/// Writes the C-ordered `data` of `shape` as the Zarr v3 array `dst` (see [`write()`]): the
 /// same writer over a `Vec` or any slice.
 ///
 /// # Errors
 /// [`Error::LengthMismatch`] if `data` does not hold `shape`'s elements; otherwise as
-/// [`write`].
+/// [`write()`].
 pub fn write_slice<T: Element>(
     data: &[T],
     shape: &[usize],
@@ -1127,7 +1127,7 @@ impl ZarrArray {
     }
 
     /// The histogram of `bins` equal bins over `range`, as
-    /// [`kernels::histogram`](crate::kernels::histogram) (numpy's edges; values outside
+    /// [`kernels::histogram`] (numpy's edges; values outside
     /// the range and NaN are not counted), chunk by chunk.
     ///
     /// # Errors
