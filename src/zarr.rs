@@ -80,6 +80,7 @@ use crate::chunk::ParOptions;
 use crate::element::{DType, Element};
 use crate::error::{Error, Result};
 use crate::kernels::{self, Moments, Numeric, QuantileOptions, Quantiles};
+use crate::mmap::{lock_file, Lock};
 use crate::sort::SortKey;
 use crate::temp::{parent_dir, TEMP_MARKER};
 use crate::{with_any, with_dtype, AnyArray};
@@ -504,10 +505,14 @@ fn axis_slice(r: &Range<u64>) -> Slice {
 }
 
 /// A directory named `.NAME.outcore-tmp-PID-N` next to its destination, removed (with its
-/// contents) when dropped unless persisted.
+/// contents) when dropped unless persisted. Like a temporary file it is held under an
+/// exclusive advisory lock while its writer lives, so that
+/// [`remove_stale_temp_files`](crate::remove_stale_temp_files) removes it only once the
+/// writer is gone (killed before it could clean up).
 struct TempDir {
     path: PathBuf,
     keep: bool,
+    _lock: std::fs::File,
 }
 
 static TEMP_DIRS: AtomicU64 = AtomicU64::new(0);
@@ -527,7 +532,22 @@ impl TempDir {
         loop {
             let path = temp_name(dest, "")?;
             match std::fs::create_dir(&path) {
-                Ok(()) => return Ok(TempDir { path, keep: false }),
+                Ok(()) => {
+                    let lock =
+                        std::fs::File::open(&path).map_err(|e| Error::io(&path, "open", e))?;
+                    let dir = TempDir {
+                        path,
+                        keep: false,
+                        _lock: lock,
+                    };
+                    lock_file(&dir._lock, Lock::Exclusive, &dir.path)?;
+                    // A concurrent `remove_stale_temp_files` may have taken the lock and
+                    // removed the directory between its creation and our lock: start over.
+                    if !same_inode(&dir._lock, &dir.path) {
+                        continue;
+                    }
+                    return Ok(dir);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
                     return Err(Error::io(
@@ -576,6 +596,15 @@ impl TempDir {
             let _ = d.sync_all();
         }
         Ok(())
+    }
+}
+
+/// Whether `path` still names the open `file` (same device and inode).
+fn same_inode(file: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 

@@ -407,6 +407,27 @@ fn existing_destination_is_refused_unless_replaced() {
 }
 
 #[test]
+fn stale_temporary_directories_are_removed_and_live_ones_kept() {
+    let dir = tmpdir();
+    let stale = dir
+        .path()
+        .join(format!(".x.zarr{}999999-0", outcore::TEMP_MARKER));
+    let live = dir
+        .path()
+        .join(format!(".y.zarr{}999999-1", outcore::TEMP_MARKER));
+    for d in [&stale, &live] {
+        std::fs::create_dir_all(d.join("c")).unwrap();
+        std::fs::write(d.join("c").join("0"), b"chunk").unwrap();
+    }
+    // A live writer holds its directory under an exclusive lock.
+    let held = std::fs::File::open(&live).unwrap();
+    held.try_lock().unwrap();
+    assert_eq!(outcore::remove_stale_temp_files(dir.path()).unwrap(), 1);
+    assert!(!stale.exists());
+    assert!(live.exists());
+}
+
+#[test]
 fn bad_chunk_shapes_are_refused_before_anything_is_written() {
     let dir = tmpdir();
     let z = dir.path().join("x.zarr");
