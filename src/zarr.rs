@@ -897,6 +897,30 @@ impl ZarrArray {
         }
     }
 
+    /// Decodes the chunk at `indices` in the chunk grid: its place, and its elements within
+    /// the array in C order (an edge chunk's part outside the array is left out; a missing
+    /// chunk is the fill value).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `indices` is not a chunk of the grid;
+    /// [`Error::DtypeMismatch`] if `T` is not the array's type; [`Error::Zarr`] if the
+    /// chunk cannot be read or decoded.
+    pub fn read_chunk<T: Element>(&self, indices: &[u64]) -> Result<(ChunkInfo, Vec<T>)> {
+        self.check_type::<T>()?;
+        if indices.len() != self.grid.len() || indices.iter().zip(&self.grid).any(|(i, g)| i >= g) {
+            return Err(Error::InvalidArgument(format!(
+                "{}: chunk {indices:?} is outside the chunk grid {:?}",
+                self.path.display(),
+                self.grid
+            )));
+        }
+        let n = indices
+            .iter()
+            .zip(&self.grid)
+            .fold(0usize, |acc, (&i, &g)| acc * g as usize + i as usize);
+        self.decode(n, &CodecOptions::default())
+    }
+
     /// Decodes chunk number `n`: its place and its elements in C order.
     fn decode<T: Element>(&self, n: usize, opts: &CodecOptions) -> Result<(ChunkInfo, Vec<T>)> {
         let indices = unravel(n, &self.grid);

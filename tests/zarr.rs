@@ -361,6 +361,20 @@ fn fold_chunks_sees_each_chunk_once_in_order() {
         .unwrap()
         .unwrap();
     assert_eq!(seen.len(), 9);
+    let (info, chunk) = za.read_chunk::<u32>(&[2, 1]).unwrap();
+    assert_eq!(
+        (info.number(), info.start(), info.shape()),
+        (7, &[10, 3][..], &[3, 3][..])
+    );
+    assert_eq!(chunk, [73, 74, 75, 80, 81, 82, 87, 88, 89]);
+    assert!(matches!(
+        za.read_chunk::<u32>(&[3, 0]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        za.read_chunk::<u32>(&[0]),
+        Err(Error::InvalidArgument(_))
+    ));
     assert_eq!(seen[0], (vec![0, 0], vec![5, 3]));
     assert_eq!(seen[2], (vec![0, 2], vec![5, 1]));
     assert_eq!(seen[8], (vec![2, 2], vec![3, 1]));
