@@ -356,6 +356,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::unnecessary_cast)] // `x as u64` is a no-op in the macro's u64 arm only
     fn raw_files_take_the_given_dtype() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.raw");

@@ -15,7 +15,7 @@ use ndarray::{
     ShapeBuilder,
 };
 
-use crate::element::Element;
+use crate::element::{DType, Element};
 use crate::error::{Error, Result};
 use crate::mmap::{Advice, Lock, Mapping, Mode};
 use crate::npy::Header;
@@ -455,7 +455,7 @@ impl<T: Element> MappedArrayMut<T> {
     /// [`Error::DiskFull`] if the blocks cannot be allocated, [`Error::ShapeOverflow`],
     /// [`Error::NotFound`] / [`Error::PermissionDenied`] for the directory.
     pub fn create(path: impl AsRef<Path>, shape: &[usize]) -> Result<Self> {
-        Self::create_ordered(path.as_ref(), shape, false)
+        Self::create_ordered(path.as_ref(), shape, false, T::DTYPE)
     }
 
     /// [`create`](MappedArrayMut::create) in Fortran (column-major) order: the header says
@@ -467,11 +467,24 @@ impl<T: Element> MappedArrayMut<T> {
     /// # Errors
     /// As [`create`](MappedArrayMut::create).
     pub fn create_fortran(path: impl AsRef<Path>, shape: &[usize]) -> Result<Self> {
-        Self::create_ordered(path.as_ref(), shape, shape.len() > 1)
+        Self::create_ordered(path.as_ref(), shape, shape.len() > 1, T::DTYPE)
     }
 
-    fn create_ordered(path: &Path, shape: &[usize], fortran_order: bool) -> Result<Self> {
-        let mut header = Header::new(T::DTYPE, shape);
+    /// [`create`](MappedArrayMut::create) with the header's dtype `dtype`, which `T` must
+    /// accept: `|b1` for `u8` elements that hold booleans.
+    #[cfg_attr(not(feature = "zarr"), allow(dead_code))]
+    pub(crate) fn create_as(path: &Path, shape: &[usize], dtype: DType) -> Result<Self> {
+        Self::create_ordered(path, shape, false, dtype)
+    }
+
+    fn create_ordered(
+        path: &Path,
+        shape: &[usize],
+        fortran_order: bool,
+        dtype: DType,
+    ) -> Result<Self> {
+        debug_assert!(T::accepts(dtype));
+        let mut header = Header::new(dtype, shape);
         header.fortran_order = fortran_order;
         let data_len = header.data_len().ok_or_else(|| Error::ShapeOverflow {
             path: path.into(),

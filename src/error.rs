@@ -251,6 +251,35 @@ pub enum Error {
         max: f64,
     },
 
+    /// A Zarr array could not be read or written: missing or malformed metadata
+    /// (`zarr.json`, `.zarray`), or a chunk that is truncated or corrupt.
+    #[error("{path}: Zarr array{}: {message}", chunk_detail(.chunk.as_deref()))]
+    Zarr {
+        /// The Zarr array (its directory).
+        path: PathBuf,
+        /// The indices in the chunk grid of the chunk concerned, if the failure is a chunk's.
+        chunk: Option<Vec<u64>>,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// A valid Zarr array that outcore cannot handle: a data type outside [`DType`](crate::DType),
+    /// a codec or chunk grid it was built without.
+    #[error("{path}: unsupported Zarr array: {what}")]
+    UnsupportedZarr {
+        /// The Zarr array (its directory).
+        path: PathBuf,
+        /// What is not supported.
+        what: String,
+    },
+
+    /// The destination exists and the caller did not ask to replace it.
+    #[error("{path}: already exists; remove it first, or ask for it to be replaced")]
+    AlreadyExists {
+        /// The existing destination.
+        path: PathBuf,
+    },
+
     /// The operation has no result for an empty array (numpy raises an error too).
     #[error("{op} of an empty array")]
     EmptyInput {
@@ -278,6 +307,13 @@ impl Error {
             }
             _ => Error::Io { path, op, source },
         }
+    }
+}
+
+fn chunk_detail(chunk: Option<&[u64]>) -> String {
+    match chunk {
+        Some(c) => format!(", chunk {c:?}"),
+        None => String::new(),
     }
 }
 

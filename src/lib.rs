@@ -59,10 +59,21 @@
 //!   [`AnyArray`]; [`with_any!`] and [`with_dtype!`] run generic code on whichever element
 //!   type it holds.
 //!
+//! ## Zarr
+//!
+//! With the `zarr` feature, `outcore::zarr` writes any outcore array (every dtype, C or
+//! Fortran order) as a Zarr v3 array with a chosen chunk shape and codec (zstd or none),
+//! encoding chunks in parallel within a memory budget, atomically; it reads Zarr v3 and v2
+//! arrays (zarr-python's output) into a new `.npy`, and runs statistics and histograms over
+//! a Zarr array chunk by chunk, decoding a window of chunks at a time in parallel. It is
+//! built on the [zarrs](https://docs.rs/zarrs) crate.
+//!
 //! ## Features
 //!
 //! * `datasets`: the reproducible dataset generator ([`datasets`], which needs random number
 //!   generators). Off by default; the `outcore` command-line tool turns it on.
+//! * `zarr`: Zarr arrays in and out (`zarr`, built on the `zarrs` crate with its
+//!   filesystem store and zstd codec). Off by default.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, unreachable_pub)]
 
@@ -81,6 +92,8 @@ pub mod npy;
 pub mod sort;
 mod sys;
 mod temp;
+#[cfg(feature = "zarr")]
+pub mod zarr;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -212,7 +212,8 @@ pub fn ensure_free_space(dir: impl AsRef<Path>, needed: u64) -> Result<()> {
 /// many were removed.
 ///
 /// A temporary file is one whose name contains [`TEMP_MARKER`]; it is stale when its
-/// advisory lock can be taken, because a live writer holds it exclusively.
+/// advisory lock can be taken, because a live writer holds it exclusively. The temporary
+/// directories of Zarr outputs are locked and removed (with their contents) the same way.
 ///
 /// # Errors
 /// I/O errors listing `dir`. Files that vanish or cannot be opened meanwhile are skipped.
@@ -229,8 +230,15 @@ pub fn remove_stale_temp_files(dir: impl AsRef<Path>) -> Result<usize> {
         let Ok(file) = File::open(&path) else {
             continue;
         };
-        if file.try_lock().is_ok() && std::fs::remove_file(&path).is_ok() {
-            removed += 1;
+        if file.try_lock().is_ok() {
+            // Zarr outputs are written into temporary directories.
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let gone = if is_dir {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed += usize::from(gone.is_ok());
         }
     }
     Ok(removed)

@@ -12,3 +12,5 @@ mod quantile;
 mod sort_external;
 mod sort_memory;
 mod summary;
+#[cfg(feature = "zarr")]
+mod zarr;
