@@ -31,7 +31,9 @@ fn memcap() -> Option<PathBuf> {
 
 /// Runs `outcore ARGS` under a memory cap of `mib`; returns the run and memcap's report.
 fn capped(tool: &PathBuf, mib: u64, args: &[&str]) -> (Run, String) {
-    let out = Command::new(tool)
+    // Through bash: the tool's copy may have lost its execute bit.
+    let out = Command::new("bash")
+        .arg(tool)
         .arg(mib.to_string())
         .arg("--")
         .arg(OUTCORE)
