@@ -20,6 +20,7 @@ with ``errno.ENOSPC``; an unwritable file ``PermissionError``; Ctrl-C during a l
 ``KeyboardInterrupt`` (after its temporary files are removed).
 """
 
+from . import _core
 from ._core import (
     TEMP_MARKER,
     argsort,
@@ -29,10 +30,18 @@ from ._core import (
     parse_size,
     percentile,
     sort,
-    sort_file,
 )
 
 __version__ = "0.1.0"
+
+
+def sort_file(src, dst, memory="1GiB", tmp=None, threads=None, progress=False, *,
+              dtype=None, record_size=None, key_size=None, max_fan_in=None):
+    return _core.sort_file(src, dst, memory, tmp, threads, progress, dtype=dtype,
+                           record_size=record_size, key_size=key_size, max_fan_in=max_fan_in)
+
+
+sort_file.__doc__ = _core.sort_file.__doc__.split("\n\n", 1)[1]
 
 __all__ = [
     "TEMP_MARKER",

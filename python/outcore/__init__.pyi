@@ -1,7 +1,7 @@
 """Types of the outcore module (the functions are documented in their docstrings)."""
 
 import os
-from typing import Any, Dict, List, Literal, Optional, Sequence, Union
+from typing import Any, Dict, Literal, Optional, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +26,7 @@ def argsort(a: npt.ArrayLike, *, threads: Optional[int] = None) -> npt.NDArray[n
 def sort_file(
     src: Path,
     dst: Path,
-    memory: Optional[Size] = None,
+    memory: Size = "1GiB",
     tmp: Optional[Path] = None,
     threads: Optional[int] = None,
     progress: bool = False,

@@ -131,8 +131,8 @@ macro_rules! record_dispatch {
 /// sort_file(src, dst, memory="1GiB", tmp=None, threads=None, progress=False, *, dtype=None, record_size=None, key_size=None, max_fan_in=None) -> dict
 ///
 /// Sorts the 1-D ``.npy`` file ``src`` into ``dst`` (which may be ``src``) with outcore's
-/// external merge sort, using about ``memory`` bytes (an int, or ``"512MiB"``, ``"4GiB"``...)
-/// whatever the file's size: data that fits is sorted in one pass, larger data as sorted
+/// external merge sort, using about ``memory`` bytes (an int, or ``"512MiB"``, ``"4GiB"``...;
+/// ``None`` is 1 GiB) whatever the file's size: data that fits is sorted in one pass, larger data as sorted
 /// runs in ``tmp`` (default: ``dst``'s directory) merged into ``dst``. numpy's order.
 ///
 /// Raw files: ``dtype=`` for a headerless file of numbers; ``record_size=``/``key_size=``
