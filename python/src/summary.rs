@@ -1,10 +1,10 @@
-//! The summary of `outcore.describe`, in one place: computed from the library's kernels as
-//! `outcore stats` does today. When the fused `outcore::kernels::describe` lands, [`summarize`]
-//! becomes a call to it and nothing else changes.
+//! The summary of `outcore.describe`, in one place: the library's fused pass
+//! (`outcore::kernels::describe`), as `outcore stats` uses it.
 
 use std::sync::atomic::AtomicBool;
 
-use outcore::kernels::{self, Numeric};
+use outcore::kernels::{self, DescribeOptions, HistogramReducer, Numeric};
+use outcore::sort::SortKey;
 use outcore::ParOptions;
 use rayon::prelude::*;
 
@@ -37,32 +37,20 @@ pub struct Summary<T: Numeric> {
     pub histogram: Option<(Vec<f64>, Vec<u64>)>,
 }
 
-/// The summary of `data` on `par`'s pool; stops with `Error::Cancelled` between passes once
-/// `cancel` is set.
-pub fn summarize<T: Numeric>(
+/// The summary of `data` on `par`'s pool: one fused pass (`kernels::describe_with`) for
+/// everything but the histogram, one more for a histogram over the finite values' range;
+/// stops with `Error::Cancelled` between passes once `cancel` is set.
+pub fn summarize<T: Numeric + SortKey>(
     data: &[T],
     req: &Request,
     par: &ParOptions,
     cancel: &AtomicBool,
 ) -> outcore::Result<Summary<T>> {
-    let m = kernels::moments_with(data, par)?;
+    let mut opts = DescribeOptions::new();
+    opts.ddof(req.ddof);
+    let d = kernels::describe_with(data, &opts, par)?;
     check(cancel)?;
-    let nan_count = if T::IS_FLOAT {
-        #[allow(clippy::eq_op)]
-        let n = kernels::count_with(data, par, |&x| x != x)?;
-        check(cancel)?;
-        n as u64
-    } else {
-        0
-    };
-    let min_max = kernels::min_max_with(data, par)?;
-    check(cancel)?;
-    let sum = kernels::sum_with(data, par)?;
-    check(cancel)?;
-    let argmin = kernels::argmin_with(data, par)?;
-    check(cancel)?;
-    let argmax = kernels::argmax_with(data, par)?;
-    check(cancel)?;
+    let min_max = d.min.zip(d.max);
     let histogram = match req.bins {
         None => None,
         Some(b) => {
@@ -72,20 +60,21 @@ pub fn summarize<T: Numeric>(
                 None => None,
             }
             .unwrap_or((0.0, 1.0));
-            let counts = kernels::histogram_with(data, b, Some(range), par)?;
+            let h = HistogramReducer::new(b, range)?;
+            let counts = kernels::reduce_fused_with(data, &h, par)?.unwrap_or_else(|| vec![0; b]);
             check(cancel)?;
-            Some((edges(range, b), counts))
+            Some((h.edges(), counts))
         }
     };
     Ok(Summary {
-        count: data.len() as u64,
-        nan_count,
-        sum,
-        mean: m.mean(),
-        std: m.std(req.ddof),
+        count: d.count,
+        nan_count: d.nan_count,
+        sum: d.sum,
+        mean: d.mean,
+        std: d.std,
         min_max,
-        argmin,
-        argmax,
+        argmin: d.argmin,
+        argmax: d.argmax,
         histogram,
     })
 }
@@ -110,16 +99,4 @@ fn finite_range<T: Numeric>(d: &[T]) -> Option<(f64, f64)> {
                 (x, None) | (None, x) => x,
             },
         )
-}
-
-/// numpy's histogram edges: `linspace(lo, hi, bins + 1)`, a zero-width range widened by 0.5.
-fn edges((mut lo, mut hi): (f64, f64), bins: usize) -> Vec<f64> {
-    if lo == hi {
-        lo -= 0.5;
-        hi += 0.5;
-    }
-    let step = (hi - lo) / bins as f64;
-    let mut e: Vec<f64> = (0..=bins).map(|i| i as f64 * step + lo).collect();
-    e[bins] = hi;
-    e
 }
