@@ -69,6 +69,7 @@
 mod any;
 mod array;
 pub mod chunk;
+pub mod cpu;
 #[cfg(feature = "datasets")]
 #[path = "../datasets/generate.rs"]
 pub mod datasets;
