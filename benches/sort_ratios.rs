@@ -8,6 +8,10 @@
 //!
 //! numpy (`$OUTCORE_PYTHON`, else `python3`) sorts the same data, read from a raw file in
 //! `$SORT_DATA_DIR` (default `/work/data`, else the temp dir); set `SORT_NUMPY=0` to skip it.
+//!
+//! outcore also runs on one thread (`ParOptions::threads(1)`), the row to compare with
+//! numpy's single-threaded sort. `SORT_ISA=1` adds rows of outcore with its hot loops forced
+//! to the portable (baseline) code, to measure what the CPU dispatch gains in the same run.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -93,7 +97,7 @@ fn numpy_time(input_bytes: &[u8], dtype: &str, repeats: usize) -> Option<Duratio
     let path = dir.join(format!("sort_ratios_{dtype}.raw"));
     std::fs::write(&path, input_bytes).ok()?;
     let python = std::env::var("OUTCORE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/sort_numpy.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/sort_numpy.py");
     let out = Command::new(python)
         .args([script, path.to_str()?, dtype, &repeats.to_string()])
         // numpy's sort is single-threaded; pin the BLAS pools anyway so they stay idle.
@@ -122,6 +126,7 @@ fn report(name: &str, n: usize, rows: &[(&str, Option<Duration>)]) {
                 n as f64 / t.as_secs_f64() / 1e6,
                 t.as_secs_f64() / ours.as_secs_f64()
             ),
+            None if label.contains("baseline ISA") => {}
             None => println!("  {label:<34} (skipped)"),
         }
     }
@@ -173,6 +178,26 @@ fn main() {
         cpu("clone only", &|| drop(black_box(f.clone())));
         return;
     }
+    let mut one = outcore::ParOptions::new();
+    one.threads(1);
+    let isa_rows = env_usize("SORT_ISA", 0) != 0;
+    let baseline = |run: &mut dyn FnMut()| {
+        outcore::cpu::force_isa(Some(outcore::cpu::Isa::Baseline));
+        run();
+        outcore::cpu::force_isa(None);
+    };
+    let mut u_base = None;
+    let mut u_base1 = None;
+    if isa_rows {
+        baseline(&mut || {
+            u_base = Some(time(&u, repeats, is_sorted_u, |v| {
+                outcore::sort::par_sort(v)
+            }));
+            u_base1 = Some(time(&u, repeats, is_sorted_u, |v| {
+                outcore::sort::par_sort_with(v, &one).unwrap()
+            }));
+        });
+    }
     let rows = [
         (
             "outcore par_sort",
@@ -180,6 +205,14 @@ fn main() {
                 outcore::sort::par_sort(v)
             })),
         ),
+        (
+            "outcore par_sort (1 thread)",
+            Some(time(&u, repeats, is_sorted_u, |v| {
+                outcore::sort::par_sort_with(v, &one).unwrap()
+            })),
+        ),
+        ("outcore, baseline ISA", u_base),
+        ("outcore, baseline ISA (1 thread)", u_base1),
         (
             "rayon par_sort_unstable",
             Some(time(&u, repeats, is_sorted_u, |v| v.par_sort_unstable())),
@@ -204,6 +237,18 @@ fn main() {
 
     let f = random_f64(n, 43);
     let is_sorted_f = |v: &[f64]| v.windows(2).all(|w| w[0] <= w[1]);
+    let mut f_base = None;
+    let mut f_base1 = None;
+    if isa_rows {
+        baseline(&mut || {
+            f_base = Some(time(&f, repeats, is_sorted_f, |v| {
+                outcore::sort::par_sort(v)
+            }));
+            f_base1 = Some(time(&f, repeats, is_sorted_f, |v| {
+                outcore::sort::par_sort_with(v, &one).unwrap()
+            }));
+        });
+    }
     let rows = [
         (
             "outcore par_sort",
@@ -211,6 +256,14 @@ fn main() {
                 outcore::sort::par_sort(v)
             })),
         ),
+        (
+            "outcore par_sort (1 thread)",
+            Some(time(&f, repeats, is_sorted_f, |v| {
+                outcore::sort::par_sort_with(v, &one).unwrap()
+            })),
+        ),
+        ("outcore, baseline ISA", f_base),
+        ("outcore, baseline ISA (1 thread)", f_base1),
         (
             "rayon par_sort_unstable_by(total_cmp)",
             Some(time(&f, repeats, is_sorted_f, |v| {

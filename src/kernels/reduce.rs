@@ -4,6 +4,7 @@ use num_traits::{Float, Zero};
 
 use super::{combine_tree, defaults, is_nan, per_chunk, Numeric, LANES, PAIRWISE_BLOCK};
 use crate::chunk::ParOptions;
+use crate::cpu::{multiversion, Isa};
 use crate::error::Result;
 
 /// Folds every chunk with `fold` in parallel, then combines the chunk results in chunk order
@@ -254,12 +255,17 @@ fn min_max_lanes<T: Numeric>(s: &[T]) -> (T, T, bool) {
     (lo, hi, maybe_nan || is_nan(first))
 }
 
+multiversion! {
+    /// [`min_max_lanes`] for `isa`.
+    fn min_max_lanes_isa[T: Numeric](s: &[T]) -> (T, T, bool) => min_max_lanes;
+}
+
 /// Min and max of a chunk, NaN propagating: `(NaN, NaN)` if the chunk holds one.
 pub(crate) fn min_max_chunk<T: Numeric>(s: &[T]) -> Option<(T, T)> {
     if s.is_empty() {
         return None;
     }
-    let (lo, hi, maybe_nan) = min_max_lanes(s);
+    let (lo, hi, maybe_nan) = min_max_lanes_isa(Isa::active(), s);
     if maybe_nan {
         if let Some(&n) = s.iter().find(|&&x| is_nan(x)) {
             return Some((n, n));
@@ -525,6 +531,50 @@ pub(crate) fn count_serial<T>(s: &[T], pred: &impl Fn(&T) -> bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(crate::proptest_config(100))]
+
+        /// Min/max and the histogram on every ISA this CPU has give the portable path's
+        /// result (bit for bit: NaNs, ±0 and infinities included).
+        #[test]
+        fn prop_kernels_every_isa_match_portable(
+            raw in proptest::collection::vec(proptest::prelude::any::<u64>(), 1..3000),
+            special in 0u64..4,
+        ) {
+            fn check<T: Numeric>(v: &[T]) {
+                let bits = |r: (T, T, bool)| format!("{:?}", r);
+                let want = bits(min_max_lanes_isa(Isa::Baseline, v));
+                let (lo, hi) = (-1e3, 1e3);
+                let bins = 37;
+                let norm = bins as f64 / (hi - lo);
+                let edges: Vec<f64> = (0..=bins).map(|i| lo + i as f64 * (hi - lo) / bins as f64).collect();
+                let mut want_h = vec![0u64; bins];
+                crate::kernels::stats::count_bins_isa(Isa::Baseline, v, &mut want_h, lo, hi, norm, &edges);
+                for isa in Isa::available() {
+                    assert_eq!(bits(min_max_lanes_isa(isa, v)), want, "{isa:?}");
+                    let mut h = vec![0u64; bins];
+                    crate::kernels::stats::count_bins_isa(isa, v, &mut h, lo, hi, norm, &edges);
+                    assert_eq!(h, want_h, "{isa:?}");
+                }
+            }
+            let f64s: Vec<f64> = raw.iter().map(|&x| match (x % 8, special) {
+                (0, 1) => f64::NAN,
+                (1, 2) => -0.0,
+                (2, 2) => 0.0,
+                (3, 3) => f64::INFINITY,
+                _ => (x as i64 as f64) / 1e16,
+            }).collect();
+            check(&f64s);
+            check(&f64s.iter().map(|&x| x as f32).collect::<Vec<f32>>());
+            check(&raw);
+            check(&raw.iter().map(|&x| x as i64).collect::<Vec<i64>>());
+            check(&raw.iter().map(|&x| x as u32).collect::<Vec<u32>>());
+            check(&raw.iter().map(|&x| x as i16).collect::<Vec<i16>>());
+            check(&raw.iter().map(|&x| x as u8).collect::<Vec<u8>>());
+            check(&raw.iter().map(|&x| x as i8).collect::<Vec<i8>>());
+        }
+    }
 
     #[test]
     fn pairwise_beats_naive_on_cancellation() {

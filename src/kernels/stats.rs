@@ -4,6 +4,7 @@ use num_traits::Zero;
 
 use super::{combine_tree, defaults, is_nan, per_chunk, Numeric, LANES, MOMENT_BLOCK};
 use crate::chunk::ParOptions;
+use crate::cpu::{multiversion, Isa};
 use crate::error::{Error, Result};
 
 /// Count, mean and sum of squared deviations (`M2`) of some data, in `f64`.
@@ -307,26 +308,10 @@ pub fn histogram_with<T: Numeric>(
     let mut edges: Vec<f64> = (0..=bins).map(|i| i as f64 * step + lo).collect();
     edges[bins] = hi;
     let norm = bins as f64 / (hi - lo);
+    let isa = Isa::active();
     let parts = per_chunk(data, opts, |_, c| {
         let mut counts = vec![0u64; bins];
-        for &x in c {
-            let x: f64 = x.as_();
-            if !(x >= lo && x <= hi) {
-                continue;
-            }
-            // numpy's bin search: the computed index, corrected by comparing with the edges.
-            let mut i = (((x - lo) * norm) as usize).min(bins);
-            if i == bins {
-                i -= 1;
-            }
-            if x < edges[i] {
-                i -= 1;
-            }
-            if i != bins - 1 && x >= edges[i + 1] {
-                i += 1;
-            }
-            counts[i] += 1;
-        }
+        count_bins_isa(isa, c, &mut counts, lo, hi, norm, &edges);
         counts
     })?;
     let mut total = vec![0u64; bins];
@@ -336,6 +321,42 @@ pub fn histogram_with<T: Numeric>(
         }
     }
     Ok(total)
+}
+
+multiversion! {
+    /// [`count_bins`] for `isa`.
+    pub(crate) fn count_bins_isa[T: Numeric](
+        c: &[T],
+        counts: &mut [u64],
+        lo: f64,
+        hi: f64,
+        norm: f64,
+        edges: &[f64],
+    ) -> () => count_bins;
+}
+
+/// Adds the elements of `c` in `[lo, hi]` to `counts` (one per bin, `edges` one longer).
+#[inline(always)]
+fn count_bins<T: Numeric>(c: &[T], counts: &mut [u64], lo: f64, hi: f64, norm: f64, edges: &[f64]) {
+    let bins = counts.len();
+    for &x in c {
+        let x: f64 = x.as_();
+        if !(x >= lo && x <= hi) {
+            continue;
+        }
+        // numpy's bin search: the computed index, corrected by comparing with the edges.
+        let mut i = (((x - lo) * norm) as usize).min(bins);
+        if i == bins {
+            i -= 1;
+        }
+        if x < edges[i] {
+            i -= 1;
+        }
+        if i != bins - 1 && x >= edges[i + 1] {
+            i += 1;
+        }
+        counts[i] += 1;
+    }
 }
 
 #[cfg(test)]

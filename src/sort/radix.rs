@@ -56,6 +56,8 @@
 
 use rayon::prelude::*;
 
+use crate::cpu::{multiversion, Isa};
+
 /// Widest digit of an MSD pass: 4096 buckets. Wider digits make the scatter miss the TLB on
 /// nearly every write.
 pub(crate) const MSD_MAX_BITS: u32 = 12;
@@ -73,6 +75,8 @@ pub(crate) struct Tuning {
     pub(crate) leaf: usize,
     /// At least this many elements: passes over the whole input run on all threads.
     pub(crate) par_min: usize,
+    /// The instruction set the hot loops are compiled for.
+    pub(crate) isa: Isa,
 }
 
 impl Default for Tuning {
@@ -90,6 +94,7 @@ impl Tuning {
             small: 256.min(leaf / 2),
             leaf,
             par_min: leaf * 4,
+            isa: Isa::active(),
         }
     }
 }
@@ -187,7 +192,7 @@ where
         return 0;
     };
     let k0 = key(first);
-    let fold = |c: &[T]| c.iter().fold(0u64, |m, x| m | (key(x) ^ k0));
+    let fold = |c: &[T]| fold_diff_isa(tuning.isa, c, key, k0);
     if data.len() >= tuning.par_min && rayon::current_num_threads() > 1 {
         data.par_chunks(tuning.par_min / 2)
             .map(fold)
@@ -195,6 +200,18 @@ where
     } else {
         fold(data)
     }
+}
+
+multiversion! {
+    /// [`fold_diff`] for `isa`.
+    pub(crate) fn fold_diff_isa[T, F: Fn(&T) -> u64](data: &[T], key: &F, k0: u64) -> u64
+        => fold_diff;
+}
+
+/// The OR of `key(x) ^ k0` over `data`: the bits in which keys differ from `k0`.
+#[inline(always)]
+pub(crate) fn fold_diff<T, F: Fn(&T) -> u64>(data: &[T], key: &F, k0: u64) -> u64 {
+    data.iter().fold(0u64, |m, x| m | (key(x) ^ k0))
 }
 
 /// Sorts the elements in `src`, using `dst` (same length) as scratch; the result ends in
@@ -258,16 +275,7 @@ where
     let block_len = n.div_ceil(nblocks);
     // The same read counts the digit and learns the bits in which keys really differ.
     let k0 = key(&src[0]);
-    let count = |c: &[T]| {
-        let mut h = vec![0usize; nb];
-        let mut diff = 0u64;
-        for x in c {
-            let k = key(x);
-            diff |= k ^ k0;
-            h[((k >> shift) & dmask) as usize] += 1;
-        }
-        (h, diff)
-    };
+    let count = |c: &[T]| msd_count_isa(tuning.isa, c, key, k0, nb, shift, dmask);
     let (counts, diffs): (Vec<Vec<usize>>, Vec<u64>) = if nblocks > 1 {
         src.par_chunks(block_len).map(count).unzip()
     } else {
@@ -297,9 +305,9 @@ where
     if nblocks > 1 {
         src.par_chunks(block_len)
             .zip(outs)
-            .for_each(|(c, mut o)| scatter(c, &mut o, &digit));
+            .for_each(|(c, mut o)| scatter_isa(tuning.isa, c, &mut o, &digit));
     } else if let Some(mut o) = outs.pop() {
-        scatter(src, &mut o, &digit);
+        scatter_isa(tuning.isa, src, &mut o, &digit);
     }
 
     // The elements are now in `dst`; each bucket is sorted from there, with its range of
@@ -326,8 +334,48 @@ where
     }
 }
 
+multiversion! {
+    /// [`msd_count`] for `isa`.
+    fn msd_count_isa[T, F: Fn(&T) -> u64](
+        c: &[T],
+        key: &F,
+        k0: u64,
+        nb: usize,
+        shift: u32,
+        dmask: u64,
+    ) -> (Vec<usize>, u64) => msd_count;
+}
+
+multiversion! {
+    /// [`scatter`] for `isa`.
+    fn scatter_isa[T: Copy, D: Fn(&T) -> usize](src: &[T], outs: &mut [&mut [T]], digit: &D) -> ()
+        => scatter;
+}
+
+/// The histogram of the digit `(key >> shift) & dmask` (`nb` values) over `c`, and the bits
+/// in which the keys differ from `k0`.
+#[inline(always)]
+fn msd_count<T, F: Fn(&T) -> u64>(
+    c: &[T],
+    key: &F,
+    k0: u64,
+    nb: usize,
+    shift: u32,
+    dmask: u64,
+) -> (Vec<usize>, u64) {
+    let mut h = vec![0usize; nb];
+    let mut diff = 0u64;
+    for x in c {
+        let k = key(x);
+        diff |= k ^ k0;
+        h[((k >> shift) & dmask) as usize] += 1;
+    }
+    (h, diff)
+}
+
 /// Moves each element of `src` to the front of the free part of its bucket's slice.
-fn scatter<T: Copy>(src: &[T], outs: &mut [&mut [T]], digit: &impl Fn(&T) -> usize) {
+#[inline(always)]
+fn scatter<T: Copy, D: Fn(&T) -> usize>(src: &[T], outs: &mut [&mut [T]], digit: &D) {
     let mut pos = vec![0usize; outs.len()];
     for x in src {
         let d = digit(x);
@@ -363,12 +411,7 @@ where
     // `& (RADIX - 1)` (a no-op, as w <= LSD_MAX_BITS) lets the compiler drop bounds checks.
     let digit = |k: u64, p: u32| ((k >> (lo + p * w)) & dmask) as usize & (RADIX - 1);
     let mut hist = vec![[0u32; RADIX]; passes as usize];
-    for x in src.iter() {
-        let k = key(x);
-        for (p, h) in (0..passes).zip(hist.iter_mut()) {
-            h[digit(k, p)] += 1;
-        }
-    }
+    lsd_count_isa(tuning.isa, src, key, &mut hist, lo, w, dmask);
     let first = key(&src[0]);
     let (mut a, mut b) = (src, dst);
     let mut in_dst = false;
@@ -382,7 +425,8 @@ where
             *o = sum;
             sum += c;
         }
-        lsd_scatter(a, b, off, key, lo + p * w, dmask);
+        let shift = lo + p * w;
+        lsd_scatter_isa(tuning.isa, a, b, off, key, shift, dmask);
         std::mem::swap(&mut a, &mut b);
         in_dst = !in_dst;
     }
@@ -394,47 +438,132 @@ where
         }
         return;
     }
-    // Finish the groups of equal top bits, moving them out on the way if needed.
+    // Finish the groups of equal top bits, in the buffer where the result belongs.
     let low_mask = mask & ((1u64 << lo) - 1);
-    let mut start = 0;
-    let mut group = key(&a[0]) >> lo;
-    for i in 1..=n {
-        let g = if i < n { key(&a[i]) >> lo } else { !group };
-        if g == group {
+    let (v, other) = if move_out {
+        b.copy_from_slice(a);
+        (b, a)
+    } else {
+        (a, b)
+    };
+    finish_groups_isa(tuning.isa, v, other, key, lo, low_mask, tuning);
+}
+
+multiversion! {
+    /// [`finish_groups`] for `isa`.
+    fn finish_groups_isa[T: bytemuck::Pod + Send + Sync, F: Fn(&T) -> u64 + Sync](
+        v: &mut [T],
+        scratch: &mut [T],
+        key: &F,
+        lo: u32,
+        low_mask: u64,
+        tuning: &Tuning,
+    ) -> () => finish_groups;
+}
+
+/// Sorts `v`, already sorted by `key >> lo`, by the whole key: one scan for neighbours out
+/// of order (for uniform keys, nearly every element is in order, at a compare each); the
+/// group of equal `key >> lo` around such a pair is sorted by insertion sort, or, when
+/// large, recursively on `low_mask` with `scratch` (as long as `v`). Groups whose elements
+/// are already in order are left alone; every sort used is stable.
+#[inline(always)]
+fn finish_groups<T, F>(
+    v: &mut [T],
+    scratch: &mut [T],
+    key: &F,
+    lo: u32,
+    low_mask: u64,
+    tuning: &Tuning,
+) where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    let n = v.len();
+    let mut prev = key(&v[0]);
+    let mut i = 1;
+    while i < n {
+        let k = key(&v[i]);
+        if k >= prev {
+            prev = k;
+            i += 1;
             continue;
         }
-        let len = i - start;
-        if len == 1 {
-            if move_out {
-                b[start] = a[start];
-            }
-        } else if len <= INSERTION_MAX {
-            if move_out {
-                b[start..i].copy_from_slice(&a[start..i]);
-                insertion_sort(&mut b[start..i], key);
-            } else {
-                insertion_sort(&mut a[start..i], key);
-            }
+        // `v[i - 1] > v[i]` with `v` sorted by the top bits: both are in one group.
+        let g = k >> lo;
+        let mut s = i - 1;
+        while s > 0 && key(&v[s - 1]) >> lo == g {
+            s -= 1;
+        }
+        let mut e = i + 1;
+        while e < n && key(&v[e]) >> lo == g {
+            e += 1;
+        }
+        if e - s <= INSERTION_MAX {
+            insertion_sort(&mut v[s..e], key);
         } else {
             sort_rec(
-                &mut a[start..i],
-                &mut b[start..i],
+                &mut v[s..e],
+                &mut scratch[s..e],
                 key,
                 low_mask,
-                move_out,
+                false,
                 tuning,
             );
         }
-        start = i;
-        group = g;
+        prev = key(&v[e - 1]);
+        i = e;
     }
 }
 
+multiversion! {
+    /// [`lsd_count`] for `isa`.
+    fn lsd_count_isa[T, F: Fn(&T) -> u64](
+        src: &[T],
+        key: &F,
+        hist: &mut [[u32; 1 << LSD_MAX_BITS]],
+        lo: u32,
+        w: u32,
+        dmask: u64,
+    ) -> () => lsd_count;
+}
+
+/// Counts the LSD digits of every pass (`hist[p]`: the digit `(key >> (lo + p * w)) & dmask`)
+/// in one read of `src`.
+#[inline(always)]
+fn lsd_count<T, F: Fn(&T) -> u64>(
+    src: &[T],
+    key: &F,
+    hist: &mut [[u32; 1 << LSD_MAX_BITS]],
+    lo: u32,
+    w: u32,
+    dmask: u64,
+) {
+    const RADIX: usize = 1 << LSD_MAX_BITS;
+    for x in src {
+        let k = key(x);
+        let mut shift = lo;
+        for h in hist.iter_mut() {
+            h[((k >> shift) & dmask) as usize & (RADIX - 1)] += 1;
+            shift += w;
+        }
+    }
+}
+
+multiversion! {
+    /// [`lsd_scatter`] for `isa`: a function of its own, so that the hot loop gets the
+    /// registers to itself (inlined into `lsd`, the loop kept its pointers on the stack).
+    fn lsd_scatter_isa[T: Copy, F: Fn(&T) -> u64](
+        src: &[T],
+        dst: &mut [T],
+        off: &mut [u32; 1 << LSD_MAX_BITS],
+        key: &F,
+        shift: u32,
+        dmask: u64,
+    ) -> () => lsd_scatter;
+}
+
 /// One LSD pass: moves every element of `src` to `dst` at its digit's next offset.
-///
-/// A function of its own so that the hot loop gets the registers to itself (inlined into
-/// `lsd`, the loop kept its pointers on the stack).
-#[inline(never)]
+#[inline(always)]
 fn lsd_scatter<T: Copy, F: Fn(&T) -> u64>(
     src: &[T],
     dst: &mut [T],
@@ -482,6 +611,7 @@ mod tests {
             small: 4,
             leaf: 32,
             par_min: 64,
+            isa: Isa::active(),
         }
     }
 
@@ -547,7 +677,7 @@ mod tests {
             let mut want = pairs.clone();
             want.sort_by_key(|p| p[0]);
             let mut got = pairs;
-            let tuning = Tuning { small, leaf, par_min: leaf * 2 };
+            let tuning = Tuning { small, leaf, par_min: leaf * 2, isa: Isa::active() };
             let mut reuse = vec![u128::MAX / 3; reuse_len];
             pool(threads).install(|| sort_tuned(&mut got, &|p: &[u64; 2]| p[0], &tuning, Some(&mut reuse)));
             proptest::prop_assert_eq!(got, want);
