@@ -348,7 +348,16 @@ fn progress_reaches_each_total() {
     for p in phases {
         let max = seen.iter().filter(|s| s.0 == p).map(|s| s.1).max().unwrap();
         let total = seen.iter().find(|s| s.0 == p).unwrap().2;
-        assert_eq!((max, total), (40_000, 40_000), "{p}");
+        assert_eq!(max, total, "{p}");
+        // Run formation, the final merge and the first level (with runs far beyond the
+        // fan-in of 4, every run is in a group there) pass over all the data; a later level
+        // merges only the runs it must, which here are fewer.
+        match p {
+            Phase::Merge { level } if level > 1 => {
+                assert!(total > 0 && total < 40_000, "{p}: {total}")
+            }
+            _ => assert_eq!(total, 40_000, "{p}"),
+        }
     }
 }
 
