@@ -50,6 +50,8 @@
 //! so what a killed sort left behind is recognised (its lock is free) and removed by the next
 //! sort that uses the same directories, or explicitly with [`remove_stale_sort_files`].
 
+mod streamed;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -67,6 +69,8 @@ use crate::mmap::{lock_file, Lock};
 use crate::npy::{self, Header};
 use crate::temp::{self, TempFile};
 use crate::with_dtype;
+
+pub use streamed::{sort_file_with, sort_raw_file_with, Sorter};
 
 /// Bytes per read or write system call: large enough for full disk speed, small enough that
 /// the page cache they pass through stays a small constant.
@@ -208,6 +212,54 @@ impl SortOptions {
     pub fn cancel_flag(&mut self, flag: Arc<AtomicBool>) -> &mut Self {
         self.cancel = Some(flag);
         self
+    }
+
+    /// Calls the progress callback and stops the sort if it was cancelled.
+    pub(super) fn report(&self, phase: Phase, done: u64, total: u64) -> Result<()> {
+        if let Some(cb) = &self.progress {
+            cb(phase, done, total);
+        }
+        match &self.cancel {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Cancelled),
+            _ => Ok(()),
+        }
+    }
+
+    /// The temp directory set, if any.
+    pub(super) fn get_tmp_dir(&self) -> Option<&Path> {
+        self.tmp_dir.as_deref()
+    }
+
+    /// The budget, checked: not above the process's memory limit (when set explicitly), and
+    /// room for at least 8 elements of `T`.
+    pub(super) fn checked_budget<T>(&self) -> Result<usize> {
+        let elem_size = std::mem::size_of::<T>();
+        let budget = self.get_memory();
+        if self.memory.is_some() {
+            crate::check_budget(budget)?;
+        }
+        if elem_size == 0 {
+            return Err(Error::InvalidArgument(
+                "zero-sized elements cannot be sorted".into(),
+            ));
+        }
+        if budget < 8 * elem_size {
+            return Err(Error::InvalidArgument(format!(
+                "memory budget of {budget} bytes is too small: at least {} bytes (8 elements)",
+                8 * elem_size
+            )));
+        }
+        Ok(budget)
+    }
+
+    /// The threads to use, and the matching `ParOptions`.
+    pub(super) fn par(&self) -> (usize, ParOptions) {
+        let threads = self.get_threads();
+        let mut par = ParOptions::new();
+        if self.threads > 0 || threads < rayon::current_num_threads() {
+            par.threads(threads);
+        }
+        (threads, par)
     }
 
     /// The budget in effect: the one set, or the machine's [`default_budget`](crate::default_budget).
@@ -428,9 +480,11 @@ fn run_elems_for<T: SortKey>(budget: usize, threads: usize, spare: usize) -> usi
 }
 
 /// Shared state of one sort: paths, options, progress counters.
-struct Job<'a> {
+pub(super) struct Job<'a> {
+    /// The input's path (for messages), or the temp directory's for a pushed input.
     input: &'a Path,
-    file: File,
+    /// The input file; `None` when the input is pushed ([`Sorter`](super::Sorter)).
+    file: Option<File>,
     data_offset: u64,
     elements: u64,
     elem_size: usize,
@@ -452,13 +506,13 @@ impl Job<'_> {
     /// cancelled.
     fn report(&self, phase: Phase, add: u64, total: u64) -> Result<()> {
         let done = self.done.fetch_add(add, Ordering::Relaxed) + add;
-        if let Some(cb) = &self.opts.progress {
-            cb(phase, done, total);
-        }
-        match &self.opts.cancel {
-            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Cancelled),
-            _ => Ok(()),
-        }
+        self.opts.report(phase, done, total)
+    }
+
+    fn file(&self) -> &File {
+        self.file
+            .as_ref()
+            .expect("only a job with an input file reads it")
     }
 
     fn bytes(&self) -> u64 {
@@ -470,7 +524,7 @@ impl Job<'_> {
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(buf);
         let base = self.data_offset + start * self.elem_size as u64;
         for (i, piece) in bytes.chunks_mut(IO_CHUNK).enumerate() {
-            fileio::read_at(&self.file, self.input, piece, base + (i * IO_CHUNK) as u64)?;
+            fileio::read_at(self.file(), self.input, piece, base + (i * IO_CHUNK) as u64)?;
         }
         Ok(())
     }
@@ -713,21 +767,7 @@ fn sort_typed<T: SortKey>(
     opts: &SortOptions,
 ) -> Result<SortReport> {
     let elem_size = std::mem::size_of::<T>();
-    let budget = opts.get_memory();
-    if opts.memory.is_some() {
-        crate::check_budget(budget)?;
-    }
-    if elem_size == 0 {
-        return Err(Error::InvalidArgument(
-            "zero-sized elements cannot be sorted".into(),
-        ));
-    }
-    if budget < 8 * elem_size {
-        return Err(Error::InvalidArgument(format!(
-            "memory budget of {budget} bytes is too small: at least {} bytes (8 elements)",
-            8 * elem_size
-        )));
-    }
+    let budget = opts.checked_budget::<T>()?;
     let file_len = file
         .metadata()
         .map_err(|e| Error::io(input, "stat", e))?
@@ -747,14 +787,10 @@ fn sort_typed<T: SortKey>(
             elem_size,
         });
     }
-    let threads = opts.get_threads();
-    let mut par = ParOptions::new();
-    if opts.threads > 0 || threads < rayon::current_num_threads() {
-        par.threads(threads);
-    }
+    let (threads, par) = opts.par();
     let mut job = Job {
         input,
-        file,
+        file: Some(file),
         data_offset,
         elements: data_bytes / elem_size as u64,
         elem_size,
@@ -818,7 +854,7 @@ fn sort_typed<T: SortKey>(
         w.write(&header)?;
         w.finish()?;
     }
-    fileio::advise(&job.file, data_offset, data_bytes, Hint::Sequential);
+    fileio::advise(job.file(), data_offset, data_bytes, Hint::Sequential);
 
     let mut report = SortReport {
         elements: job.elements,
@@ -830,7 +866,7 @@ fn sort_typed<T: SortKey>(
         job.start_phase(Phase::InMemory, data_bytes * 2)?;
         let mut data = vec![T::zeroed(); job.elements as usize];
         job.read_input(&mut data, 0)?;
-        fileio::drop_all(&job.file);
+        fileio::drop_all(job.file());
         job.report(Phase::InMemory, data_bytes, data_bytes * 2)?;
         sort_in_memory(&mut data, &job.par)?;
         let mut w = StreamWriter::new(out_file, out_path, data_offset);
@@ -946,7 +982,7 @@ fn form_runs<T: SortKey>(job: &Job<'_>, plan: &Plan, dir: &Path) -> Result<Vec<R
         sort_len = next_len;
         start = next_start;
     }
-    fileio::drop_all(&job.file);
+    fileio::drop_all(job.file());
     Ok(runs)
 }
 
