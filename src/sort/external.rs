@@ -1,4 +1,7 @@
-//! `sort_file`: sorting a file into another file under a memory budget.
+//! `sort_file`: sorting a file into another file under a memory budget; and the streamed
+//! forms ([`Sorter`], [`sort_file_with`]) whose input is pushed by a producer or whose
+//! sorted output goes to a consumer instead of a file (see [`Sorter`] for the I/O they
+//! save).
 //!
 //! # How it works
 //! * **Fits the budget** (the data plus the sort's scratch space, see
@@ -285,7 +288,7 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |c| c.get())
 }
 
-/// What [`sort_file`] did.
+/// What [`sort_file`], [`sort_file_with`] or [`Sorter::finish_with`] did.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct SortReport {

@@ -2,19 +2,7 @@
 //! read from a file ([`sort_file_with`]), and its output handed to a consumer in sorted
 //! blocks instead of written to a file.
 //!
-//! # The I/O it saves
-//! With `n` bytes of data that do not fit the budget (and no merge level):
-//!
-//! | pipeline | reads | writes |
-//! |---|---|---|
-//! | producer → [`Sorter`] → consumer | runs: `n` | runs: `n` |
-//! | file → [`sort_file_with`] → consumer | input + runs: `2n` | runs: `n` |
-//! | file → [`sort_file`] → read the output | input + runs + output: `3n` | runs + output: `2n` |
-//! | producer → write a file → [`sort_file`] → read the output | `3n` | input + runs + output: `3n` |
-//!
-//! "Generate → sort → consume" thus writes and reads the data once (the runs) rather than
-//! three times, and data that fits the budget is not written at all. Each merge level adds
-//! one read and one write of the runs it merges, as for [`sort_file`].
+//! See [`Sorter`] for the I/O it saves.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -98,7 +86,21 @@ fn merge_into<T: SortKey>(
 /// run, merges runs in levels only if there are more than one merge can take (as
 /// [`sort_file`] does), and merges the rest with a loser tree straight into the consumer.
 /// Compared with writing the data to a file, [`sort_file`] and reading its output, that
-/// saves two writes and two reads of the data (see the [module docs](self)).
+/// saves two writes and two reads of the data (see below).
+///
+/// # I/O
+/// With `n` bytes of data that do not fit the budget (and no merge level):
+///
+/// | pipeline | reads | writes |
+/// |---|---|---|
+/// | producer → [`Sorter`] → consumer | runs: `n` | runs: `n` |
+/// | file → [`sort_file_with`] → consumer | input + runs: `2n` | runs: `n` |
+/// | file → [`sort_file`] → read the output | input + runs + output: `3n` | runs + output: `2n` |
+/// | producer → write a file → [`sort_file`] → read the output | `3n` | input + runs + output: `3n` |
+///
+/// "Generate → sort → consume" thus writes and reads the data once (the runs) rather than
+/// three times, and data that fits the budget is not written at all. Each merge level adds
+/// one read and one write of the runs it merges, as for [`sort_file`].
 ///
 /// # Memory
 /// The budget ([`SortOptions::memory`]) covers the buffers: the collected data and the
@@ -433,7 +435,7 @@ impl<T: SortKey> Drop for Sorter<T> {
 
 /// Sorts the 1-D `.npy` file `input` and hands the sorted data to `consumer` in blocks, in
 /// order, without writing an output file: the input is read once, the runs written once
-/// and read once (see the [module docs](self) for the I/O this saves). Data that fits the
+/// and read once (see [`Sorter`] for the I/O this saves). Data that fits the
 /// budget is read, sorted in memory and handed over, with nothing written.
 ///
 /// Run formation is [`sort_file`]'s three-stage pipeline (read ‖ sort ‖ write); merge
@@ -463,7 +465,8 @@ impl<T: SortKey> Drop for Sorter<T> {
 ///     }
 ///     Ok(())
 /// })?;
-/// assert_eq!(top, [499; 10]);
+/// // Each value of -500..500 appears 5 times.
+/// assert_eq!(top, [498, 498, 498, 498, 498, 499, 499, 499, 499, 499]);
 /// # Ok(()) }
 /// ```
 ///
