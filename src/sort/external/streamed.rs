@@ -40,8 +40,9 @@ fn hand_over<T>(
 }
 
 /// Merges `runs` (no more than one merge takes) with one loser tree and hands the output to
-/// `consumer` in order. Each run gets a read buffer and a prefetched one; the blocks handed
-/// over are at most a read buffer long.
+/// `consumer` in order. The merge runs on a thread of its own, one block ahead of the
+/// consumer, so that merging and consuming overlap. Each run gets a read buffer and a
+/// prefetched one; the blocks handed over are at most a read buffer long.
 fn merge_into<T: SortKey>(
     job: &Job<'_>,
     budget: usize,
@@ -58,18 +59,48 @@ fn merge_into<T: SortKey>(
             range: 0..run.len,
         })
         .collect();
-    let buf = (budget / (2 * runs.len() + 1) / job.elem_size).max(1);
+    // Two buffers per run, the merge's output buffer, and three blocks: one being filled,
+    // one waiting, one with the consumer.
+    let buf = (budget / (2 * runs.len() + 4) / job.elem_size).max(1);
     let pool = BufferPool::default();
-    merge::merge::<T, _>(&sources, buf, buf, &pool, |piece| {
-        if piece.is_empty() {
-            return Ok(());
+    let (sources, pool) = (&sources, &pool);
+    // The channels live inside the scope: if the consumer panics, unwinding drops them before
+    // the scope waits for the merge thread, whose next send then fails and ends it.
+    std::thread::scope(|s| {
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<T>>(1);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<T>>();
+        let merger = s.spawn(move || {
+            merge::merge::<T, _>(sources, buf, buf, pool, |piece| {
+                if piece.is_empty() {
+                    return Ok(());
+                }
+                let mut block = empty_rx.try_recv().unwrap_or_default();
+                block.clear();
+                block.extend_from_slice(piece);
+                // Fails only when the consumer stopped.
+                full_tx.send(block).map_err(|_| stopped())
+            })
+        });
+        let mut consumed = Ok(());
+        for block in &full_rx {
+            consumed = consumer(&block).and_then(|()| {
+                job.report(
+                    Phase::FinalMerge,
+                    std::mem::size_of_val(&block[..]) as u64,
+                    job.bytes(),
+                )
+            });
+            if consumed.is_err() {
+                break;
+            }
+            let _ = empty_tx.send(block);
         }
-        consumer(piece)?;
-        job.report(
-            Phase::FinalMerge,
-            std::mem::size_of_val(piece) as u64,
-            job.bytes(),
-        )
+        drop(full_rx);
+        let merged = match merger.join() {
+            Ok(r) => r,
+            Err(p) => std::panic::resume_unwind(p),
+        };
+        consumed.and(merged)
     })
 }
 
@@ -105,7 +136,8 @@ fn merge_into<T: SortKey>(
 /// # Memory
 /// The budget ([`SortOptions::memory`]) covers the buffers: the collected data and the
 /// sort's scratch, later two run buffers and the scratch, and in the merge a read buffer
-/// and a prefetched one per run. The consumer's blocks are the merge's (no copy).
+/// and a prefetched one per run, and three blocks of the same size handed from the merge's
+/// thread to the consumer.
 ///
 /// # Files
 /// Runs go to a locked directory `.outcore-sort-PID-N` in [`SortOptions::tmp_dir`] (by
