@@ -820,6 +820,31 @@ fn streamed_consumer_error_or_panic_leaves_no_temp_files() {
 }
 
 #[test]
+fn streamed_sort_reports_progress_and_phases() {
+    let seen: Arc<Mutex<Vec<(Phase, u64, u64)>>> = Arc::default();
+    let mut o = opts(4096, 2);
+    o.max_fan_in(4);
+    let s2 = seen.clone();
+    o.progress(move |p, d, t| s2.lock().unwrap().push((p, d, t)));
+    let data: Vec<u32> = (0..10_000u32).rev().collect();
+    let (got, r) = streamed(&data, &o);
+    assert_eq!(got, (0..10_000).collect::<Vec<u32>>());
+    let phases: Vec<Phase> = r.phases.iter().map(|p| p.0).collect();
+    assert_eq!(phases.first(), Some(&Phase::RunFormation));
+    assert_eq!(phases.last(), Some(&Phase::FinalMerge));
+    assert!(
+        r.merge_levels >= 1 && phases.contains(&Phase::Merge { level: 1 }),
+        "{r:?}"
+    );
+    let seen = seen.lock().unwrap();
+    // Run formation: every pushed byte written as a run, the total being what was pushed.
+    let last_rf = seen.iter().rfind(|s| s.0 == Phase::RunFormation).unwrap();
+    assert_eq!((last_rf.1, last_rf.2), (40_000, 40_000));
+    let fm: Vec<_> = seen.iter().filter(|s| s.0 == Phase::FinalMerge).collect();
+    assert_eq!(fm.last().map(|s| (s.1, s.2)), Some((40_000, 40_000)));
+}
+
+#[test]
 fn sort_file_with_checks_the_dtype_and_shape() {
     let dir = common::tmpdir();
     let p = dir.path().join("a.npy");
