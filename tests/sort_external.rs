@@ -623,9 +623,11 @@ fn streamed_sort_matches_numpy_with_tiny_budgets() {
         );
         assert_eq!(v.trim(), "True", "{what}");
     };
-    // (budget, fan-in cap): hundreds of runs, one merge level, several levels, in memory.
+    // (budget, fan-in cap): hundreds of runs; a few runs and the last one merged from
+    // memory; one merge level; several levels; in memory.
     for (budget, fan_in) in [
         (2048, None),
+        (100_000, None),
         (4096, Some(3)),
         (1024, Some(2)),
         (1 << 20, None),

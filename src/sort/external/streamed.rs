@@ -113,9 +113,11 @@ fn merge_into<T: SortKey>(
 /// space, `finish_with` sorts them in memory and hands them over: nothing is written. The
 /// first push beyond that sorts what was collected and writes it as the first run; later
 /// runs are half as long, so that one is filled (and then sorted in place, in parallel)
-/// while the one before is written by a background thread. `finish_with` writes the last
-/// run, merges runs in levels only if there are more than one merge can take (as
-/// [`sort_file`] does), and merges the rest with a loser tree straight into the consumer.
+/// while the one before is written by a background thread. `finish_with` sorts the last,
+/// partial run in memory and merges it into the stream from there when the budget leaves
+/// the merge of the runs on disk its minimum buffers (else it writes it as a run), merges
+/// runs in levels only if there are more than one merge can take (as [`sort_file`] does),
+/// and merges the rest with a loser tree straight into the consumer.
 /// Compared with writing the data to a file, [`sort_file`] and reading its output, that
 /// saves two writes and two reads of the data (see below).
 ///
@@ -124,13 +126,14 @@ fn merge_into<T: SortKey>(
 ///
 /// | pipeline | reads | writes |
 /// |---|---|---|
-/// | producer → [`Sorter`] → consumer | runs: `n` | runs: `n` |
+/// | producer → [`Sorter`] → consumer | runs: `≤ n` | runs: `≤ n` |
 /// | file → [`sort_file_with`] → consumer | input + runs: `2n` | runs: `n` |
 /// | file → [`sort_file`] → read the output | input + runs + output: `3n` | runs + output: `2n` |
 /// | producer → write a file → [`sort_file`] → read the output | `3n` | input + runs + output: `3n` |
 ///
-/// "Generate → sort → consume" thus writes and reads the data once (the runs) rather than
-/// three times, and data that fits the budget is not written at all. Each merge level adds
+/// "Generate → sort → consume" thus writes and reads the data once (the runs, less the
+/// last one when it can stay in memory) rather than three times, and data that fits the
+/// budget is not written at all. Each merge level adds
 /// one read and one write of the runs it merges, as for [`sort_file`].
 ///
 /// # Memory
@@ -396,7 +399,28 @@ impl<T: SortKey> Sorter<T> {
             report.phases.push((Phase::InMemory, start.elapsed()));
             return Ok(report);
         }
-        if !self.buf.is_empty() {
+        let plan = plan_with::<T>(
+            self.run_elems,
+            self.elements,
+            self.threads,
+            self.budget,
+            self.opts.max_fan_in,
+        );
+        // The last, partial run stays in memory and joins the stream from there (saving its
+        // write and read) when the runs on disk need no merge level with it as one more
+        // input, and their merge still gets buffers of the minimum size with what it leaves
+        // of the budget (a read buffer and a prefetched one per run, four blocks in flight
+        // and one for merging in the tail).
+        let tail_bytes = self.buf.len() * size;
+        let rest = self.budget.saturating_sub(tail_bytes);
+        let inputs = self.runs.len();
+        let keep_tail =
+            !self.buf.is_empty() && inputs < plan.fan_in && rest / (2 * inputs + 5) >= plan.min_buf;
+        let mut tail = Vec::new();
+        if keep_tail {
+            tail = std::mem::take(&mut self.buf);
+            crate::sort::par_sort_with(&mut tail, &self.par)?;
+        } else if !self.buf.is_empty() {
             self.spill(true)?;
         }
         self.wait_writer()?;
@@ -425,16 +449,59 @@ impl<T: SortKey> Sorter<T> {
             done: AtomicU64::new(0),
             phase_start: Instant::now(),
         };
-        let plan = plan_with::<T>(
-            self.run_elems,
-            self.elements,
-            self.threads,
-            self.budget,
-            self.opts.max_fan_in,
-        );
         let runs = merge_levels::<T>(&mut job, &plan, self.budget, runs, &dir, &mut report)?;
         job.start_phase(Phase::FinalMerge, bytes)?;
-        merge_into::<T>(&job, self.budget, &runs, &mut consumer)?;
+        if tail.is_empty() {
+            merge_into::<T>(&job, self.budget, &runs, &mut consumer)?;
+        } else {
+            let merge_budget = rest - rest / (2 * inputs + 5);
+            let mut rest_of_tail = 0;
+            {
+                let job = &job;
+                let (tail, next) = (&tail[..], &mut rest_of_tail);
+                let mut out: Vec<T> = Vec::new();
+                let mut with_tail = |block: &[T]| -> Result<()> {
+                    let j = *next;
+                    let last = block[block.len() - 1].sort_key();
+                    let k = j + tail[j..].partition_point(|x| x.sort_key() <= last);
+                    if k == j {
+                        return consumer(block);
+                    }
+                    let cap = block.len();
+                    let (mut a, mut b) = (0, j);
+                    out.clear();
+                    while a < block.len() || b < k {
+                        let from_tail =
+                            a == block.len() || (b < k && tail[b].sort_key() < block[a].sort_key());
+                        if from_tail {
+                            out.push(tail[b]);
+                            b += 1;
+                        } else {
+                            out.push(block[a]);
+                            a += 1;
+                        }
+                        if out.len() == cap {
+                            consumer(&out)?;
+                            out.clear();
+                        }
+                    }
+                    if !out.is_empty() {
+                        consumer(&out)?;
+                    }
+                    *next = k;
+                    job.report(Phase::FinalMerge, ((k - j) * size) as u64, bytes)
+                };
+                merge_into::<T>(job, merge_budget, &runs, &mut with_tail)?;
+            }
+            for block in tail[rest_of_tail..].chunks(block_elems::<T>()) {
+                consumer(block)?;
+                job.report(
+                    Phase::FinalMerge,
+                    std::mem::size_of_val(block) as u64,
+                    bytes,
+                )?;
+            }
+        }
         report
             .phases
             .push((Phase::FinalMerge, job.phase_start.elapsed()));
