@@ -24,6 +24,17 @@
 //!    the column, so runs are written and merged; the result is checked to be sorted, to
 //!    have the column's min and max at its ends, and to be a permutation (same sum of keys).
 //!
+//! 6. **Generate → sort → consume**: `rows` Zipf-distributed `u32` from the dataset
+//!    generator go straight into a `sort::Sorter` (no input file) under the same budget, and
+//!    the sorted stream is consumed as it is merged (`finish_with`): an exact distinct count
+//!    and the 10 most frequent values (runs of equal values in the sorted stream). The same
+//!    data then goes the file way, generated into `zipf.npy`, sorted by `sort_file` into
+//!    `zipf-sorted.npy` and read back for the same tally; the two tallies must agree. The
+//!    storage bytes each way read and wrote (`read_bytes`/`write_bytes` of
+//!    `/proc/self/io`, and the bytes passed through system calls, `rchar`/`wchar`) are
+//!    printed side by side: the streamed sort writes and reads the data once (its runs), the
+//!    file way three times (input, runs, output).
+//!
 //! The report prints each step's time and throughput.
 
 use std::path::{Path, PathBuf};
@@ -34,7 +45,7 @@ use outcore::kernels::{
     self,
     stream::{self, Stream},
 };
-use outcore::sort::{sort_file, SortKey, SortOptions};
+use outcore::sort::{sort_file, SortKey, SortOptions, Sorter};
 use outcore::{chunk, MappedArray, MappedArrayMut, ParOptions};
 use rayon::prelude::*;
 
@@ -156,7 +167,7 @@ fn main() {
     let args = Args::parse();
     let result = run(&args);
     if !args.keep {
-        for p in files(&args.dir) {
+        for p in files(&args.dir).into_iter().chain(stream_files(&args.dir)) {
             let _ = std::fs::remove_file(p);
         }
     }
@@ -325,6 +336,90 @@ fn run(args: &Args) -> outcore::Result<()> {
         ))
     })?;
 
+    // 6. Generate → sort → consume, against generate → file → sort_file → read.
+    let [zipf, zipf_sorted] = stream_files(&args.dir);
+    let zbytes = (rows * 4) as u64;
+    let (streamed_io, streamed_tally) =
+        report.step("generate -> Sorter -> tally (streamed)", zbytes, || {
+            let before = IoCounters::now();
+            let mut opts = SortOptions::new();
+            opts.memory(args.sort_memory).tmp_dir(&args.dir);
+            let mut sorter = Sorter::<u32>::new(&opts)?;
+            let g = Generator::new(Distribution::Zipf, args.seed);
+            let mut window = vec![0u32; GEN_WINDOW.min(rows)];
+            for first in (0..rows).step_by(window.len()) {
+                let part = &mut window[..(rows - first).min(GEN_WINDOW)];
+                g.fill_part(part, first, rows, &ParOptions::new(), &|_| {})?;
+                sorter.push(part)?;
+            }
+            let mut tally = Tally::default();
+            let r = sorter.finish_with(|block| {
+                tally.feed(block);
+                Ok(())
+            })?;
+            let tally = tally.finish();
+            let io = IoCounters::now().since(&before);
+            let note = format!(
+                "{} runs, {} merge levels; {} distinct, top value {:?}; {io}",
+                r.runs,
+                r.merge_levels,
+                tally.distinct,
+                tally.top.first()
+            );
+            Ok(((io, tally), note))
+        })?;
+    let (file_io, file_tally) = report.step(
+        "generate -> zipf.npy -> sort_file -> read -> tally",
+        3 * zbytes,
+        || {
+            let before = IoCounters::now();
+            {
+                let g = Generator::new(Distribution::Zipf, args.seed);
+                let mut a = MappedArrayMut::<u32>::create(&zipf, &[rows])?;
+                stream::windows_mut(&mut a, &stream, |start, w| {
+                    g.fill_part(w, start, rows, &ParOptions::new(), &|_| {})?;
+                    Ok(())
+                })?;
+                a.persist()?;
+            }
+            // Written back and out of the page cache, as a file generated earlier would be.
+            evict(&zipf)?;
+            let mut opts = SortOptions::new();
+            opts.memory(args.sort_memory);
+            let r = sort_file(&zipf, &zipf_sorted, &opts)?;
+            let sorted = MappedArray::<u32>::open(&zipf_sorted)?;
+            let mut tally = Tally::default();
+            for start in (0..rows).step_by(GEN_WINDOW) {
+                let end = (start + GEN_WINDOW).min(rows);
+                tally.feed(&sorted[start..end]);
+                sorted.release(start..end)?;
+            }
+            let tally = tally.finish();
+            let io = IoCounters::now().since(&before);
+            let note = format!("{} runs, {} merge levels; {io}", r.runs, r.merge_levels);
+            Ok(((io, tally), note))
+        },
+    )?;
+    check(
+        streamed_tally == file_tally,
+        format!("streamed tally {streamed_tally:?} != file tally {file_tally:?}"),
+    )?;
+    check(
+        streamed_tally.sorted && streamed_tally.n == rows as u64,
+        format!(
+            "streamed sort: sorted {}, {} of {rows} elements",
+            streamed_tally.sorted, streamed_tally.n
+        ),
+    )?;
+    // Zipf: rank 1 is the most frequent value.
+    check(
+        streamed_tally.top.first().map(|t| t.1) == Some(1),
+        format!(
+            "most frequent {:?}, Zipf's is 1",
+            streamed_tally.top.first()
+        ),
+    )?;
+
     println!("\nhistogram of standardised column {j} (16 bins over [-4, 4)):");
     let peak = *hist.iter().max().unwrap_or(&1).max(&1);
     for (b, &count) in hist.iter().enumerate() {
@@ -333,6 +428,170 @@ fn run(args: &Args) -> outcore::Result<()> {
         println!("  [{lo:+.1}, {:+.1}) {count:>10} {bar}", lo + 0.5);
     }
     report.print();
+
+    println!(
+        "\nI/O of sorting {rows} u32 ({:.1} MiB) under a {} MiB budget, consumed as a stream \
+         (exact distinct count {}, top-10 values by frequency):",
+        zbytes as f64 / (1 << 20) as f64,
+        args.sort_memory >> 20,
+        streamed_tally.distinct
+    );
+    println!("| way | storage read MiB | storage written MiB | read() MiB | write() MiB |");
+    println!("|---|---|---|---|---|");
+    for (name, io) in [
+        ("generate -> Sorter -> consumer", &streamed_io),
+        ("generate -> file -> sort_file -> read output", &file_io),
+    ] {
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            mib(io.read_bytes),
+            mib(io.write_bytes),
+            mib(io.rchar),
+            mib(io.wchar)
+        );
+    }
+    Ok(())
+}
+
+/// Elements per generated window of step 6.
+const GEN_WINDOW: usize = 1 << 20;
+
+/// The files of step 6: the generated Zipf data and its sorted copy.
+fn stream_files(dir: &Path) -> [PathBuf; 2] {
+    ["zipf.npy", "zipf-sorted.npy"].map(|f| dir.join(f))
+}
+
+/// The exact distinct count and the 10 most frequent values of a sorted stream, fed block
+/// by block.
+#[derive(Debug, Default, PartialEq)]
+struct Tally {
+    n: u64,
+    distinct: u64,
+    sorted: bool,
+    /// (count, value), most frequent first (ties: smaller value first).
+    top: Vec<(u64, u32)>,
+    last: Option<u32>,
+    run: u64,
+    unsorted: bool,
+}
+
+impl Tally {
+    const K: usize = 10;
+
+    fn feed(&mut self, block: &[u32]) {
+        for &x in block {
+            match self.last {
+                Some(l) if l == x => self.run += 1,
+                Some(l) => {
+                    self.unsorted |= x < l;
+                    self.close(l);
+                    self.run = 1;
+                }
+                None => self.run = 1,
+            }
+            self.last = Some(x);
+        }
+        self.n += block.len() as u64;
+    }
+
+    /// A run of equal values ended.
+    fn close(&mut self, value: u32) {
+        self.distinct += 1;
+        let entry = (self.run, value);
+        let better = |a: &(u64, u32), b: &(u64, u32)| {
+            (a.0, std::cmp::Reverse(a.1)) > (b.0, std::cmp::Reverse(b.1))
+        };
+        if self.top.len() < Self::K {
+            self.top.push(entry);
+        } else if let Some(worst) = (0..Self::K).min_by(|&i, &j| {
+            if better(&self.top[i], &self.top[j]) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Less
+            }
+        }) {
+            if better(&entry, &self.top[worst]) {
+                self.top[worst] = entry;
+            }
+        }
+    }
+
+    fn finish(mut self) -> Tally {
+        if let Some(l) = self.last {
+            self.close(l);
+        }
+        self.top.sort_by_key(|&(c, v)| (std::cmp::Reverse(c), v));
+        self.sorted = !self.unsorted;
+        self.last = None;
+        self.run = 0;
+        self
+    }
+}
+
+/// This process's I/O counters (`/proc/self/io`): bytes through read/write system calls
+/// (`rchar`, `wchar`) and bytes fetched from or sent to storage (`read_bytes`,
+/// `write_bytes`; page-cache hits and mapped reads of cached pages do not count).
+#[derive(Clone, Copy, Debug, Default)]
+struct IoCounters {
+    rchar: u64,
+    wchar: u64,
+    read_bytes: u64,
+    write_bytes: u64,
+}
+
+impl IoCounters {
+    fn now() -> IoCounters {
+        let text = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+        let mut c = IoCounters::default();
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
+            let v = v.trim().parse().unwrap_or(0);
+            match k {
+                "rchar" => c.rchar = v,
+                "wchar" => c.wchar = v,
+                "read_bytes" => c.read_bytes = v,
+                "write_bytes" => c.write_bytes = v,
+                _ => {}
+            }
+        }
+        c
+    }
+
+    fn since(&self, before: &IoCounters) -> IoCounters {
+        IoCounters {
+            rchar: self.rchar - before.rchar,
+            wchar: self.wchar - before.wchar,
+            read_bytes: self.read_bytes - before.read_bytes,
+            write_bytes: self.write_bytes - before.write_bytes,
+        }
+    }
+}
+
+impl std::fmt::Display for IoCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        write!(
+            f,
+            "storage read {:.1} MiB, written {:.1} MiB",
+            mib(self.read_bytes),
+            mib(self.write_bytes)
+        )
+    }
+}
+
+/// Writes `path` back to the disk and drops it from the page cache.
+fn evict(path: &Path) -> outcore::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let f = std::fs::File::open(path).map_err(|e| outcore::Error::io(path, "open", e))?;
+    f.sync_all()
+        .map_err(|e| outcore::Error::io(path, "fsync", e))?;
+    // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is open.
+    unsafe {
+        libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+    }
     Ok(())
 }
 

@@ -1,4 +1,7 @@
-//! `sort_file`: sorting a file into another file under a memory budget.
+//! `sort_file`: sorting a file into another file under a memory budget; and the streamed
+//! forms ([`Sorter`], [`sort_file_with`]) whose input is pushed by a producer or whose
+//! sorted output goes to a consumer instead of a file (see [`Sorter`] for the I/O they
+//! save).
 //!
 //! # How it works
 //! * **Fits the budget** (the data plus the sort's scratch space, see
@@ -21,10 +24,14 @@
 //!      There are two workers per thread so that one merges while the other waits for the
 //!      disk; measured on 4 GiB, the prefetch made the final merge 1.8× faster.
 //!   3. *More runs than one merge can take* (the budget divided by twice the smallest read
-//!      buffer, 1 MiB; or the share of the open-file limit `RLIMIT_NOFILE` left after half of
-//!      it is kept for the rest of the program): groups of runs are first merged into longer
-//!      runs, level by level, until one final merge suffices. Each level is another pass over
-//!      the data; two passes suffice up to about `budget² / (8 × 1 MiB × workers)` bytes.
+//!      buffer, 1 MiB, i.e. what a single worker can read; or the share of the open-file
+//!      limit `RLIMIT_NOFILE` left after half of it is kept for the rest of the program):
+//!      only then is there a merge level, and it merges only the fewest, smallest runs that
+//!      bring the count down to the fan-in (one group of `r - k + 1` runs when `r` runs
+//!      exceed the fan-in `k` by less than `k`), level by level while needed. Below that,
+//!      the final merge runs fewer workers (down to one) rather than give each run a buffer
+//!      below the minimum: another level would be another pass over the data. Two passes
+//!      suffice up to about `run size × budget / (2 × 1 MiB)` bytes.
 //!
 //! # Memory
 //! The budget covers the data buffers: the run-formation pieces and the sort's scratch
@@ -46,6 +53,8 @@
 //! so what a killed sort left behind is recognised (its lock is free) and removed by the next
 //! sort that uses the same directories, or explicitly with [`remove_stale_sort_files`].
 
+mod streamed;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -63,6 +72,8 @@ use crate::mmap::{lock_file, Lock};
 use crate::npy::{self, Header};
 use crate::temp::{self, TempFile};
 use crate::with_dtype;
+
+pub use streamed::{sort_file_with, sort_raw_file_with, Sorter};
 
 /// Bytes per read or write system call: large enough for full disk speed, small enough that
 /// the page cache they pass through stays a small constant.
@@ -206,6 +217,54 @@ impl SortOptions {
         self
     }
 
+    /// Calls the progress callback and stops the sort if it was cancelled.
+    pub(super) fn report(&self, phase: Phase, done: u64, total: u64) -> Result<()> {
+        if let Some(cb) = &self.progress {
+            cb(phase, done, total);
+        }
+        match &self.cancel {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Cancelled),
+            _ => Ok(()),
+        }
+    }
+
+    /// The temp directory set, if any.
+    pub(super) fn get_tmp_dir(&self) -> Option<&Path> {
+        self.tmp_dir.as_deref()
+    }
+
+    /// The budget, checked: not above the process's memory limit (when set explicitly), and
+    /// room for at least 8 elements of `T`.
+    pub(super) fn checked_budget<T>(&self) -> Result<usize> {
+        let elem_size = std::mem::size_of::<T>();
+        let budget = self.get_memory();
+        if self.memory.is_some() {
+            crate::check_budget(budget)?;
+        }
+        if elem_size == 0 {
+            return Err(Error::InvalidArgument(
+                "zero-sized elements cannot be sorted".into(),
+            ));
+        }
+        if budget < 8 * elem_size {
+            return Err(Error::InvalidArgument(format!(
+                "memory budget of {budget} bytes is too small: at least {} bytes (8 elements)",
+                8 * elem_size
+            )));
+        }
+        Ok(budget)
+    }
+
+    /// The threads to use, and the matching `ParOptions`.
+    pub(super) fn par(&self) -> (usize, ParOptions) {
+        let threads = self.get_threads();
+        let mut par = ParOptions::new();
+        if self.threads > 0 || threads < rayon::current_num_threads() {
+            par.threads(threads);
+        }
+        (threads, par)
+    }
+
     /// The budget in effect: the one set, or the machine's [`default_budget`](crate::default_budget).
     pub fn get_memory(&self) -> usize {
         self.memory.unwrap_or_else(crate::default_budget)
@@ -229,7 +288,7 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |c| c.get())
 }
 
-/// What [`sort_file`] did.
+/// What [`sort_file`], [`sort_file_with`] or [`Sorter::finish_with`] did.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct SortReport {
@@ -404,11 +463,12 @@ fn in_memory_bytes<T: SortKey>(n: usize, threads: usize) -> usize {
         .saturating_add(super::par_sort_scratch_bytes::<T>(n, threads))
 }
 
-/// The largest run length whose three buffers and sort scratch fit `budget` (at least 1).
-fn run_elems_for<T: SortKey>(budget: usize, threads: usize) -> usize {
+/// The largest run length whose buffer, sort scratch and `spare` more buffers fit `budget`
+/// (at least 1).
+fn run_elems_for<T: SortKey>(budget: usize, threads: usize, spare: usize) -> usize {
     let size = std::mem::size_of::<T>();
     let need =
-        |n: usize| in_memory_bytes::<T>(n, threads).saturating_add(n.saturating_mul(2 * size));
+        |n: usize| in_memory_bytes::<T>(n, threads).saturating_add(n.saturating_mul(spare * size));
     // The need grows with n: binary search for the largest n that fits.
     let (mut lo, mut hi) = (1usize, budget / size.max(1) + 1);
     while lo + 1 < hi {
@@ -423,9 +483,11 @@ fn run_elems_for<T: SortKey>(budget: usize, threads: usize) -> usize {
 }
 
 /// Shared state of one sort: paths, options, progress counters.
-struct Job<'a> {
+pub(super) struct Job<'a> {
+    /// The input's path (for messages), or the temp directory's for a pushed input.
     input: &'a Path,
-    file: File,
+    /// The input file; `None` when the input is pushed ([`Sorter`](super::Sorter)).
+    file: Option<File>,
     data_offset: u64,
     elements: u64,
     elem_size: usize,
@@ -447,13 +509,13 @@ impl Job<'_> {
     /// cancelled.
     fn report(&self, phase: Phase, add: u64, total: u64) -> Result<()> {
         let done = self.done.fetch_add(add, Ordering::Relaxed) + add;
-        if let Some(cb) = &self.opts.progress {
-            cb(phase, done, total);
-        }
-        match &self.opts.cancel {
-            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Cancelled),
-            _ => Ok(()),
-        }
+        self.opts.report(phase, done, total)
+    }
+
+    fn file(&self) -> &File {
+        self.file
+            .as_ref()
+            .expect("only a job with an input file reads it")
     }
 
     fn bytes(&self) -> u64 {
@@ -465,7 +527,7 @@ impl Job<'_> {
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(buf);
         let base = self.data_offset + start * self.elem_size as u64;
         for (i, piece) in bytes.chunks_mut(IO_CHUNK).enumerate() {
-            fileio::read_at(&self.file, self.input, piece, base + (i * IO_CHUNK) as u64)?;
+            fileio::read_at(self.file(), self.input, piece, base + (i * IO_CHUNK) as u64)?;
         }
         Ok(())
     }
@@ -585,9 +647,27 @@ pub fn remove_stale_sort_files(dir: impl AsRef<Path>) -> Result<usize> {
 struct Plan {
     run_elems: usize,
     runs: u64,
+    /// The most runs one merge takes: one worker, the smallest read buffers, half the
+    /// open-file limit. Merge levels happen only above it.
     fan_in: usize,
+    /// The most merge workers (two per thread, fewer if the budget cannot give each a few
+    /// inputs); how many actually run depends on how many runs each must read.
     workers: usize,
+    /// The smallest read buffer, bytes.
+    min_buf: usize,
+    /// Open files the runs may use.
+    file_slots: usize,
     samples_per_run: u64,
+}
+
+impl Plan {
+    /// How many workers can merge `inputs` runs each at once under `budget`, every input
+    /// with a buffer of at least `min_buf` and a prefetched one, plus an output buffer: as
+    /// many as allowed (up to `workers`), but at least one.
+    fn workers_for(&self, budget: usize, inputs: usize) -> usize {
+        let per_worker = self.min_buf.saturating_mul(2 * inputs + 1).max(1);
+        (budget / per_worker).clamp(1, self.workers)
+    }
 }
 
 fn plan<T: SortKey>(job: &Job<'_>, budget: usize) -> Plan {
@@ -601,10 +681,26 @@ fn plan_for<T: SortKey>(
     budget: usize,
     max_fan_in: Option<usize>,
 ) -> Plan {
-    let size = std::mem::size_of::<T>();
     // Three run buffers (one being read, one sorted, one written) and the sort's scratch
     // space for one.
-    let run_elems = run_elems_for::<T>(budget, threads);
+    plan_with::<T>(
+        run_elems_for::<T>(budget, threads, 2),
+        elements,
+        threads,
+        budget,
+        max_fan_in,
+    )
+}
+
+/// The merge shape for `elements` in runs of `run_elems`.
+fn plan_with<T: SortKey>(
+    run_elems: usize,
+    elements: u64,
+    threads: usize,
+    budget: usize,
+    max_fan_in: Option<usize>,
+) -> Plan {
+    let size = std::mem::size_of::<T>();
     let runs = elements.div_ceil(run_elems as u64);
     let min_buf = MIN_READ_BUFFER.min(budget / 64).max(size);
     // Each worker needs at least two inputs, each with a buffer and a prefetched one, and
@@ -612,12 +708,16 @@ fn plan_for<T: SortKey>(
     // large thread count never shrinks every merge to a two-way merge of tiny reads.
     let by_budget = budget / (5 * min_buf);
     let workers = (threads * WORKERS_PER_THREAD).min(by_budget).max(1);
-    let by_memory = (budget / workers / min_buf).saturating_sub(1) / 2;
+    // The fan-in is what a single worker can take: the final merge runs fewer workers
+    // (down to one) rather than add a level, which would be another pass over the data.
+    let by_memory = (budget / min_buf).saturating_sub(1) / 2;
     // Half the open-file limit for the runs, less a few for the input, the output and the
-    // program; intermediate merges run `workers` groups at once, each with its own files.
-    let by_files = ((fileio::open_file_limit() / 2) as usize).saturating_sub(16) / workers;
+    // program.
+    let file_slots = ((fileio::open_file_limit() / 2) as usize)
+        .saturating_sub(16)
+        .max(2);
     let fan_in = by_memory
-        .min(by_files)
+        .min(file_slots)
         .min(max_fan_in.unwrap_or(usize::MAX))
         .max(2);
     let key_size = size.max(1);
@@ -628,8 +728,38 @@ fn plan_for<T: SortKey>(
         runs,
         fan_in,
         workers,
+        min_buf,
+        file_slots,
         samples_per_run,
     }
+}
+
+/// The groups of runs (indices into `lens`, the run lengths) to merge at one level: none
+/// when the runs are at most `fan_in`; otherwise the smallest runs, in as few groups of at
+/// most `fan_in` as bring the count down to `fan_in` (or as close as one level can). Each
+/// group of `g` runs removes `g - 1`, so one level merges `(r - fan_in)` plus the number of
+/// groups runs, the least possible, and the smallest of them: the fewest bytes.
+fn level_groups(lens: &[u64], fan_in: usize) -> Vec<Vec<usize>> {
+    let r = lens.len();
+    let fan_in = fan_in.max(2);
+    let mut groups = Vec::new();
+    if r <= fan_in {
+        return groups;
+    }
+    let mut order: Vec<usize> = (0..r).collect();
+    order.sort_by_key(|&i| (lens[i], i));
+    let mut need = r - fan_in;
+    let mut next = 0;
+    while need > 0 && r - next >= 2 {
+        let g = fan_in.min(need + 1).min(r - next);
+        let mut group = order[next..next + g].to_vec();
+        // In run order, so that equal keys keep the order of the runs they came from.
+        group.sort_unstable();
+        groups.push(group);
+        next += g;
+        need -= g - 1;
+    }
+    groups
 }
 
 fn sort_typed<T: SortKey>(
@@ -640,21 +770,7 @@ fn sort_typed<T: SortKey>(
     opts: &SortOptions,
 ) -> Result<SortReport> {
     let elem_size = std::mem::size_of::<T>();
-    let budget = opts.get_memory();
-    if opts.memory.is_some() {
-        crate::check_budget(budget)?;
-    }
-    if elem_size == 0 {
-        return Err(Error::InvalidArgument(
-            "zero-sized elements cannot be sorted".into(),
-        ));
-    }
-    if budget < 8 * elem_size {
-        return Err(Error::InvalidArgument(format!(
-            "memory budget of {budget} bytes is too small: at least {} bytes (8 elements)",
-            8 * elem_size
-        )));
-    }
+    let budget = opts.checked_budget::<T>()?;
     let file_len = file
         .metadata()
         .map_err(|e| Error::io(input, "stat", e))?
@@ -674,14 +790,10 @@ fn sort_typed<T: SortKey>(
             elem_size,
         });
     }
-    let threads = opts.get_threads();
-    let mut par = ParOptions::new();
-    if opts.threads > 0 || threads < rayon::current_num_threads() {
-        par.threads(threads);
-    }
+    let (threads, par) = opts.par();
     let mut job = Job {
         input,
-        file,
+        file: Some(file),
         data_offset,
         elements: data_bytes / elem_size as u64,
         elem_size,
@@ -745,7 +857,7 @@ fn sort_typed<T: SortKey>(
         w.write(&header)?;
         w.finish()?;
     }
-    fileio::advise(&job.file, data_offset, data_bytes, Hint::Sequential);
+    fileio::advise(job.file(), data_offset, data_bytes, Hint::Sequential);
 
     let mut report = SortReport {
         elements: job.elements,
@@ -757,7 +869,7 @@ fn sort_typed<T: SortKey>(
         job.start_phase(Phase::InMemory, data_bytes * 2)?;
         let mut data = vec![T::zeroed(); job.elements as usize];
         job.read_input(&mut data, 0)?;
-        fileio::drop_all(&job.file);
+        fileio::drop_all(job.file());
         job.report(Phase::InMemory, data_bytes, data_bytes * 2)?;
         sort_in_memory(&mut data, &job.par)?;
         let mut w = StreamWriter::new(out_file, out_path, data_offset);
@@ -771,22 +883,13 @@ fn sort_typed<T: SortKey>(
         let run_dir = RunDir::new(&tmp_dir)?;
 
         job.start_phase(Phase::RunFormation, data_bytes)?;
-        let mut runs = form_runs::<T>(&job, &plan, &run_dir.path)?;
+        let runs = form_runs::<T>(&job, &plan, &run_dir.path)?;
         report.runs = runs.len();
         report
             .phases
             .push((Phase::RunFormation, job.phase_start.elapsed()));
 
-        let mut level = 0;
-        while runs.len() > plan.fan_in {
-            level += 1;
-            job.start_phase(Phase::Merge { level }, data_bytes)?;
-            runs = merge_level::<T>(&job, &plan, budget, runs, &run_dir.path, level)?;
-            report
-                .phases
-                .push((Phase::Merge { level }, job.phase_start.elapsed()));
-        }
-        report.merge_levels = level;
+        let runs = merge_levels::<T>(&mut job, &plan, budget, runs, &run_dir.path, &mut report)?;
 
         job.start_phase(Phase::FinalMerge, data_bytes)?;
         final_merge::<T>(&job, &plan, budget, &runs, out_file, out_path, data_offset)?;
@@ -882,7 +985,7 @@ fn form_runs<T: SortKey>(job: &Job<'_>, plan: &Plan, dir: &Path) -> Result<Vec<R
         sort_len = next_len;
         start = next_start;
     }
-    fileio::drop_all(&job.file);
+    fileio::drop_all(job.file());
     Ok(runs)
 }
 
@@ -950,8 +1053,8 @@ fn is_stopped(e: &Error) -> bool {
     matches!(e, Error::InvalidArgument(s) if s == STOPPED)
 }
 
-fn open_runs<K>(runs: &[Run<K>]) -> Result<Vec<File>> {
-    runs.iter()
+fn open_runs<'a, K: 'a>(runs: impl IntoIterator<Item = &'a Run<K>>) -> Result<Vec<File>> {
+    runs.into_iter()
         .map(|r| {
             let f = File::open(&r.path).map_err(|e| Error::io(&r.path, "open", e))?;
             fileio::advise(&f, 0, 0, Hint::Random);
@@ -960,32 +1063,75 @@ fn open_runs<K>(runs: &[Run<K>]) -> Result<Vec<File>> {
         .collect()
 }
 
-/// Merges groups of at most `plan.fan_in` runs into longer runs, in parallel over groups.
+/// Merges runs until at most `plan.fan_in` remain, level by level, each level merging only
+/// the fewest, smallest runs it must ([`level_groups`]). Returns the remaining runs and the
+/// number of levels.
+fn merge_levels<T: SortKey>(
+    job: &mut Job<'_>,
+    plan: &Plan,
+    budget: usize,
+    mut runs: Vec<Run<T::Key>>,
+    dir: &Path,
+    report: &mut SortReport,
+) -> Result<Vec<Run<T::Key>>> {
+    let mut level = 0;
+    loop {
+        let lens: Vec<u64> = runs.iter().map(|r| r.len).collect();
+        let groups = level_groups(&lens, plan.fan_in);
+        if groups.is_empty() {
+            report.merge_levels = level;
+            return Ok(runs);
+        }
+        level += 1;
+        let bytes: u64 =
+            groups.iter().flatten().map(|&i| lens[i]).sum::<u64>() * job.elem_size as u64;
+        job.start_phase(Phase::Merge { level }, bytes)?;
+        let merged = merge_level::<T>(job, plan, budget, &runs, &groups, bytes, dir, level)?;
+        let mut taken = vec![false; runs.len()];
+        for &i in groups.iter().flatten() {
+            taken[i] = true;
+        }
+        runs = runs
+            .into_iter()
+            .zip(taken)
+            .filter_map(|(r, t)| (!t).then_some(r))
+            .chain(merged)
+            .collect();
+        report
+            .phases
+            .push((Phase::Merge { level }, job.phase_start.elapsed()));
+    }
+}
+
+/// Merges each group of `runs` into one longer run, in parallel over groups (as many at once
+/// as the budget gives each group's inputs a buffer of at least the minimum, and the
+/// open-file limit allows). `bytes` is the level's total, for progress.
+#[allow(clippy::too_many_arguments)]
 fn merge_level<T: SortKey>(
     job: &Job<'_>,
     plan: &Plan,
     budget: usize,
-    runs: Vec<Run<T::Key>>,
+    runs: &[Run<T::Key>],
+    groups: &[Vec<usize>],
+    bytes: u64,
     dir: &Path,
     level: usize,
 ) -> Result<Vec<Run<T::Key>>> {
-    let groups = runs.len().div_ceil(plan.fan_in);
-    // Even group sizes, so the next level's runs are alike.
-    let base = runs.len() / groups;
-    let extra = runs.len() % groups;
-    let mut bounds = Vec::with_capacity(groups + 1);
-    bounds.push(0);
-    for g in 0..groups {
-        bounds.push(bounds[g] + base + usize::from(g < extra));
-    }
-    let out: Vec<std::sync::Mutex<Option<Run<T::Key>>>> =
-        (0..groups).map(|_| std::sync::Mutex::new(None)).collect();
-    let per_worker = budget / plan.workers.min(groups);
+    let widest = groups.iter().map(Vec::len).max().unwrap_or(2);
+    let workers = plan
+        .workers_for(budget, widest)
+        .min(plan.file_slots / widest)
+        .min(groups.len())
+        .max(1);
+    let out: Vec<std::sync::Mutex<Option<Run<T::Key>>>> = (0..groups.len())
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    let per_worker = budget / workers;
     let phase = Phase::Merge { level };
     let pool = BufferPool::default();
-    run_workers(groups, plan.workers, &|g, stop| {
-        let group = &runs[bounds[g]..bounds[g + 1]];
-        let files = open_runs(group)?;
+    run_workers(groups.len(), workers, &|g, stop| {
+        let group: Vec<&Run<T::Key>> = groups[g].iter().map(|&i| &runs[i]).collect();
+        let files = open_runs(group.iter().copied())?;
         let len: u64 = group.iter().map(|r| r.len).sum();
         let path = dir.join(format!("run-{level}-{g}"));
         let f = fileio::create_new(&path)?;
@@ -1009,12 +1155,12 @@ fn merge_level<T: SortKey>(
             }
             sampler.feed(piece);
             write_all(&mut w, piece)?;
-            job.report(phase, std::mem::size_of_val(piece) as u64, job.bytes())?;
+            job.report(phase, std::mem::size_of_val(piece) as u64, bytes)?;
             Ok(())
         })?;
         w.finish()?;
         drop(files);
-        for r in group {
+        for r in &group {
             let _ = std::fs::remove_file(&r.path);
         }
         let (stride, samples) = sampler.finish();
@@ -1051,12 +1197,15 @@ fn final_merge<T: SortKey>(
 ) -> Result<()> {
     let files = open_runs(runs)?;
     let size = job.elem_size as u64;
+    // As many workers as the budget gives every run a buffer of at least the minimum: with
+    // many runs fewer workers (down to one) rather than another merge level.
+    let workers = plan.workers_for(budget, runs.len());
     // Tiny inputs gain nothing from many parts.
-    let parts = (plan.workers * PARTS_PER_WORKER)
+    let parts = (workers * PARTS_PER_WORKER)
         .min((job.elements / 1024).max(1) as usize)
         .max(1);
     let cuts = merge::split_points::<T>(runs, &files, parts)?;
-    let workers = plan.workers.min(parts);
+    let workers = workers.min(parts);
     let per_worker = budget / workers;
     // Each input holds a buffer and prefetches the next; plus the output buffer.
     let buf = (per_worker / (2 * runs.len() + 1) / job.elem_size).max(1);
@@ -1089,7 +1238,7 @@ mod tests {
         fn check<T: SortKey>(budget: usize, threads: usize) {
             let size = std::mem::size_of::<T>();
             let need = |n: usize| in_memory_bytes::<T>(n, threads) + 2 * n * size;
-            let n = run_elems_for::<T>(budget, threads);
+            let n = run_elems_for::<T>(budget, threads, 2);
             assert!(
                 n == 1 || need(n) <= budget,
                 "{n} elements overflow {budget}"
@@ -1109,7 +1258,7 @@ mod tests {
             }
         }
         // A 768 MiB budget on 2 threads: runs of u64 well over a quarter of it.
-        assert!(run_elems_for::<u64>(768 << 20, 2) * 8 > (768 << 20) * 3 / 10);
+        assert!(run_elems_for::<u64>(768 << 20, 2, 2) * 8 > (768 << 20) * 3 / 10);
     }
 
     /// A huge thread count neither spawns more merge workers than the cores can run nor
@@ -1136,6 +1285,101 @@ mod tests {
         // The same plan as before for a machine-sized thread count.
         let p = plan_for::<u64>(elements, 2, 1 << 30, None);
         assert_eq!(p.workers, 2 * WORKERS_PER_THREAD);
+    }
+
+    /// No merge level while one worker with the smallest read buffers can take every run:
+    /// runs ≤ (budget / min buffer - 1) / 2 (a buffer and a prefetched one per run).
+    #[test]
+    fn no_merge_level_while_one_worker_can_take_all_runs() {
+        for budget in [64 << 10, 1 << 20, 16 << 20, 192 << 20, 1 << 30] {
+            for threads in [1, 2, 16] {
+                let p = plan_for::<u64>(1 << 30, threads, budget, None);
+                let bound = (budget / p.min_buf - 1) / 2;
+                assert_eq!(p.fan_in, bound.min(p.file_slots).max(2), "{p:?}");
+                for runs in [2, bound / 2, bound] {
+                    let lens = vec![p.run_elems as u64; runs];
+                    assert!(
+                        level_groups(&lens, p.fan_in).is_empty(),
+                        "{runs} runs: {p:?}"
+                    );
+                    // The final merge fits: every run gets at least the minimum buffer.
+                    let w = p.workers_for(budget, runs);
+                    assert!(w >= 1 && w <= p.workers);
+                    assert!(w == 1 || w * p.min_buf * (2 * runs + 1) <= budget);
+                }
+                assert_eq!(level_groups(&vec![1; p.fan_in + 1], p.fan_in).len(), 1);
+            }
+        }
+        // The record case: 10^7 records of 100 bytes under a 192 MiB budget on 2 threads made
+        // 24 runs and a merge level when the fan-in was divided among the workers.
+        let budget = 192 << 20;
+        let p = plan_for::<crate::sort::Record<100, 10>>(10_000_000, 2, budget, None);
+        assert!(p.runs >= 16 && p.runs <= 40, "{p:?}");
+        let lens = vec![p.run_elems as u64; p.runs as usize];
+        assert!(level_groups(&lens, p.fan_in).is_empty(), "{p:?}");
+        assert!(p.workers_for(budget, p.runs as usize) >= 2, "{p:?}");
+    }
+
+    /// When a level is needed it merges the fewest runs that bring the count to the fan-in,
+    /// and the smallest ones.
+    #[test]
+    fn a_needed_level_merges_the_fewest_smallest_runs() {
+        let mut seed = 3u64;
+        for k in 2..12usize {
+            for r in k + 1..=k * k {
+                for equal in [true, false] {
+                    let lens: Vec<u64> = (0..r)
+                        .map(|_| {
+                            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                            if equal {
+                                100
+                            } else {
+                                1 + (seed >> 40) % 1000
+                            }
+                        })
+                        .collect();
+                    let groups = level_groups(&lens, k);
+                    let merged: Vec<usize> = groups.iter().flatten().copied().collect();
+                    let need = r - k;
+                    // Each group of g removes g - 1 ≤ k - 1 runs.
+                    let least = need + need.div_ceil(k - 1);
+                    assert_eq!(merged.len(), least, "r {r} k {k}");
+                    assert!(groups.iter().all(|g| g.len() >= 2 && g.len() <= k));
+                    assert_eq!(r - merged.len() + groups.len(), k, "one level reaches k");
+                    let mut sorted = lens.clone();
+                    sorted.sort_unstable();
+                    let bytes: u64 = merged.iter().map(|&i| lens[i]).sum();
+                    assert_eq!(bytes, sorted[..least].iter().sum::<u64>(), "smallest runs");
+                    let mut distinct = merged.clone();
+                    distinct.sort_unstable();
+                    distinct.dedup();
+                    assert_eq!(distinct.len(), merged.len());
+                }
+            }
+        }
+        // Beyond k² runs, levels of full groups until the count is at most k.
+        let (k, mut lens) = (4usize, vec![1u64; 100]);
+        let mut levels = 0;
+        loop {
+            let groups = level_groups(&lens, k);
+            if groups.is_empty() {
+                break;
+            }
+            levels += 1;
+            let taken: std::collections::HashSet<usize> =
+                groups.iter().flatten().copied().collect();
+            let merged: Vec<u64> = groups
+                .iter()
+                .map(|g| g.iter().map(|&i| lens[i]).sum())
+                .collect();
+            lens = (0..lens.len())
+                .filter(|i| !taken.contains(i))
+                .map(|i| lens[i])
+                .chain(merged)
+                .collect();
+        }
+        assert!(lens.len() <= k && lens.iter().sum::<u64>() == 100);
+        assert_eq!(levels, 3, "100 → 25 → 7 → 4");
     }
 
     #[test]

@@ -10,7 +10,8 @@ mod merge;
 mod radix;
 
 pub use external::{
-    remove_stale_sort_files, sort_file, sort_raw_file, Phase, ProgressFn, SortOptions, SortReport,
+    remove_stale_sort_files, sort_file, sort_file_with, sort_raw_file, sort_raw_file_with, Phase,
+    ProgressFn, SortOptions, SortReport, Sorter,
 };
 pub use key::{RadixKey, Record, SortKey};
 pub use memory::{
