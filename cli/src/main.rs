@@ -18,6 +18,7 @@ mod files;
 mod interrupt;
 mod progress;
 mod size;
+mod zarr;
 
 use error::CliError;
 
