@@ -18,6 +18,7 @@ mod files;
 mod interrupt;
 mod progress;
 mod size;
+mod zarr;
 
 use error::CliError;
 
@@ -64,6 +65,7 @@ Examples:
   outcore stats x.npy --bins 20 --percentiles 1,50,99
   outcore sort x.npy sorted.npy --memory 256MiB --verify
   outcore convert x.npy x32.npy --dtype f32
+  outcore convert x.npy x.zarr --chunks 1048576   # Zarr: built with --features zarr
   outcore head sorted.npy -n 5
   outcore demo";
 

@@ -160,3 +160,42 @@ pub fn listing(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Whether zarr-python imports with the test Python. When it does not, tests that need it
+/// are skipped with a visible notice, except under `OUTCORE_REQUIRE_ZARR=1`, where a missing
+/// zarr fails.
+pub fn have_zarr() -> bool {
+    static HAVE: OnceLock<bool> = OnceLock::new();
+    *HAVE.get_or_init(|| {
+        let ok = Command::new(python_exe())
+            .args(["-c", "import numpy, zarr"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !ok {
+            if std::env::var("OUTCORE_REQUIRE_ZARR").as_deref() == Ok("1") {
+                panic!(
+                    "OUTCORE_REQUIRE_ZARR=1 but `{} -c 'import numpy, zarr'` failed",
+                    python_exe()
+                );
+            }
+            eprintln!(
+                "NOTICE: zarr not importable with `{}`; the command-line tool's Zarr tests \
+                 are SKIPPED (set OUTCORE_PYTHON, or pip install zarr)",
+                python_exe()
+            );
+        }
+        ok
+    })
+}
+
+/// Skips the calling test (returns early) when numpy or zarr-python is missing.
+#[macro_export]
+macro_rules! require_zarr {
+    () => {
+        if !$crate::common::have_zarr() {
+            eprintln!("skipped: {} needs numpy and zarr", module_path!());
+            return;
+        }
+    };
+}

@@ -12,3 +12,4 @@ mod info;
 mod limits;
 mod sort;
 mod stats;
+mod zarr;

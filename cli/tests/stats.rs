@@ -6,7 +6,7 @@ use crate::require_numpy;
 /// Checks `outcore stats --json` output (argv[2]) against numpy on the file argv[1].
 /// Floats: sums and means to 1e-12 relative (the summation order differs from numpy's),
 /// std to 1e-9; min, max, argmin, argmax, histogram counts and percentiles exactly.
-const CHECK: &str = r#"
+pub const CHECK: &str = r#"
 x = np.load(sys.argv[1]).ravel(order='K')
 s = json.loads(sys.argv[2])
 bins = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else None

@@ -45,50 +45,66 @@ use crate::{interrupt, Global};
 /// Ctrl-C stops between windows or tiles, removes the temporary file and exits with
 /// status 130.
 ///
+/// Zarr (when outcore is built with `--features zarr`): a .npy (or raw) file to a Zarr v3
+/// array, when OUT ends in .zarr (--chunks, --codec); a Zarr array (v3 or v2, a directory
+/// holding zarr.json or .zarray) to a .npy file. The logical array is kept as it is: --dtype
+/// and --order that would change it are refused there (convert the .npy before or after).
+///
 /// Example:
 ///   outcore convert x.npy x32.npy --dtype f32
 ///   outcore convert x.npy xf.npy --order F --memory 1GiB
 ///   outcore convert data.raw data.npy --from-raw i16
 ///   outcore convert x.npy x.raw
+///   outcore convert x.npy x.zarr --chunks 1024,64 --codec zstd
+///   outcore convert x.zarr x.npy
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// The input: a .npy file, or a raw file with --from-raw
     #[arg(value_name = "IN")]
-    input: PathBuf,
+    pub(crate) input: PathBuf,
 
     /// The output file
     #[arg(value_name = "OUT")]
-    output: PathBuf,
+    pub(crate) output: PathBuf,
 
     /// Element type of the output [default: the input's]
     #[arg(long, value_name = "T", value_parser = parse_dtype)]
-    dtype: Option<DType>,
+    pub(crate) dtype: Option<DType>,
 
     /// Memory order of the output: C (row-major) or F (column-major) [default: the input's]
     #[arg(long, value_name = "C|F", value_enum, ignore_case = true)]
-    order: Option<Order>,
+    pub(crate) order: Option<Order>,
 
     /// The input is a raw (headerless) file of this element type
     #[arg(long = "from-raw", value_name = "T", value_parser = parse_dtype)]
-    from_raw: Option<DType>,
+    pub(crate) from_raw: Option<DType>,
 
     /// Write a raw (headerless) file (implied by an OUT ending in .raw or .bin)
     #[arg(long = "to-raw")]
-    to_raw: bool,
+    pub(crate) to_raw: bool,
 
     /// safe: a value that does not fit the target type is an error; unsafe: numpy's astype
     #[arg(long, value_enum, default_value_t = CastMode::Safe)]
-    cast: CastMode,
+    pub(crate) cast: CastMode,
 
     /// Memory budget for the pass (windows and transpose tiles are sized to it; at least
     /// 64KiB) [default: 256MiB, or less where the machine's memory limit asks for less]
     #[arg(long, value_name = "SIZE", value_parser = parse_budget)]
-    memory: Option<usize>,
+    pub(crate) memory: Option<usize>,
 
     /// Replace OUT if it exists
     #[arg(long)]
-    force: bool,
+    pub(crate) force: bool,
+
+    /// Zarr output: the chunk shape, comma-separated, one extent per axis (e.g. 1048576, or
+    /// 1024,64) [default: about 1 MiB per chunk, whole rows first]
+    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    pub(crate) chunks: Vec<u64>,
+
+    /// Zarr output: the codec of each chunk: zstd, zstd:LEVEL or none [default: zstd]
+    #[arg(long, value_name = "CODEC")]
+    pub(crate) codec: Option<String>,
 }
 
 /// A memory order.
@@ -143,6 +159,14 @@ struct Plan<'a> {
 /// Runs `outcore convert`.
 pub fn run(args: Args, g: &Global) -> Result<()> {
     interrupt::flag();
+    if crate::zarr::is_zarr(&args.input) || crate::zarr::is_zarr_output(&args.output) {
+        return crate::zarr::convert(&args, g);
+    }
+    if !args.chunks.is_empty() || args.codec.is_some() {
+        return Err(usage(
+            "--chunks and --codec are for Zarr outputs (a directory, or a name ending in .zarr)",
+        ));
+    }
     let npy = is_npy(&args.input)?;
     match (npy, args.from_raw) {
         (false, None) => {

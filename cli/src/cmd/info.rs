@@ -21,9 +21,15 @@ use crate::Global;
 /// keys file, format ("npy" or "raw"), dtype, descr, shape, fortran_order, version (null for
 /// raw), data_offset, elements, data_bytes, file_bytes, resident_bytes, resident_percent.
 ///
+/// A Zarr array (a directory holding zarr.json or .zarray; needs outcore built with
+/// `--features zarr`) is described by its metadata: with --json the keys file, format
+/// ("zarr"), zarr_format, dtype, descr, shape, chunks, num_chunks, codecs, elements,
+/// data_bytes, stored_bytes.
+///
 /// Example:
 ///   outcore info x.npy y.npy
 ///   outcore info data.raw --dtype f32 --json
+///   outcore info x.zarr
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -176,18 +182,24 @@ pub fn run(args: Args, _g: &Global) -> Result<()> {
     let infos = args
         .files
         .iter()
-        .map(|p| describe(p, args.dtype))
+        .map(|p| {
+            if crate::zarr::is_zarr(p) {
+                crate::zarr::info(p)
+            } else {
+                describe(p, args.dtype).map(|i| (i.json(), i.text()))
+            }
+        })
         .collect::<Result<Vec<_>>>()?;
     let mut out = String::new();
-    for (i, info) in infos.iter().enumerate() {
+    for (i, (json, text)) in infos.iter().enumerate() {
         if args.json {
-            out.push_str(&info.json().to_string());
+            out.push_str(&json.to_string());
             out.push('\n');
         } else {
             if i > 0 {
                 out.push('\n');
             }
-            out.push_str(&info.text());
+            out.push_str(text);
         }
     }
     let mut stdout = std::io::stdout().lock();

@@ -79,6 +79,7 @@ Examples:
   outcore sort data.u32 data.sorted.u32 --dtype u32 --tmp /scratch
   outcore sort recs.dat recs.sorted --record-size 100 --key-size 10 --memory 1GiB
   outcore sort x.npy x.npy --force              # in place (the input is replaced)
+  outcore sort x.npy sorted.zarr                # into a Zarr array (built with --features zarr)
 
 The report goes to stdout: each phase's time and throughput, runs, merge levels, the peak
 resident memory (VmHWM), and with --verify whether the output is sorted and a permutation of
@@ -97,6 +98,9 @@ enum Format {
 
 /// Runs `outcore sort`.
 pub fn run(args: Args, g: &Global) -> Result<()> {
+    if crate::zarr::is_zarr(&args.input) || crate::zarr::is_zarr_output(&args.output) {
+        return crate::zarr::sort(args, g);
+    }
     // The input first: a missing or unreadable input is the first thing to report.
     let (what, format, dtype) = match (args.record_size, args.key_size) {
         (Some(rs), Some(ks)) => {

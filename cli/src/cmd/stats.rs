@@ -17,7 +17,7 @@ use crate::error::{usage, Result};
 use crate::files::{open_input, parse_dtype};
 use crate::Global;
 
-/// Statistics of a .npy or raw file, numpy's way: count, nan_count, sum, mean, std, min, max,
+/// Statistics of a .npy or raw file or a Zarr array, numpy's way: count, nan_count, sum, mean, std, min, max,
 /// argmin, argmax; a histogram with --bins; exact percentiles with --percentiles.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -32,40 +32,41 @@ Examples:
   outcore stats x.npy
   outcore stats x.npy --bins 20 --percentiles 1,50,99
   outcore stats features.npy --axis 0 --json
-  outcore stats data.raw --dtype f32")]
+  outcore stats data.raw --dtype f32
+  outcore stats x.zarr --json            # a Zarr array, chunk by chunk (--features zarr)")]
 pub struct Args {
     /// A .npy file, or a raw file with --dtype
     #[arg(value_name = "FILE")]
-    file: PathBuf,
+    pub(crate) file: PathBuf,
 
     /// Element type of a raw (headerless) file: u8 u16 u32 u64 i8 i16 i32 i64 f32 f64
     #[arg(long, value_parser = parse_dtype, value_name = "T")]
-    dtype: Option<DType>,
+    pub(crate) dtype: Option<DType>,
 
     /// Statistics per column (0) or per row (1) of a 2-D array, in its memory order
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=1), value_name = "0|1")]
-    axis: Option<u8>,
+    pub(crate) axis: Option<u8>,
 
     /// A histogram with this many bins
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    bins: Option<u64>,
+    pub(crate) bins: Option<u64>,
 
     /// The histogram's range, LO,HI: one pass less (without it the range is the data's
     /// finite min and max, known only after a first pass)
     #[arg(long, value_parser = parse_range, value_name = "LO,HI", requires = "bins", allow_hyphen_values = true)]
-    range: Option<(f64, f64)>,
+    pub(crate) range: Option<(f64, f64)>,
 
     /// Exact percentiles, comma-separated, each in [0, 100] (numpy's linear method)
     #[arg(long, value_delimiter = ',', value_name = "P,...")]
-    percentiles: Vec<f64>,
+    pub(crate) percentiles: Vec<f64>,
 
     /// Delta degrees of freedom of std (numpy's ddof)
     #[arg(long, default_value_t = 0, value_name = "N")]
-    ddof: u64,
+    pub(crate) ddof: u64,
 
     /// Machine-readable output: one JSON object
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 fn parse_range(s: &str) -> std::result::Result<(f64, f64), String> {
@@ -86,6 +87,9 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         if !(0.0..=100.0).contains(&p) {
             return Err(usage(format!("--percentiles: {p} is not in [0, 100]")));
         }
+    }
+    if crate::zarr::is_zarr(&args.file) {
+        return crate::zarr::stats(&args, g);
     }
     let input = open_input(&args.file, args.dtype)?;
     let a = &input.array;
@@ -151,25 +155,25 @@ struct Opts {
 }
 
 /// The statistics of one array or one lane, ready to print.
-struct Row {
-    count: u64,
-    nan_count: u64,
-    sum: Value,
-    mean: f64,
-    std: f64,
-    min: Value,
-    max: Value,
-    argmin: Option<usize>,
-    argmax: Option<usize>,
+pub(crate) struct Row {
+    pub(crate) count: u64,
+    pub(crate) nan_count: u64,
+    pub(crate) sum: Value,
+    pub(crate) mean: f64,
+    pub(crate) std: f64,
+    pub(crate) min: Value,
+    pub(crate) max: Value,
+    pub(crate) argmin: Option<usize>,
+    pub(crate) argmax: Option<usize>,
     /// Edges and counts.
-    histogram: Option<(Vec<f64>, Vec<u64>)>,
+    pub(crate) histogram: Option<(Vec<f64>, Vec<u64>)>,
     /// (as asked, value)
-    percentiles: Vec<(f64, Value)>,
+    pub(crate) percentiles: Vec<(f64, Value)>,
 }
 
 /// A number as JSON, exactly for integers (also beyond 2^53), `null` for NaN and infinities
 /// (JSON has neither).
-fn num<T: Debug>(x: T) -> Value {
+pub(crate) fn num<T: Debug>(x: T) -> Value {
     let s = format!("{x:?}");
     serde_json::from_str::<Value>(&s)
         .ok()
@@ -184,7 +188,7 @@ fn num<T: Debug>(x: T) -> Value {
 
 /// An element as JSON: integers exactly, floats as the `f64` they widen to (so an `f32` prints
 /// as numpy's `.item()` gives it), NaN and infinities as `null`.
-fn elem<T: Element + Numeric>(x: T) -> Value {
+pub(crate) fn elem<T: Element + Numeric>(x: T) -> Value {
     if matches!(T::DTYPE, DType::F32 | DType::F64) {
         fnum(x.as_())
     } else {
@@ -193,12 +197,12 @@ fn elem<T: Element + Numeric>(x: T) -> Value {
 }
 
 /// A float as JSON (`null` for NaN or an infinity).
-fn fnum(x: f64) -> Value {
+pub(crate) fn fnum(x: f64) -> Value {
     serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
 }
 
 impl Row {
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("count".into(), json!(self.count));
         m.insert("nan_count".into(), json!(self.nan_count));
@@ -269,7 +273,7 @@ where
     Ok(row)
 }
 
-fn qvalue<T: Numeric + Element>(v: QuantileValue<T>) -> Value {
+pub(crate) fn qvalue<T: Numeric + Element>(v: QuantileValue<T>) -> Value {
     match v {
         QuantileValue::Element(x) => elem(x),
         QuantileValue::Float(f) => fnum(f),
@@ -310,7 +314,7 @@ fn pass_options() -> (ParOptions, Stream) {
 
 /// The quantile passes' options: candidates within the machine's default budget (at most
 /// 1 GiB), pages released behind.
-fn quantile_options() -> QuantileOptions {
+pub(crate) fn quantile_options() -> QuantileOptions {
     let mut o = QuantileOptions::new();
     o.memory(outcore::default_budget().min(1 << 30));
     o
@@ -352,7 +356,7 @@ where
     Ok(lanes.iter().map(row_of).collect())
 }
 
-fn print_header(file: &Path, dtype: DType, shape: &[usize]) {
+pub(crate) fn print_header(file: &Path, dtype: DType, shape: &[usize]) {
     println!("{}: {}, shape {:?}", file.display(), dtype.name(), shape);
 }
 
@@ -376,7 +380,7 @@ fn opt(i: Option<usize>) -> String {
     i.map_or("-".into(), |i| i.to_string())
 }
 
-fn print_row(r: &Row) {
+pub(crate) fn print_row(r: &Row) {
     println!("  count      {}", r.count);
     println!("  nan_count  {}", r.nan_count);
     println!("  sum        {}", text(&r.sum));
