@@ -80,8 +80,8 @@ use crate::chunk::ParOptions;
 use crate::element::{DType, Element};
 use crate::error::{Error, Result};
 use crate::kernels::{self, Moments, Numeric, QuantileOptions, Quantiles};
-use crate::mmap::{lock_file, Lock};
 use crate::sort::SortKey;
+use crate::sys::{lock_file, Lock};
 use crate::temp::{parent_dir, TEMP_MARKER};
 use crate::{with_any, with_dtype, AnyArray};
 
