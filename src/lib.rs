@@ -78,7 +78,7 @@
 //! * `zarr`: Zarr arrays in and out (`zarr`, built on the `zarrs` crate with its
 //!   filesystem store and zstd codec). Off by default.
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs, unreachable_pub)]
+#![warn(missing_docs, unreachable_pub, clippy::undocumented_unsafe_blocks)]
 
 mod any;
 mod array;
