@@ -311,7 +311,7 @@ impl<T: Pod> MappedArray<T> {
     ///
     /// The page cache may hold a file in large folios (up to 2 MiB here) and drops a folio
     /// only when the whole of it is released: release ranges that lag a few megabytes behind
-    /// the scan (as [`kernels::stream`](crate::kernels::stream) does) rather than exactly the
+    /// the scan (as [`stream`](crate::stream) does) rather than exactly the
     /// bytes just read, or the folios straddling each edge stay cached.
     ///
     /// # Errors

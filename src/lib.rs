@@ -94,6 +94,7 @@ mod limits;
 mod mmap;
 pub mod npy;
 pub mod sort;
+pub mod stream;
 mod sys;
 mod temp;
 #[cfg(feature = "zarr")]

@@ -9,8 +9,8 @@
 
 use std::sync::OnceLock;
 
-use outcore::kernels::stream::{self, Stream};
 use outcore::kernels::{self, Moments, Numeric};
+use outcore::stream::{self, Stream};
 use outcore::{Element, Error, MappedArray, MappedArrayMut, ParOptions};
 use proptest::prelude::*;
 

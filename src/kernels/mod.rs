@@ -52,9 +52,11 @@
 //!   where each chunk writes its own disjoint part of the output. The predicate must
 //!   therefore be a pure function.
 //! - **Mapped files.** Hints that only a mapping can use (access advice, releasing pages a
-//!   scan has passed) are not inside the kernels: [`stream`] runs slice kernels chunk by
-//!   chunk (or window by window) over a [`MappedArray`](crate::MappedArray) and releases
+//!   scan has passed) are not inside the kernels: [`crate::stream`] runs slice kernels chunk
+//!   by chunk (or window by window) over a [`MappedArray`](crate::MappedArray) and releases
 //!   what they have passed, so a pass over a file larger than memory stays within a cap.
+//! - **Outputs.** Kernels whose result is a new `.npy` file ([`map_to_file`],
+//!   [`filter_to_file`]) live together in `to_file.rs` with the sink they write through.
 
 use std::fmt::Debug;
 use std::ops::{Add, Sub};
@@ -68,24 +70,17 @@ use crate::error::Result;
 mod axis;
 mod filter;
 mod map;
-mod passes;
-mod quantile;
+pub(crate) mod passes;
+pub(crate) mod quantile;
 mod reduce;
 mod scan;
-mod sink;
 mod stats;
-pub mod stream;
-mod summary;
+pub(crate) mod summary;
+mod to_file;
 
 pub use axis::{axis_stats, axis_stats_with, AxisStats};
-pub use filter::{
-    filter_into, filter_into_with, filter_to_file, filter_to_file_with, filter_to_vec,
-    filter_to_vec_with,
-};
-pub use map::{
-    map_in_place, map_in_place_with, map_into, map_into_with, map_to_file, map_to_file_with,
-    zip_into, zip_into_with,
-};
+pub use filter::{filter_into, filter_into_with, filter_to_vec, filter_to_vec_with};
+pub use map::{map_in_place, map_in_place_with, map_into, map_into_with, zip_into, zip_into_with};
 pub use quantile::{
     kth, kth_with, median, median_with, nanmedian, nanmedian_with, nanpercentiles,
     nanpercentiles_with, nanquantiles, nanquantiles_with, percentiles, percentiles_with, quantiles,
@@ -107,6 +102,7 @@ pub use summary::{
     ArgMinReducer, DescribeOptions, FnReducer, Histogram, HistogramReducer, MinMaxReducer,
     MomentsReducer, NanCountReducer, Reducer, SumReducer, Summary,
 };
+pub use to_file::{filter_to_file, filter_to_file_with, map_to_file, map_to_file_with};
 
 /// Independent accumulators in the vectorised loops: 16 lanes of `f64` fill eight SSE2
 /// registers (enough to hide the add latency) or two AVX-512 registers.
