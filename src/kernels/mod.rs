@@ -5,7 +5,9 @@
 //! file ([`MappedArray`](crate::MappedArray) derefs to a slice). Each has a one-line form
 //! (`kernels::sum(&data)`) that uses the default [`ParOptions`], and a `_with` twin that
 //! takes options (thread count, chunk size) and returns a [`Result`] because a dedicated
-//! thread pool may fail to start.
+//! thread pool may fail to start. In every twin the options come after the data and the
+//! parameters and before any closure: `variance_with(&v, ddof, &opts)`,
+//! `count_with(&v, &opts, |x| ...)`.
 //!
 //! ```
 //! use outcore::kernels;
@@ -95,7 +97,8 @@ pub use reduce::{
 pub use scan::{cumsum_in_place, cumsum_in_place_with, cumsum_into, cumsum_into_with};
 pub use stats::{
     histogram, histogram_with, mean, mean_with, moments, moments_with, nanmean, nanmean_with,
-    nanmoments, nanmoments_with, nanvar, std, variance, variance_with, Moments,
+    nanmoments, nanmoments_with, nanvar, nanvar_with, std, std_with, variance, variance_with,
+    Moments,
 };
 pub use summary::{
     describe, describe_with, reduce_fused, reduce_fused_with, reducer, ArgMaxReducer,
