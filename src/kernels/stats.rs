@@ -232,7 +232,7 @@ pub fn std<T: Numeric>(data: &[T], ddof: u64) -> f64 {
     moments(data).std(ddof)
 }
 
-/// [`std`] with options.
+/// [`std`](fn@std) with options.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
