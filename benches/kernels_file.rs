@@ -13,8 +13,8 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
 
-use outcore::kernels::stream::{self, Stream};
 use outcore::kernels::{self, Numeric};
+use outcore::stream::{self, Stream};
 use outcore::{Advice, MappedArray, MappedArrayMut, ParOptions};
 use rayon::prelude::*;
 

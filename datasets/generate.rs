@@ -649,7 +649,7 @@ impl Generator {
     /// Fills `part` with elements `first .. first + part.len()` of a dataset of `total`
     /// elements: exactly the values [`fill`](Generator::fill) puts there. This generates a
     /// dataset larger than memory a window at a time (fill a window of a mapping, write it
-    /// back and release it, go on; the windows of [`kernels::stream`](crate::kernels::stream)
+    /// back and release it, go on; the windows of [`stream`](crate::stream)
     /// will do), or in pieces on several machines.
     ///
     /// The parts' checksums [combine](PartialChecksum::combine) into the dataset's. Since

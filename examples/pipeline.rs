@@ -16,7 +16,7 @@
 //! 2. **Column statistics** in one pass: `kernels::axis_stats` over the mapping gives every
 //!    column's mean and standard deviation (and min, max), checked against the construction.
 //! 3. **Standardise** into `standardised.npy`: `(x - mean_c) / std_c`, a map written window
-//!    by window through `kernels::stream::windows_mut` with release-behind; a second
+//!    by window through `stream::windows_mut` with release-behind; a second
 //!    `axis_stats` pass checks that every column now has mean 0 and standard deviation 1.
 //! 4. **Histogram** of one column: the column is copied out into `column.npy` (a strided
 //!    gather, window by window) and `kernels::histogram` counts it in 16 bins over [-4, 4).
@@ -41,11 +41,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use outcore::datasets::{Distribution, Generator};
-use outcore::kernels::{
-    self,
-    stream::{self, Stream},
-};
+use outcore::kernels;
 use outcore::sort::{sort_file, SortKey, SortOptions, Sorter};
+use outcore::stream::{self, Stream};
 use outcore::{chunk, MappedArray, MappedArrayMut, ParOptions};
 use rayon::prelude::*;
 

@@ -17,8 +17,9 @@ use ndarray::{
 
 use crate::element::{DType, Element};
 use crate::error::{Error, Result};
-use crate::mmap::{Advice, Lock, Mapping, Mode};
+use crate::mmap::{Advice, Guard, Mapping, Mode};
 use crate::npy::Header;
+use crate::sys::Lock;
 use crate::temp::TempFile;
 
 /// Where the elements sit in the mapping, and the array's logical shape.
@@ -181,7 +182,7 @@ impl<T: Element> MappedArray<T> {
     /// [`Error::DtypeMismatch`], [`Error::SizeMismatch`], [`Error::Misaligned`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let map = Mapping::open(path, Mode::ReadOnly, Some(Lock::Shared))?;
+        let map = Mapping::open(path, Mode::ReadOnly, Lock::Shared)?;
         let layout = npy_layout::<T>(&map, path)?;
         Ok(MappedArray::from_parts(map, layout))
     }
@@ -205,7 +206,7 @@ impl<T: Pod> MappedArray<T> {
     /// [`Error::NotAMultiple`] (the size is not a whole number of elements).
     pub fn open_raw(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let map = Mapping::open(path, Mode::ReadOnly, Some(Lock::Shared))?;
+        let map = Mapping::open(path, Mode::ReadOnly, Lock::Shared)?;
         let layout = raw_layout::<T>(&map, path)?;
         Ok(MappedArray::from_parts(map, layout))
     }
@@ -310,7 +311,7 @@ impl<T: Pod> MappedArray<T> {
     ///
     /// The page cache may hold a file in large folios (up to 2 MiB here) and drops a folio
     /// only when the whole of it is released: release ranges that lag a few megabytes behind
-    /// the scan (as [`kernels::stream`](crate::kernels::stream) does) rather than exactly the
+    /// the scan (as [`stream`](crate::stream) does) rather than exactly the
     /// bytes just read, or the folios straddling each edge stay cached.
     ///
     /// # Errors
@@ -411,7 +412,7 @@ impl<T: Element> MappedArrayMut<T> {
     /// As [`MappedArray::open`]; [`Error::PermissionDenied`] for a read-only file;
     /// [`Error::Locked`] if any other outcore user has the file open.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_npy(path.as_ref(), Mode::ReadWrite, Some(Lock::Exclusive))
+        Self::open_npy(path.as_ref(), Mode::ReadWrite, Lock::Exclusive)
     }
 
     /// Opens a `.npy` file copy-on-write: reads see the file, writes stay in this process's
@@ -420,7 +421,7 @@ impl<T: Element> MappedArrayMut<T> {
     /// # Errors
     /// As [`MappedArray::open`].
     pub fn open_copy_on_write(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_npy(path.as_ref(), Mode::CopyOnWrite, Some(Lock::Shared))
+        Self::open_npy(path.as_ref(), Mode::CopyOnWrite, Lock::Shared)
     }
 
     /// Opens a `.npy` file read-write **without** the exclusive lock, for cooperating
@@ -435,10 +436,10 @@ impl<T: Element> MappedArrayMut<T> {
     /// Rust assumes the memory behind `&[T]` and `&mut [T]` is not changed by anyone else. Synchronising the processes (who
     /// writes which range, when a range may be read) is the caller's duty.
     pub unsafe fn open_shared(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_npy(path.as_ref(), Mode::ReadWrite, Some(Lock::Shared))
+        Self::open_npy(path.as_ref(), Mode::ReadWrite, Lock::Shared)
     }
 
-    fn open_npy(path: &Path, mode: Mode, lock: Option<Lock>) -> Result<Self> {
+    fn open_npy(path: &Path, mode: Mode, lock: Lock) -> Result<Self> {
         let map = Mapping::open(path, mode, lock)?;
         let layout = npy_layout::<T>(&map, path)?;
         Ok(MappedArrayMut {
@@ -508,7 +509,7 @@ impl<T: Pod> MappedArrayMut<T> {
     /// As [`MappedArray::open_raw`]; [`Error::PermissionDenied`] for a read-only file.
     pub fn open_raw(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let map = Mapping::open(path, Mode::ReadWrite, Some(Lock::Exclusive))?;
+        let map = Mapping::open(path, Mode::ReadWrite, Lock::Exclusive)?;
         let layout = raw_layout::<T>(&map, path)?;
         Ok(MappedArrayMut {
             array: MappedArray::from_parts(map, layout),
@@ -547,7 +548,10 @@ impl<T: Pod> MappedArrayMut<T> {
             .file()
             .try_clone()
             .map_err(|e| Error::io(tmp.path(), "dup", e))?;
-        let mut map = Mapping::map_file(file, tmp.path(), Mode::ReadWrite)?;
+        // The temporary file is new, under a name no other writer uses, and locked
+        // exclusively where the filesystem has flock.
+        let guard = Guard::from_lock(Lock::Exclusive, tmp.lock());
+        let mut map = Mapping::map_file(file, tmp.path(), Mode::ReadWrite, guard)?;
         if let Some(bytes) = map.bytes_mut() {
             bytes[..head.len()].copy_from_slice(head);
         }

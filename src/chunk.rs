@@ -38,18 +38,9 @@ pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
 /// element boundaries only.
 const MAX_ALIGNED_PERIOD: usize = 64 << 20;
 
-/// The size of a virtual-memory page on this machine.
+/// The size of a virtual-memory page on this machine (read once from the system).
 pub fn page_size() -> usize {
-    static PAGE: OnceLock<usize> = OnceLock::new();
-    *PAGE.get_or_init(|| {
-        // SAFETY: sysconf has no preconditions; it only reads a system constant.
-        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        if p > 0 {
-            p as usize
-        } else {
-            4096
-        }
-    })
+    crate::sys::page_size()
 }
 
 /// How parallel work is run: chunk size and thread count.

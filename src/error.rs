@@ -295,16 +295,13 @@ impl Error {
         match source.kind() {
             io::ErrorKind::NotFound => Error::NotFound { path },
             io::ErrorKind::PermissionDenied => Error::PermissionDenied { path, op },
-            _ if source.raw_os_error() == Some(libc::EROFS) => Error::PermissionDenied { path, op },
-            _ if source.raw_os_error() == Some(libc::ENOSPC)
-                || source.raw_os_error() == Some(libc::EDQUOT) =>
-            {
-                Error::DiskFull {
-                    path,
-                    needed: None,
-                    available: None,
-                }
-            }
+            // EROFS; ENOSPC and EDQUOT (std's names for the error numbers).
+            io::ErrorKind::ReadOnlyFilesystem => Error::PermissionDenied { path, op },
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Error::DiskFull {
+                path,
+                needed: None,
+                available: None,
+            },
             _ => Error::Io { path, op, source },
         }
     }

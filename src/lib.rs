@@ -37,7 +37,10 @@
 //! readers take a shared lock, writers an exclusive one, and a conflict is an
 //! [`Error::Locked`] within 100 ms (the grace covers a child process that briefly shares our
 //! descriptors while it is being spawned), never a wait for the other user. On a filesystem
-//! without `flock` support the locks are skipped and this protection is gone. A program that ignores the locks can still truncate a
+//! without `flock` support (some network and FUSE filesystems) no lock can be taken: outcore
+//! maps the file anyway, and keeping it safe is then part of the constructors' contract
+//! with you — while outcore maps a file there, no other process (another outcore included)
+//! may write or truncate it. A program that ignores the locks can still truncate a
 //! mapped file — touching the lost pages then kills the process with `SIGBUS` — or rewrite
 //! it under a reader, who sees changed numbers (element types are `Pod`, so every bit
 //! pattern is a valid value). Long passes can call [`MappedArray::check_size`] between
@@ -75,7 +78,7 @@
 //! * `zarr`: Zarr arrays in and out (`zarr`, built on the `zarrs` crate with its
 //!   filesystem store and zstd codec). Off by default.
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs, unreachable_pub)]
+#![warn(missing_docs, unreachable_pub, clippy::undocumented_unsafe_blocks)]
 
 mod any;
 mod array;
@@ -91,6 +94,7 @@ mod limits;
 mod mmap;
 pub mod npy;
 pub mod sort;
+pub mod stream;
 mod sys;
 mod temp;
 #[cfg(feature = "zarr")]

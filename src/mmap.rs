@@ -11,8 +11,14 @@
 //! * read-only and copy-on-write mappings take a **shared** lock on the file;
 //! * read-write mappings take an **exclusive** lock;
 //! * a conflicting lock is refused with [`Error::Locked`] after a grace of 100 ms (see
-//!   `LOCK_GRACE` in the source: a child process being spawned briefly shares our locks),
-//!   never a wait for the other user.
+//!   `LOCK_GRACE` in [`crate::sys`]: a child process being spawned briefly shares our
+//!   locks), never a wait for the other user.
+//!
+//! Each [`Mapping`] records what protects it ([`Guard`]): the lock it holds, or, on a
+//! filesystem without `flock` (the lock wrapper reports [`LockOutcome::Unsupported`]),
+//! nothing but the contract the safe constructors document: on such a filesystem no other
+//! process, outcore included, may write or truncate a file while outcore maps it. The
+//! crate docs say so to users.
 //!
 //! Advisory locks bind only those who ask for them. What remains impossible to prevent is
 //! another program that ignores them: if it **truncates** a mapped file, touching the lost
@@ -38,13 +44,12 @@
 
 use std::fs::{File, OpenOptions};
 use std::ops::Range;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
-use crate::chunk::page_size;
 use crate::error::{Error, Result};
+use crate::sys::{self, page_size, Hint, Lock, LockOutcome, Writeback};
 
 /// How a file is mapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,11 +62,31 @@ pub(crate) enum Mode {
     CopyOnWrite,
 }
 
-/// Which advisory lock a mapping holds.
+/// What keeps a mapped file from being truncated or changed under the borrows a mapping
+/// hands out (see "The contract" in the module docs). Recorded on every [`Mapping`] when
+/// it is made, so the `SAFETY` argument of the map call can name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Lock {
-    Shared,
-    Exclusive,
+pub(crate) enum Guard {
+    /// This process holds this advisory lock on the file (a shared lock on a read-write
+    /// mapping is `MappedArrayMut::open_shared`, whose callers promise the rest).
+    Locked(Lock),
+    /// The filesystem has no `flock`: the lock asked for could not be taken, and the
+    /// documented contract of the safe constructors (no other process writes or truncates
+    /// a file while outcore maps it) is all there is.
+    NoFlock(Lock),
+    /// The file is mapped only to ask `mincore` which of its pages are resident; its bytes
+    /// are never read, so a change cannot be observed.
+    NotRead,
+}
+
+impl Guard {
+    /// The guard that taking `lock` with the outcome `outcome` gives.
+    pub(crate) fn from_lock(lock: Lock, outcome: LockOutcome) -> Guard {
+        match outcome {
+            LockOutcome::Held => Guard::Locked(lock),
+            LockOutcome::Unsupported => Guard::NoFlock(lock),
+        }
+    }
 }
 
 /// A hint to the kernel about how a mapping will be accessed (`madvise`).
@@ -98,6 +123,9 @@ enum Inner {
 /// A mapped file (or anonymous memory), with the file handle that holds its lock.
 pub(crate) struct Mapping {
     inner: Inner,
+    /// What protects a file mapping; `None` for anonymous memory, which no one else can
+    /// reach.
+    guard: Option<Guard>,
     /// Shared file mappings only: what `release` may drop.
     shared_file: bool,
     file: Option<File>,
@@ -113,64 +141,25 @@ impl std::fmt::Debug for Mapping {
             .field("len", &self.len)
             .field("writable", &matches!(self.inner, Inner::Rw(_)))
             .field("shared_file", &self.shared_file)
+            .field("guard", &self.guard)
             .finish()
     }
 }
 
-/// How long a conflicting lock is retried before it is refused. Between `fork` and `exec`, a
-/// child process spawned by any thread holds copies of the parent's descriptors, and with
-/// them its `flock` locks: a file this process has just closed can look locked for that
-/// instant. A brief retry rides that out; a real second user is still refused quickly.
-const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// Takes the advisory lock `lock` on `file`, or fails (within [`LOCK_GRACE`], never a wait
-/// for the other user).
-pub(crate) fn lock_file(file: &File, lock: Lock, path: &Path) -> Result<()> {
-    let start = std::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(1);
-    loop {
-        let res = match lock {
-            Lock::Shared => file.try_lock_shared(),
-            Lock::Exclusive => file.try_lock(),
-        };
-        match res {
-            Ok(()) => return Ok(()),
-            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_GRACE => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(std::time::Duration::from_millis(20));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::Locked {
-                    path: path.into(),
-                    mode: match lock {
-                        Lock::Shared => "shared",
-                        Lock::Exclusive => "exclusive",
-                    },
-                })
-            }
-            // A filesystem without flock support: the locks are advisory, so carry on
-            // unlocked rather than refuse to open the file at all.
-            Err(std::fs::TryLockError::Error(_)) => return Ok(()),
-        }
-    }
-}
-
 impl Mapping {
-    /// Opens and maps `path`. `lock` is `None` only for the unsafe cooperative constructor.
-    pub(crate) fn open(path: &Path, mode: Mode, lock: Option<Lock>) -> Result<Mapping> {
+    /// Opens `path`, takes the advisory lock `lock` on it and maps it.
+    pub(crate) fn open(path: &Path, mode: Mode, lock: Lock) -> Result<Mapping> {
         let file = OpenOptions::new()
             .read(true)
             .write(mode == Mode::ReadWrite)
             .open(path)
             .map_err(|e| Error::io(path, "open", e))?;
-        if let Some(lock) = lock {
-            lock_file(&file, lock, path)?;
-        }
-        Mapping::map_file(file, path, mode)
+        let outcome = sys::lock_file(&file, lock, path)?;
+        Mapping::map_file(file, path, mode, Guard::from_lock(lock, outcome))
     }
 
-    /// Maps an already opened (and locked) file.
-    pub(crate) fn map_file(file: File, path: &Path, mode: Mode) -> Result<Mapping> {
+    /// Maps an already opened file that `guard` protects (see [`Guard`]).
+    pub(crate) fn map_file(file: File, path: &Path, mode: Mode, guard: Guard) -> Result<Mapping> {
         let meta = file.metadata().map_err(|e| Error::io(path, "stat", e))?;
         if !meta.is_file() {
             return Err(Error::InvalidArgument(format!(
@@ -186,9 +175,17 @@ impl Mapping {
             });
         }
         // SAFETY: mapping a file is sound as long as nobody truncates or modifies it while
-        // mapped. The caller holds the advisory lock that rules this out among cooperating
-        // processes (see the module docs for what remains); the length is the file's current
-        // length, so every mapped page exists now.
+        // borrowed. What rules that out is `guard`, recorded on the mapping:
+        // - `Locked`: this process holds the advisory lock, which refuses every cooperating
+        //   writer (outcore's writers lock exclusively; a shared lock on a read-write mapping
+        //   is the unsafe `open_shared`, whose caller promises disjoint access);
+        // - `NoFlock`: the filesystem has no flock, so no lock could be taken; the safe
+        //   constructors' documented contract (crate docs, "the mmap contract") then asks
+        //   that no other process write or truncate the file while it is mapped;
+        // - `NotRead`: the bytes are never read, only their residency asked (`mincore`).
+        // Beyond these, a program that ignores the locks can still break the mapping, as
+        // the module docs say. The length is the file's current length, so every mapped
+        // page exists now.
         let inner = unsafe {
             match mode {
                 Mode::ReadOnly => MmapOptions::new().map(&file).map(Inner::Ro),
@@ -199,6 +196,7 @@ impl Mapping {
         .map_err(|e| Error::io(path, "map", e))?;
         Ok(Mapping {
             inner,
+            guard: Some(guard),
             shared_file: mode != Mode::CopyOnWrite,
             file: Some(file),
             path: Some(path.into()),
@@ -211,6 +209,7 @@ impl Mapping {
         let map = MmapMut::map_anon(len).map_err(|e| Error::io("<anonymous>", "map", e))?;
         Ok(Mapping {
             inner: Inner::Rw(map),
+            guard: None,
             shared_file: false,
             file: None,
             path: None,
@@ -294,7 +293,7 @@ impl Mapping {
         };
         r.map_err(|e| Error::io(self.err_path(), "madvise", e))?;
         if let Some(file) = &self.file {
-            fadvise_dontneed(file, start as u64, len as u64)
+            sys::fadvise(file, start as u64, len as u64, Hint::DontNeed)
                 .map_err(|e| Error::io(self.err_path(), "posix_fadvise", e))?;
         }
         Ok(())
@@ -317,7 +316,12 @@ impl Mapping {
         // so it would make `flush_async` a no-op; `sync_file_range` does start it. The
         // mapping starts at file offset 0, so mapping offsets are file offsets.
         match &self.file {
-            Some(file) => sync_file_range_write(file, range.start as u64, range.len() as u64),
+            Some(file) => sys::sync_file_range(
+                file,
+                range.start as u64,
+                range.len() as u64,
+                Writeback::Start,
+            ),
             None => m.flush_async_range(range.start, range.len()),
         }
         .map_err(|e| Error::io(self.err_path(), "sync_file_range", e))
@@ -327,8 +331,8 @@ impl Mapping {
     /// mapping's length: `(resident, total)`. Nothing is read or faulted in; a partly
     /// resident last page counts as the bytes of it that belong to the mapping.
     pub(crate) fn resident(&self) -> Result<(u64, u64)> {
-        let bytes = self.bytes();
-        let total = bytes.len();
+        let base = self.bytes().as_ptr() as usize;
+        let total = self.bytes().len();
         if total == 0 {
             return Ok((0, 0));
         }
@@ -343,26 +347,10 @@ impl Mapping {
             let n = (pages - first).min(BATCH);
             let start = first * page;
             let len = (n * page).min(total - start);
-            // SAFETY: `bytes` is a live mapping of `total` bytes that starts on a page
-            // boundary (mmap returns page-aligned addresses, and `start` is a multiple of the
-            // page size), so `[start, start + len)` lies within it; mincore only inspects the
-            // page tables for that range and writes one byte per page into `vec`, which holds
-            // at least `len.div_ceil(page) == n` bytes. It reads no mapped memory and faults
-            // nothing in.
-            let rc = unsafe {
-                libc::mincore(
-                    bytes.as_ptr().add(start) as *mut libc::c_void,
-                    len,
-                    vec.as_mut_ptr(),
-                )
-            };
-            if rc != 0 {
-                return Err(Error::io(
-                    self.err_path(),
-                    "mincore",
-                    std::io::Error::last_os_error(),
-                ));
-            }
+            // The mapping starts on a page boundary (mmap returns page-aligned addresses)
+            // and `start` is a multiple of the page size; `vec` holds `n` status bytes.
+            sys::mincore(base + start, len, &mut vec[..n])
+                .map_err(|e| Error::io(self.err_path(), "mincore", e))?;
             for (i, &v) in vec[..n].iter().enumerate() {
                 if v & 1 != 0 {
                     let lo = start + i * page;
@@ -397,46 +385,6 @@ impl Mapping {
     }
 }
 
-/// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: starts writing the range's dirty pages back
-/// without waiting for them.
-fn sync_file_range_write(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
-    // SAFETY: sync_file_range only reads its integer arguments; the descriptor is valid for
-    // the lifetime of `file`.
-    let rc = unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-/// `posix_fadvise(POSIX_FADV_DONTNEED)`: asks the kernel to drop the file's clean cached
-/// pages in the range (dirty pages must be written back first to be dropped).
-pub(crate) fn fadvise_dontneed(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
-    // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is valid for
-    // the lifetime of `file`.
-    let rc = unsafe {
-        libc::posix_fadvise(
-            file.as_raw_fd(),
-            offset as libc::off_t,
-            len as libc::off_t,
-            libc::POSIX_FADV_DONTNEED,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::from_raw_os_error(rc))
-    }
-}
-
 /// How many bytes of the file at `path` are in the page cache now, and its size:
 /// `(resident, total)`, as `fincore(1)` reports. The file is mapped but not read: nothing
 /// is faulted in, so asking does not change the answer.
@@ -447,5 +395,7 @@ pub(crate) fn fadvise_dontneed(file: &File, offset: u64, len: u64) -> std::io::R
 pub fn resident_bytes(path: impl AsRef<Path>) -> Result<(u64, u64)> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| Error::io(path, "open", e))?;
-    Mapping::map_file(file, path, Mode::ReadOnly)?.resident()
+    // Unlocked: a writer may hold the file, and asking must not refuse or disturb it. The
+    // mapping's bytes are never read, only their residency asked.
+    Mapping::map_file(file, path, Mode::ReadOnly, Guard::NotRead)?.resident()
 }

@@ -1,10 +1,20 @@
 //! The operating system, seen from one place: what outcore reads from `/proc` and `/sys`
-//! and the system calls it makes beyond memmap2's.
+//! and the system calls it makes beyond memmap2's (`flock`, `posix_fadvise`,
+//! `sync_file_range`, `posix_fallocate`, `mincore`, `getrlimit`, `statvfs`, `sysconf`).
 //!
 //! Every `unsafe` block calling libc sits here with a `// SAFETY:` comment that says why it
-//! holds; the rest of the crate calls these safe wrappers.
+//! holds; the rest of the crate calls these safe wrappers and never names `libc`. The
+//! mapping itself (memmap2) stays in [`crate::mmap`], temporary files in [`crate::temp`].
 
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
 
 /// The memory limit of this process's memory cgroup: the least `memory.max` (cgroup v2) or
 /// `memory.limit_in_bytes` (v1) of its cgroup and every cgroup above it. `None` when there
@@ -61,4 +71,270 @@ pub(crate) fn address_space_limit() -> Option<u64> {
     #[allow(clippy::unnecessary_cast)]
     let cur = r.rlim_cur as u64;
     (rc == 0 && r.rlim_cur != libc::RLIM_INFINITY).then_some(cur)
+}
+
+/// The soft limit on open files of this process (`RLIMIT_NOFILE`), or 1024 if unknown.
+pub(crate) fn open_file_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` through the pointer, which points to a live,
+    // properly aligned `rlimit` on our stack; no other memory is touched.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+    if rc != 0 || r.rlim_cur == libc::RLIM_INFINITY {
+        return if rc != 0 { 1024 } else { 1 << 20 };
+    }
+    r.rlim_cur
+}
+
+/// The size of a virtual-memory page (`sysconf(_SC_PAGESIZE)`, read once), 4096 if unknown.
+pub(crate) fn page_size() -> usize {
+    static PAGE: OnceLock<usize> = OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions; it only reads a system constant.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(p).ok().filter(|&p| p > 0).unwrap_or(4096)
+    })
+}
+
+/// Which advisory lock (`flock(2)`) to take on a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// Shared (`LOCK_SH`): readers, and the cooperative writers of `open_shared`.
+    Shared,
+    /// Exclusive (`LOCK_EX`): writers.
+    Exclusive,
+}
+
+/// What [`lock_file`] achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LockOutcome {
+    /// This process holds the lock until the file's last descriptor is closed.
+    Held,
+    /// The filesystem refused `flock` (some network and FUSE filesystems do not support
+    /// it): no lock is held. Locks are advisory, so the file is used anyway; what protects
+    /// it then is the contract the safe constructors document (see the crate docs).
+    Unsupported,
+}
+
+/// How long a conflicting lock is retried before it is refused. Between `fork` and `exec`, a
+/// child process spawned by any thread holds copies of the parent's descriptors, and with
+/// them its `flock` locks: a file this process has just closed can look locked for that
+/// instant. A brief retry rides that out; a real second user is still refused quickly.
+pub(crate) const LOCK_GRACE: Duration = Duration::from_millis(100);
+
+/// Takes the advisory lock `lock` on `file` (`flock` with `LOCK_NB`, through std), or fails
+/// within [`LOCK_GRACE`], never waiting for the other user. On a filesystem without `flock`
+/// it reports [`LockOutcome::Unsupported`] instead of failing.
+///
+/// # Errors
+/// [`Error::Locked`] if another open file description holds a conflicting lock.
+pub(crate) fn lock_file(file: &File, lock: Lock, path: &Path) -> Result<LockOutcome> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let res = match lock {
+            Lock::Shared => file.try_lock_shared(),
+            Lock::Exclusive => file.try_lock(),
+        };
+        match res {
+            Ok(()) => return Ok(LockOutcome::Held),
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_GRACE => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: path.into(),
+                    mode: match lock {
+                        Lock::Shared => "shared",
+                        Lock::Exclusive => "exclusive",
+                    },
+                })
+            }
+            // A filesystem without flock support: the locks are advisory, so carry on
+            // unlocked rather than refuse to open the file at all, and say so.
+            Err(std::fs::TryLockError::Error(_)) => return Ok(LockOutcome::Unsupported),
+        }
+    }
+}
+
+/// A hint to the kernel about a byte range of an open file (`posix_fadvise`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hint {
+    /// The file is read front to back: let readahead work.
+    Sequential,
+    /// Reads are large and scattered: no readahead beyond what is asked for (each stream of a
+    /// merge would otherwise keep its own readahead window in the cache).
+    Random,
+    /// The bytes will not be needed again: drop them from the page cache (clean pages only;
+    /// dirty pages must be written back first to be dropped).
+    DontNeed,
+    /// The bytes will be read soon: start reading them into the page cache now.
+    WillNeed,
+}
+
+/// `posix_fadvise(file, offset, len, hint)`; `len == 0` means "to the end of the file".
+/// A range beyond what a file offset can express holds no bytes of any file: nothing to do.
+///
+/// # Errors
+/// The error `posix_fadvise` returns.
+pub(crate) fn fadvise(file: &File, offset: u64, len: u64, hint: Hint) -> io::Result<()> {
+    let advice = match hint {
+        Hint::Sequential => libc::POSIX_FADV_SEQUENTIAL,
+        Hint::Random => libc::POSIX_FADV_RANDOM,
+        Hint::DontNeed => libc::POSIX_FADV_DONTNEED,
+        Hint::WillNeed => libc::POSIX_FADV_WILLNEED,
+    };
+    let (Ok(off), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return Ok(());
+    };
+    // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is open for the
+    // lifetime of `file`, which outlives the call.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), off, len, advice) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        // posix_fadvise returns the error number instead of setting errno.
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// What [`sync_file_range`] does with the range's dirty pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Writeback {
+    /// Start writing them back and return (`SYNC_FILE_RANGE_WRITE`).
+    Start,
+    /// Write them back and wait until they are on the disk (`WAIT_BEFORE | WRITE |
+    /// WAIT_AFTER`). Waiting consumes the file's pending write-back error, so a failed
+    /// write-back is reported here and a later `fdatasync` would no longer see it.
+    Wait,
+}
+
+/// `sync_file_range(file, offset, len, ...)`. A range beyond what a file offset can express
+/// holds no bytes of any file: nothing to do.
+///
+/// # Errors
+/// The error `sync_file_range` sets (for [`Writeback::Wait`], a failed write-back).
+pub(crate) fn sync_file_range(
+    file: &File,
+    offset: u64,
+    len: u64,
+    how: Writeback,
+) -> io::Result<()> {
+    let flags = match how {
+        Writeback::Start => libc::SYNC_FILE_RANGE_WRITE,
+        Writeback::Wait => {
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER
+        }
+    };
+    let (Ok(off), Ok(len)) = (
+        libc::off64_t::try_from(offset),
+        libc::off64_t::try_from(len),
+    ) else {
+        return Ok(());
+    };
+    // SAFETY: sync_file_range only reads its integer arguments; the descriptor is open for
+    // the lifetime of `file`, which outlives the call.
+    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), off, len, flags) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// What [`fallocate`] achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fallocate {
+    /// The blocks are reserved and the file has (at least) the asked size.
+    Allocated,
+    /// The filesystem cannot reserve blocks (`EOPNOTSUPP`, `ENOSYS`, `EINVAL`): nothing was
+    /// done; the caller may size the file without reserving them.
+    Unsupported,
+}
+
+/// `posix_fallocate(file, 0, len)`: reserves `len` bytes of disk blocks for `file` and
+/// extends it to `len` bytes if shorter.
+///
+/// # Errors
+/// The error `posix_fallocate` returns ([`is_out_of_space`] tells a full disk or quota, or a
+/// length the filesystem cannot hold, `EFBIG`, which is also what a length beyond any file
+/// offset gives).
+pub(crate) fn fallocate(file: &File, len: u64) -> io::Result<Fallocate> {
+    let Ok(off_len) = libc::off_t::try_from(len) else {
+        return Err(io::Error::from_raw_os_error(libc::EFBIG));
+    };
+    // SAFETY: posix_fallocate only reads its integer arguments; the descriptor is open for
+    // the lifetime of `file`, which outlives the call.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, off_len) };
+    match rc {
+        0 => Ok(Fallocate::Allocated),
+        libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL => Ok(Fallocate::Unsupported),
+        // posix_fallocate returns the error number instead of setting errno.
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Whether `e` says the disk or the user's quota is full, or the file would be larger than
+/// the filesystem allows (`ENOSPC`, `EDQUOT`, `EFBIG`).
+pub(crate) fn is_out_of_space(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG)
+    )
+}
+
+/// Bytes available to an unprivileged user on the filesystem holding `dir`: `statvfs`'s
+/// `f_bavail * f_frsize`.
+///
+/// # Errors
+/// The error `statvfs` sets.
+pub(crate) fn statvfs_available(dir: &CStr) -> io::Result<u64> {
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `dir` is a valid NUL-terminated string and `st` points to writable memory of
+    // the right type and alignment, which statvfs fills on success.
+    let rc = unsafe { libc::statvfs(dir.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// `mincore` over the `len` bytes at address `addr`, which must start on a page boundary:
+/// writes one status byte per page into `status` (bit 0 set: the page is resident). The
+/// range is named by its address, not borrowed: nothing in it is read or faulted in, so a
+/// mapping whose file may change under it can be asked too.
+///
+/// # Errors
+/// [`io::ErrorKind::InvalidInput`] if `status` has fewer bytes than the range has pages;
+/// otherwise the error `mincore` sets (`EINVAL` if `addr` is not page-aligned, `ENOMEM` if
+/// part of the range is not mapped).
+pub(crate) fn mincore(addr: usize, len: usize, status: &mut [u8]) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    if status.len() < len.div_ceil(page_size()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "mincore: status buffer shorter than the range's pages",
+        ));
+    }
+    // SAFETY: mincore does not access the memory at `addr`: the kernel only looks the range
+    // up in this process's page tables and fails (EINVAL, ENOMEM) for an unaligned or
+    // unmapped one, so any address is sound. It writes one byte per page of the range,
+    // `len.div_ceil(page)` bytes, into `status`, a live, exclusively borrowed buffer at
+    // least that long (checked above).
+    let rc = unsafe { libc::mincore(addr as *mut libc::c_void, len, status.as_mut_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

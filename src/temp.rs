@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::mmap::{lock_file, Lock};
+use crate::sys::{self, Fallocate, Lock, LockOutcome};
 
 /// The marker in the name of every temporary file outcore creates.
 pub const TEMP_MARKER: &str = ".outcore-tmp-";
@@ -25,6 +25,8 @@ pub const TEMP_MARKER: &str = ".outcore-tmp-";
 pub(crate) struct TempFile {
     path: PathBuf,
     file: File,
+    /// Whether the exclusive lock is held (`Unsupported` on a filesystem without `flock`).
+    lock: LockOutcome,
     keep: bool,
 }
 
@@ -43,7 +45,7 @@ impl TempFile {
                 .open(&path)
             {
                 Ok(file) => {
-                    lock_file(&file, Lock::Exclusive, &path)?;
+                    let lock = sys::lock_file(&file, Lock::Exclusive, &path)?;
                     // A concurrent `remove_stale_temp_files` may have taken the lock and
                     // removed the file between its creation and our lock: then start over.
                     if !same_file(&file, &path) {
@@ -52,6 +54,7 @@ impl TempFile {
                     return Ok(TempFile {
                         path,
                         file,
+                        lock,
                         keep: false,
                     });
                 }
@@ -78,6 +81,11 @@ impl TempFile {
 
     pub(crate) fn file(&self) -> &File {
         &self.file
+    }
+
+    /// Whether the file's exclusive lock is held, or the filesystem has no `flock`.
+    pub(crate) fn lock(&self) -> LockOutcome {
+        self.lock
     }
 
     /// Allocates `len` bytes of disk blocks, so that writing through a mapping later cannot
@@ -132,38 +140,29 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-/// `posix_fallocate`: reserves `len` bytes of blocks for `file` (and sets its size).
+/// `posix_fallocate`: reserves `len` bytes of blocks for `file` (and sets its size). On a
+/// filesystem that cannot reserve blocks, the file is only sized (possibly sparse).
 pub(crate) fn allocate(file: &File, len: u64, path: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
     if len == 0 {
         return Ok(());
     }
-    let Ok(off_len) = libc::off_t::try_from(len) else {
+    // Larger than any file offset: no filesystem can hold it.
+    if i64::try_from(len).is_err() {
         return Err(Error::DiskFull {
             path: path.into(),
             needed: Some(len),
             available: None,
         });
-    };
-    // SAFETY: posix_fallocate reads its integer arguments; the descriptor is valid while
-    // `file` lives.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, off_len) };
-    match rc {
-        0 => Ok(()),
-        libc::ENOSPC | libc::EFBIG | libc::EDQUOT => Err(Error::DiskFull {
+    }
+    match sys::fallocate(file, len) {
+        Ok(Fallocate::Allocated) => Ok(()),
+        Ok(Fallocate::Unsupported) => file.set_len(len).map_err(|e| Error::io(path, "set_len", e)),
+        Err(e) if sys::is_out_of_space(&e) => Err(Error::DiskFull {
             path: path.into(),
             needed: Some(len),
             available: free_space(parent_dir(path)).ok(),
         }),
-        // Filesystems without fallocate: fall back to a sized (possibly sparse) file.
-        libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL => {
-            file.set_len(len).map_err(|e| Error::io(path, "set_len", e))
-        }
-        e => Err(Error::io(
-            path,
-            "posix_fallocate",
-            std::io::Error::from_raw_os_error(e),
-        )),
+        Err(e) => Err(Error::io(path, "posix_fallocate", e)),
     }
 }
 
@@ -176,17 +175,7 @@ pub fn free_space(dir: impl AsRef<Path>) -> Result<u64> {
     let dir = dir.as_ref();
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| Error::InvalidArgument(format!("{}: path has a NUL byte", dir.display())))?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a valid NUL-terminated string and `st` points to writable memory of the
-    // right type, which statvfs fills on success.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(Error::io(dir, "statvfs", std::io::Error::last_os_error()));
-    }
-    // SAFETY: statvfs returned 0, so it initialised `st`.
-    let st = unsafe { st.assume_init() };
-    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
-    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    sys::statvfs_available(&c).map_err(|e| Error::io(dir, "statvfs", e))
 }
 
 /// Fails with [`Error::DiskFull`] if the filesystem holding `dir` has fewer than `needed`

@@ -80,8 +80,8 @@ use crate::chunk::ParOptions;
 use crate::element::{DType, Element};
 use crate::error::{Error, Result};
 use crate::kernels::{self, Moments, Numeric, QuantileOptions, Quantiles};
-use crate::mmap::{lock_file, Lock};
 use crate::sort::SortKey;
+use crate::sys::{lock_file, Lock};
 use crate::temp::{parent_dir, TEMP_MARKER};
 use crate::{with_any, with_dtype, AnyArray};
 
@@ -1092,7 +1092,7 @@ impl ZarrArray {
 
     /// The exact quantiles `qs` (each in `[0, 1]`) of the array's elements, equal to
     /// `np.quantile(z[...], qs, method=...)` (or `np.nanquantile` with
-    /// [`QuantileOptions::skip_nan`]): [`kernels::stream::quantiles`] on a decoded scratch
+    /// [`QuantileOptions::skip_nan`]): [`stream::quantiles`](crate::stream::quantiles) on a decoded scratch
     /// copy.
     ///
     /// The chunks are decoded in parallel, a window at a time, into an unnamed temporary
@@ -1105,7 +1105,7 @@ impl ZarrArray {
     /// [`with_dtype!`](crate::with_dtype) for a dtype known at run time.
     ///
     /// # Errors
-    /// [`Error::DtypeMismatch`]; those of [`kernels::stream::quantiles`]
+    /// [`Error::DtypeMismatch`]; those of [`stream::quantiles`](crate::stream::quantiles)
     /// ([`Error::QuantileOutOfRange`], [`Error::EmptyInput`]); those of
     /// [`to_npy`](ZarrArray::to_npy) for the scratch copy.
     pub fn quantiles<T: Element + Numeric + SortKey>(
@@ -1127,7 +1127,7 @@ impl ZarrArray {
         let scratch_path = dir.join(format!("{name}.scratch.npy"));
         let mut scratch = MappedArrayMut::<T>::create(scratch_path, &self.shape)?;
         self.decode_into(&mut scratch, opts)?;
-        kernels::stream::quantiles(scratch.as_array(), qs, quantile_opts)
+        crate::stream::quantiles(scratch.as_array(), qs, quantile_opts)
     }
 
     /// Summary statistics over every element, chunk by chunk (see [`ZarrSummary`]).

@@ -140,10 +140,10 @@ fn a_streaming_pass_over_a_truncated_file_errs_instead_of_faulting() {
         .unwrap()
         .set_len(8192)
         .unwrap();
-    let r = outcore::kernels::stream::fold_chunks(
+    let r = outcore::stream::fold_chunks(
         &a,
         &outcore::ParOptions::new(),
-        &outcore::kernels::stream::Stream::new(),
+        &outcore::stream::Stream::new(),
         |c| c.iter().sum::<u64>(),
         |x, y| x + y,
     );

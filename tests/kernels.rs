@@ -9,8 +9,8 @@
 
 use std::sync::OnceLock;
 
-use outcore::kernels::stream::{self, Stream};
 use outcore::kernels::{self, Moments, Numeric};
+use outcore::stream::{self, Stream};
 use outcore::{Element, Error, MappedArray, MappedArrayMut, ParOptions};
 use proptest::prelude::*;
 
@@ -846,4 +846,35 @@ fn streaming_windows_match_whole_slice() {
     drop(w);
     let back = MappedArray::<f64>::open(&path).unwrap();
     assert!(back.iter().zip(&v).all(|(&b, &x)| b == 2.0 * x));
+}
+
+/// The `_with` twins of `std` and `nanvar` with default chunks give the plain function's
+/// result bit for bit, on 1 and on 2 threads (the data spans several default chunks).
+#[test]
+fn std_and_nanvar_with_match_the_plain_functions() {
+    let n = 3 * ParOptions::new().get_chunk_bytes() / std::mem::size_of::<f64>() + 12_345;
+    let v: Vec<f64> = (0..n)
+        .map(|i| ((i as u64).wrapping_mul(2_654_435_761) % 1_000_003) as f64 * 1e-3)
+        .collect();
+    let mut with_nan = v.clone();
+    for i in (0..n).step_by(997) {
+        with_nan[i] = f64::NAN;
+    }
+    for threads in [1, 2] {
+        let mut o = ParOptions::new();
+        o.threads(threads);
+        for ddof in [0, 1] {
+            assert_eq!(
+                kernels::std_with(&v, ddof, &o).unwrap().to_bits(),
+                kernels::std(&v, ddof).to_bits(),
+                "std_with, {threads} threads, ddof {ddof}"
+            );
+            assert_eq!(
+                kernels::nanvar_with(&with_nan, ddof, &o).unwrap().to_bits(),
+                kernels::nanvar(&with_nan, ddof).to_bits(),
+                "nanvar_with, {threads} threads, ddof {ddof}"
+            );
+            assert!(!kernels::nanvar(&with_nan, ddof).is_nan());
+        }
+    }
 }

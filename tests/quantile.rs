@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use outcore::kernels::stream::{self, Stream};
 use outcore::kernels::{self, Numeric, QuantileMethod, QuantileOptions, QuantileValue};
 use outcore::sort::SortKey;
+use outcore::stream::{self, Stream};
 use outcore::{Element, Error, MappedArray, MappedArrayMut, ParOptions};
 
 use crate::common;

@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use outcore::kernels::stream::{self, Stream};
 use outcore::kernels::{
     self, reducer, DescribeOptions, MinMaxReducer, Numeric, QuantileMethod, SumReducer, Summary,
 };
 use outcore::sort::SortKey;
+use outcore::stream::{self, Stream};
 use outcore::{Element, Error, MappedArray, MappedArrayMut, ParOptions};
 
 use crate::common;

@@ -7,6 +7,7 @@
 //! `outcore: error: ...`, with exit status 2 for usage errors, 1 for failures and 130 after
 //! Ctrl-C; outputs appear under their final name only when complete, and an existing output
 //! is refused unless `--force`.
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 use std::process::ExitCode;
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use num_traits::{AsPrimitive, NumCast};
 use outcore::datasets::{Distribution, Generate, Generator, Kind, PartialChecksum, Record100};
-use outcore::kernels::{self, stream, Numeric};
+use outcore::kernels::{self, Numeric};
+use outcore::stream;
 use outcore::{
     open_any, open_any_raw, with_any, with_dtype, DType, Element, MappedArray, MappedArrayMut,
     ParOptions,

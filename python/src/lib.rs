@@ -4,6 +4,7 @@
 //! Every entry point releases the GIL for its work ([`run::run`]); long ones run it on a
 //! worker thread and poll for Ctrl-C. outcore's errors become the Python exceptions a user
 //! expects ([`errors::to_py`]); panics become `RuntimeError`.
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod errors;
 mod files;

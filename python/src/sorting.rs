@@ -59,6 +59,8 @@ pub fn sort(py: Python<'_>, a: &Bound<'_, PyAny>, threads: Option<usize>) -> PyR
     }
     let dt = dtype_of(arr.dtype().as_any())?;
     let len = arr.len();
+    // SAFETY: `as_array_ptr` points to the live array object while `arr` is held; reading
+    // its data pointer field reads no element.
     let ptr = unsafe { (*arr.as_array_ptr()).fields.data } as usize;
     let par = par(threads)?;
     let cancel = Arc::new(AtomicBool::new(false));

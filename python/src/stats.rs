@@ -6,6 +6,7 @@ use std::sync::Arc;
 use numpy::{PyArray1, PyUntypedArrayMethods};
 use outcore::kernels::{self, Numeric, QuantileMethod, QuantileOptions, QuantileValue};
 use outcore::sort::SortKey;
+use outcore::stream;
 use outcore::{with_any, with_dtype, DType, Element, MappedArray, ParOptions};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList};
@@ -212,7 +213,7 @@ fn percentiles_of<T: Numeric + SortKey + Element>(
         Some(a) => {
             let mut o = QuantileOptions::new();
             o.method(method).memory(QUANTILE_MEMORY).par(par.clone());
-            Ok(kernels::stream::percentiles(a, ps, &o)?.values)
+            Ok(stream::percentiles(a, ps, &o)?.values)
         }
         None => kernels::percentiles_with(data, ps, method, par),
     }

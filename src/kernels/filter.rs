@@ -10,7 +10,6 @@
 use rayon::prelude::*;
 
 use super::reduce::count_serial;
-use super::sink::NpySink;
 use super::{defaults, per_chunk};
 use crate::chunk::ParOptions;
 use crate::error::{Error, Result};
@@ -56,7 +55,7 @@ const STAGE: usize = 1024;
 /// written to a small staging buffer and the write position advances by the predicate's
 /// 0 or 1, then the staged matches go out with one `memcpy`. A branch per element measured
 /// about 5x slower on random data (a misprediction every other element).
-fn copy_block_wise<T: Copy>(src: &[T], dst: &mut [T], pred: &impl Fn(&T) -> bool) {
+pub(super) fn copy_block_wise<T: Copy>(src: &[T], dst: &mut [T], pred: &impl Fn(&T) -> bool) {
     let Some(&first) = src.first() else {
         return;
     };
@@ -148,70 +147,4 @@ pub fn filter_to_vec_with<T: Copy + Send + Sync + Default>(
     let mut out = vec![T::default(); total];
     copy_matches(data, &mut out, &counts, opts, &pred)?;
     Ok(out)
-}
-
-/// Writes the elements of `data` that satisfy `pred`, in order, to a new 1-D `.npy` file
-/// and returns how many there are. The file is written under a temporary name in the same
-/// directory and renamed to `path` only once complete and synced; on any error `path` is
-/// untouched and the temporary file is removed.
-///
-/// ```
-/// use outcore::{kernels, MappedArray};
-/// # let dir = tempfile::tempdir().unwrap();
-/// let path = dir.path().join("positive.npy");
-/// let v = [-1.0f64, 2.0, -3.0, 4.0];
-/// assert_eq!(kernels::filter_to_file(&v, &path, |&x| x > 0.0)?, 2);
-/// assert_eq!(&MappedArray::<f64>::open(&path)?[..], &[2.0, 4.0]);
-/// # Ok::<(), outcore::Error>(())
-/// ```
-///
-/// # Errors
-/// [`Error::DiskFull`] if the file's blocks cannot be allocated; [`Error::NotFound`] /
-/// [`Error::PermissionDenied`] for the directory; [`Error::Io`] if a write, `fsync` or the
-/// rename fails.
-pub fn filter_to_file<T: crate::Element>(
-    data: &[T],
-    path: impl AsRef<std::path::Path>,
-    pred: impl Fn(&T) -> bool + Sync + Send,
-) -> Result<usize> {
-    filter_to_file_with(data, path, &ParOptions::new(), pred)
-}
-
-/// [`filter_to_file`] with options.
-///
-/// # Errors
-/// As [`filter_to_file`].
-pub fn filter_to_file_with<T: crate::Element>(
-    data: &[T],
-    path: impl AsRef<std::path::Path>,
-    opts: &ParOptions,
-    pred: impl Fn(&T) -> bool + Sync + Send,
-) -> Result<usize> {
-    let (counts, total) = plan_filter(data, opts, &pred)?;
-    let sink = NpySink::create::<T>(path.as_ref(), &[total])?;
-    // Output offsets of the chunks: a prefix sum of their counts.
-    let starts: Vec<usize> = counts
-        .iter()
-        .scan(0, |acc, &(_, n)| {
-            let s = *acc;
-            *acc += n;
-            Some(s)
-        })
-        .collect();
-    let plan = opts.plan(data);
-    opts.install(|| {
-        starts
-            .into_par_iter()
-            .zip(counts)
-            .enumerate()
-            .map_init(Vec::new, |buf: &mut Vec<T>, (i, (start, (_, n)))| {
-                buf.clear();
-                buf.resize(n, T::default());
-                copy_block_wise(&data[plan.range(i)], buf, &pred);
-                sink.write_at(start, buf)
-            })
-            .collect::<Result<()>>()
-    })??;
-    sink.persist()?;
-    Ok(total)
 }

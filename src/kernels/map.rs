@@ -6,7 +6,6 @@
 //! ranges.
 
 use super::defaults;
-use super::sink::NpySink;
 use crate::chunk::{self, ParOptions};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -137,68 +136,4 @@ pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Resu
             got,
         })
     }
-}
-
-/// Maps `src` into a new `.npy` file of element type `U` and shape `shape` (C order), in
-/// parallel, and returns the finished file opened read-only. The file is written under a
-/// temporary name in the same directory and renamed to `path` only once complete and
-/// synced; on any error `path` is untouched and the temporary file is removed. Each chunk is
-/// mapped into a buffer and written with a positioned write (measured faster than writing
-/// through a new mapping; see the `sink` module's notes).
-///
-/// ```
-/// use outcore::{kernels, MappedArray};
-/// # let dir = tempfile::tempdir().unwrap();
-/// let src: Vec<i32> = (0..6).collect();
-/// let out = kernels::map_to_file(&src, &[2, 3], dir.path().join("half.npy"), |x| x as f32 / 2.0)?;
-/// assert_eq!(out.shape(), &[2, 3]);
-/// assert_eq!(&out[..], &[0.0, 0.5, 1.0, 1.5, 2.0, 2.5]);
-/// # Ok::<(), outcore::Error>(())
-/// ```
-///
-/// # Errors
-/// [`Error::LengthMismatch`] if the shape does not hold `src.len()` elements;
-/// [`Error::DiskFull`] if the file's blocks cannot be allocated; [`Error::NotFound`] /
-/// [`Error::PermissionDenied`] for the directory; [`Error::Io`] if a write, `fsync` or the
-/// rename fails.
-pub fn map_to_file<T: Copy + Sync, U: crate::Element>(
-    src: &[T],
-    shape: &[usize],
-    path: impl AsRef<std::path::Path>,
-    f: impl Fn(T) -> U + Sync + Send,
-) -> Result<crate::MappedArray<U>> {
-    map_to_file_with(src, shape, path, &ParOptions::new(), f)
-}
-
-/// [`map_to_file`] with options.
-///
-/// # Errors
-/// As [`map_to_file`]; [`Error::InvalidArgument`] if the options' thread pool cannot be
-/// started.
-pub fn map_to_file_with<T: Copy + Sync, U: crate::Element>(
-    src: &[T],
-    shape: &[usize],
-    path: impl AsRef<std::path::Path>,
-    opts: &ParOptions,
-    f: impl Fn(T) -> U + Sync + Send,
-) -> Result<crate::MappedArray<U>> {
-    let path = path.as_ref();
-    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    check_len(
-        "map_to_file: shape vs source",
-        src.len(),
-        n.unwrap_or(usize::MAX),
-    )?;
-    let sink = NpySink::create::<U>(path, shape)?;
-    opts.install(|| {
-        chunk::par_chunks(src, opts)
-            .map_init(Vec::new, |buf: &mut Vec<U>, (start, c)| {
-                buf.clear();
-                buf.extend(c.iter().map(|&x| f(x)));
-                sink.write_at(start, buf)
-            })
-            .collect::<Result<()>>()
-    })??;
-    sink.persist()?;
-    crate::MappedArray::open(path)
 }

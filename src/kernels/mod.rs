@@ -5,7 +5,9 @@
 //! file ([`MappedArray`](crate::MappedArray) derefs to a slice). Each has a one-line form
 //! (`kernels::sum(&data)`) that uses the default [`ParOptions`], and a `_with` twin that
 //! takes options (thread count, chunk size) and returns a [`Result`] because a dedicated
-//! thread pool may fail to start.
+//! thread pool may fail to start. In every twin the options come after the data and the
+//! parameters and before any closure: `variance_with(&v, ddof, &opts)`,
+//! `count_with(&v, &opts, |x| ...)`.
 //!
 //! ```
 //! use outcore::kernels;
@@ -52,9 +54,11 @@
 //!   where each chunk writes its own disjoint part of the output. The predicate must
 //!   therefore be a pure function.
 //! - **Mapped files.** Hints that only a mapping can use (access advice, releasing pages a
-//!   scan has passed) are not inside the kernels: [`stream`] runs slice kernels chunk by
-//!   chunk (or window by window) over a [`MappedArray`](crate::MappedArray) and releases
+//!   scan has passed) are not inside the kernels: [`crate::stream`] runs slice kernels chunk
+//!   by chunk (or window by window) over a [`MappedArray`](crate::MappedArray) and releases
 //!   what they have passed, so a pass over a file larger than memory stays within a cap.
+//! - **Outputs.** Kernels whose result is a new `.npy` file ([`map_to_file`],
+//!   [`filter_to_file`]) live together in `to_file.rs` with the sink they write through.
 
 use std::fmt::Debug;
 use std::ops::{Add, Sub};
@@ -68,24 +72,17 @@ use crate::error::Result;
 mod axis;
 mod filter;
 mod map;
-mod passes;
-mod quantile;
+pub(crate) mod passes;
+pub(crate) mod quantile;
 mod reduce;
 mod scan;
-mod sink;
 mod stats;
-pub mod stream;
-mod summary;
+pub(crate) mod summary;
+mod to_file;
 
 pub use axis::{axis_stats, axis_stats_with, AxisStats};
-pub use filter::{
-    filter_into, filter_into_with, filter_to_file, filter_to_file_with, filter_to_vec,
-    filter_to_vec_with,
-};
-pub use map::{
-    map_in_place, map_in_place_with, map_into, map_into_with, map_to_file, map_to_file_with,
-    zip_into, zip_into_with,
-};
+pub use filter::{filter_into, filter_into_with, filter_to_vec, filter_to_vec_with};
+pub use map::{map_in_place, map_in_place_with, map_into, map_into_with, zip_into, zip_into_with};
 pub use quantile::{
     kth, kth_with, median, median_with, nanmedian, nanmedian_with, nanpercentiles,
     nanpercentiles_with, nanquantiles, nanquantiles_with, percentiles, percentiles_with, quantiles,
@@ -100,13 +97,15 @@ pub use reduce::{
 pub use scan::{cumsum_in_place, cumsum_in_place_with, cumsum_into, cumsum_into_with};
 pub use stats::{
     histogram, histogram_with, mean, mean_with, moments, moments_with, nanmean, nanmean_with,
-    nanmoments, nanmoments_with, nanvar, std, variance, variance_with, Moments,
+    nanmoments, nanmoments_with, nanvar, nanvar_with, std, std_with, variance, variance_with,
+    Moments,
 };
 pub use summary::{
     describe, describe_with, reduce_fused, reduce_fused_with, reducer, ArgMaxReducer,
     ArgMinReducer, DescribeOptions, FnReducer, Histogram, HistogramReducer, MinMaxReducer,
     MomentsReducer, NanCountReducer, Reducer, SumReducer, Summary,
 };
+pub use to_file::{filter_to_file, filter_to_file_with, map_to_file, map_to_file_with};
 
 /// Independent accumulators in the vectorised loops: 16 lanes of `f64` fill eight SSE2
 /// registers (enough to hide the add latency) or two AVX-512 registers.

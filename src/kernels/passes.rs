@@ -6,10 +6,10 @@ use std::sync::OnceLock;
 
 use bytemuck::Pod;
 
-use super::stream::{self, Stream};
 use crate::array::MappedArray;
 use crate::chunk::ParOptions;
 use crate::error::Result;
+use crate::stream::{self, Stream};
 
 /// Something the multi-pass kernels can read in passes: each pass runs a function on every
 /// chunk (in parallel, the chunks of the [`ParOptions`] plan, so results do not depend on

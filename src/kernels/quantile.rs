@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use num_traits::NumCast;
 
 use super::passes::{FilePasses, Passes, SlicePasses};
-use super::stream::Stream;
 use super::{defaults, is_nan, Numeric};
 use crate::array::MappedArray;
 use crate::chunk::ParOptions;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::sort::{RadixKey, SortKey};
+use crate::stream::Stream;
 
 /// The default memory budget for candidates: 64 MiB.
 ///
@@ -104,7 +104,7 @@ impl<T: Numeric> QuantileValue<T> {
     }
 }
 
-/// Quantiles of a mapped file and what they cost: see [`stream::quantiles`](crate::kernels::stream::quantiles).
+/// Quantiles of a mapped file and what they cost: see [`stream::quantiles`](crate::stream::quantiles).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Quantiles<T> {
     /// One value per requested quantile, in the order asked.
@@ -1011,7 +1011,7 @@ pub fn kth_with<T: Numeric + SortKey>(data: &[T], k: usize, opts: &ParOptions) -
     Ok(if k < n { vals[0] } else { nan_of() })
 }
 
-/// The quantile functions for mapped files, re-exported by [`stream`](super::stream).
+/// The quantile functions for mapped files, re-exported by [`stream`](crate::stream).
 pub(crate) mod file {
     use super::*;
 
@@ -1024,7 +1024,8 @@ pub(crate) mod file {
     /// algorithm).
     ///
     /// ```
-    /// use outcore::kernels::{stream, QuantileMethod, QuantileOptions};
+    /// use outcore::kernels::{QuantileMethod, QuantileOptions};
+    /// use outcore::stream;
     /// use outcore::{MappedArray, MappedArrayMut};
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let path = dir.path().join("q.npy");

@@ -232,9 +232,25 @@ pub fn std<T: Numeric>(data: &[T], ddof: u64) -> f64 {
     moments(data).std(ddof)
 }
 
+/// [`std`](fn@std) with options.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+pub fn std_with<T: Numeric>(data: &[T], ddof: u64, opts: &ParOptions) -> Result<f64> {
+    Ok(moments_with(data, opts)?.std(ddof))
+}
+
 /// The variance of the elements that are not NaN (numpy's `nanvar`).
 pub fn nanvar<T: Numeric>(data: &[T], ddof: u64) -> f64 {
     nanmoments(data).variance(ddof)
+}
+
+/// [`nanvar`] with options.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+pub fn nanvar_with<T: Numeric>(data: &[T], ddof: u64, opts: &ParOptions) -> Result<f64> {
+    Ok(nanmoments_with(data, opts)?.variance(ddof))
 }
 
 /// Counts of `data` in `bins` equal-width bins over `range`, as `np.histogram(data, bins,

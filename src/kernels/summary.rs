@@ -5,19 +5,19 @@
 use super::passes::{serial, FilePasses, Passes, SlicePasses};
 use super::quantile::{quantiles_in, QuantileMethod, QuantileValue, DEFAULT_QUANTILE_MEMORY};
 use super::reduce::{count_serial, min_max_chunk};
-use super::stream::Stream;
 use super::{combine_tree, defaults, is_nan, Moments, Numeric};
 use crate::array::MappedArray;
 use crate::chunk::ParOptions;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::sort::SortKey;
+use crate::stream::Stream;
 
 /// A fold over chunks that can be run alone or fused with others into a single pass.
 ///
 /// [`fold_chunk`](Reducer::fold_chunk) folds one chunk (megabytes, in parallel with the
 /// others); [`combine`](Reducer::combine) merges the results of neighbouring chunks and must
-/// be associative. The runners ([`reduce_fused`], [`stream::reduce_fused`](super::stream::reduce_fused))
+/// be associative. The runners ([`reduce_fused`], [`stream::reduce_fused`](crate::stream::reduce_fused))
 /// combine the chunk results in chunk order as the balanced tree the kernels use, so a
 /// reducer that calls a kernel's serial loop gives that kernel's result bit for bit, for any
 /// thread count.
@@ -613,7 +613,7 @@ pub fn describe_with<T: Numeric + SortKey>(
     describe_in(&SlicePasses::new(data, par), opts)
 }
 
-/// The functions for mapped files, re-exported by [`stream`](super::stream).
+/// The functions for mapped files, re-exported by [`stream`](crate::stream).
 pub(crate) mod file {
     use super::*;
 
@@ -622,7 +622,8 @@ pub(crate) mod file {
     /// the same results bit for bit as the slice kernels on the mapping.
     ///
     /// ```
-    /// use outcore::kernels::{self, stream::{self, Stream}, DescribeOptions};
+    /// use outcore::kernels::{self, DescribeOptions};
+    /// use outcore::stream::{self, Stream};
     /// use outcore::{MappedArray, MappedArrayMut, ParOptions};
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let path = dir.path().join("d.npy");
@@ -766,7 +767,7 @@ pub(crate) mod axis {
         };
         let contiguous = (axis == 0) == fortran || n_lanes == 1 || lane_len == 1;
         let size = std::mem::size_of::<T>().max(1);
-        let lag = super::super::stream::RELEASE_LAG_BYTES / size;
+        let lag = crate::stream::RELEASE_LAG_BYTES / size;
         let finish = |acc: Option<SummaryAcc<T>>| {
             let counts = acc.as_ref().and_then(|a| a.5.clone());
             let h = hist

@@ -68,8 +68,8 @@ use super::key::SortKey;
 use super::merge::{self, BufferPool, Run, Sampler, Source};
 use crate::chunk::ParOptions;
 use crate::error::{Error, Result};
-use crate::mmap::{lock_file, Lock};
 use crate::npy::{self, Header};
+use crate::sys::{lock_file, Lock};
 use crate::temp::{self, TempFile};
 use crate::with_dtype;
 
@@ -570,7 +570,7 @@ impl RunDir {
                 }
                 // Left by an earlier process with the same pid: try the next name.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
                     return Err(not_a_directory(tmp_dir))
                 }
                 Err(e) => return Err(Error::io(tmp_dir, "create a run directory in", e)),
@@ -713,7 +713,7 @@ fn plan_with<T: SortKey>(
     let by_memory = (budget / min_buf).saturating_sub(1) / 2;
     // Half the open-file limit for the runs, less a few for the input, the output and the
     // program.
-    let file_slots = ((fileio::open_file_limit() / 2) as usize)
+    let file_slots = ((crate::sys::open_file_limit() / 2) as usize)
         .saturating_sub(16)
         .max(2);
     let fan_in = by_memory

@@ -16,25 +16,13 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::sys::{self, Writeback};
 
-/// Kernel hints for a byte range of an open file. Failures are ignored: they are hints, and a
-/// file system that does not support them still gives correct results.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Hint {
-    /// The file is read front to back: let readahead work.
-    Sequential,
-    /// Reads are large and scattered: no readahead beyond what is asked for (each stream of a
-    /// merge would otherwise keep its own readahead window in the cache).
-    Random,
-    /// The bytes will not be needed again: drop them from the page cache.
-    DontNeed,
-    /// The bytes will be read soon: start reading them into the page cache now.
-    WillNeed,
-}
+/// Kernel hints for a byte range of an open file (`posix_fadvise`, wrapped in [`crate::sys`]).
+pub(crate) use crate::sys::Hint;
 
 /// Drop ranges are aligned to this (the largest page-cache folio on x86-64).
 const DROP_ALIGN: u64 = 2 << 20;
@@ -55,58 +43,11 @@ pub(crate) fn drop_all(file: &File) {
     advise(file, 0, 0, Hint::DontNeed);
 }
 
+/// Gives the kernel `hint` for a byte range of `file` (`len == 0`: to the end). Failures are
+/// ignored: they are hints, and a file system that does not support them still gives correct
+/// results.
 pub(crate) fn advise(file: &File, offset: u64, len: u64, hint: Hint) {
-    let advice = match hint {
-        Hint::Sequential => libc::POSIX_FADV_SEQUENTIAL,
-        Hint::Random => libc::POSIX_FADV_RANDOM,
-        Hint::DontNeed => libc::POSIX_FADV_DONTNEED,
-        Hint::WillNeed => libc::POSIX_FADV_WILLNEED,
-    };
-    let (Ok(off), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return;
-    };
-    // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is open for the
-    // lifetime of `file`.
-    unsafe {
-        libc::posix_fadvise(file.as_raw_fd(), off, len, advice);
-    }
-}
-
-/// Starts writeback of a range (`wait = false`) or waits until it is on the disk
-/// (`wait = true`). A failed write-back is reported here: waiting consumes the file's pending
-/// write-back error, so a later `fdatasync` would no longer see it.
-fn sync_range(file: &File, offset: u64, len: u64, wait: bool) -> std::io::Result<()> {
-    let flags = if wait {
-        libc::SYNC_FILE_RANGE_WAIT_BEFORE
-            | libc::SYNC_FILE_RANGE_WRITE
-            | libc::SYNC_FILE_RANGE_WAIT_AFTER
-    } else {
-        libc::SYNC_FILE_RANGE_WRITE
-    };
-    let (Ok(off), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return Ok(());
-    };
-    // SAFETY: sync_file_range only reads its integer arguments; the descriptor is open.
-    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), off, len, flags) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-/// The soft limit on open files of this process (`RLIMIT_NOFILE`), or 1024 if unknown.
-pub(crate) fn open_file_limit() -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass; no other memory is touched.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
-    if rc != 0 || r.rlim_cur == libc::RLIM_INFINITY {
-        return if rc != 0 { 1024 } else { 1 << 20 };
-    }
-    r.rlim_cur
+    let _ = sys::fadvise(file, offset, len, hint);
 }
 
 /// Reads `buf.len()` bytes at `offset`, then drops them from the page cache.
@@ -155,7 +96,7 @@ impl<'a> StreamWriter<'a> {
             .write_all_at(bytes, self.offset)
             .map_err(|e| Error::io(self.path, "write", e))?;
         let len = bytes.len() as u64;
-        sync_range(self.file, self.offset, len, false)
+        sys::sync_file_range(self.file, self.offset, len, Writeback::Start)
             .map_err(|e| Error::io(self.path, "write back", e))?;
         self.retire()?;
         self.pending = Some((self.offset, len));
@@ -165,7 +106,7 @@ impl<'a> StreamWriter<'a> {
 
     fn retire(&mut self) -> Result<()> {
         if let Some((off, len)) = self.pending.take() {
-            sync_range(self.file, off, len, true)
+            sys::sync_file_range(self.file, off, len, Writeback::Wait)
                 .map_err(|e| Error::io(self.path, "write back", e))?;
             drop_consumed(self.file, off, off + len);
         }

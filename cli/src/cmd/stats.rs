@@ -5,11 +5,11 @@
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
-use outcore::kernels::stream::Stream;
 use outcore::kernels::{
-    self, DescribeOptions, HistogramReducer, Numeric, QuantileOptions, QuantileValue, Summary,
+    DescribeOptions, HistogramReducer, Numeric, QuantileOptions, QuantileValue, Summary,
 };
 use outcore::sort::SortKey;
+use outcore::stream::{self, Stream};
 use outcore::{with_any, DType, Element, MappedArray, ParOptions};
 use serde_json::{json, Map, Value};
 
@@ -245,7 +245,7 @@ where
     if let (Some(b), Some((lo, hi))) = (o.bins, o.range) {
         d.bins(b).range(lo, hi);
     }
-    let s = kernels::stream::describe(a, &d, &par, &stream)?;
+    let s = stream::describe(a, &d, &par, &stream)?;
     let mut row = row_of(&s);
     if let (Some(b), None) = (o.bins, o.range) {
         let finite = match (s.min, s.max) {
@@ -257,12 +257,11 @@ where
         };
         let range = finite.unwrap_or((0.0, 1.0));
         let h = HistogramReducer::new(b, range)?;
-        let counts =
-            kernels::stream::reduce_fused(a, &h, &par, &stream)?.unwrap_or_else(|| vec![0; b]);
+        let counts = stream::reduce_fused(a, &h, &par, &stream)?.unwrap_or_else(|| vec![0; b]);
         row.histogram = Some((h.edges(), counts));
     }
     if !o.percentiles.is_empty() {
-        let q = kernels::stream::percentiles(a, &o.percentiles, &quantile_options())?;
+        let q = stream::percentiles(a, &o.percentiles, &quantile_options())?;
         row.percentiles = o
             .percentiles
             .iter()
@@ -352,7 +351,7 @@ where
     let (par, stream) = pass_options();
     let mut d = DescribeOptions::new();
     d.ddof(ddof);
-    let lanes = kernels::stream::describe_axis(a, axis, &d, &par, &stream)?;
+    let lanes = stream::describe_axis(a, axis, &d, &par, &stream)?;
     Ok(lanes.iter().map(row_of).collect())
 }
 

@@ -3,7 +3,7 @@
 //! The kernels work on slices and know nothing of files. For a file larger than memory:
 //!
 //! - [`fold_chunks`] runs a per-chunk fold over a [`MappedArray`] in parallel (like
-//!   [`kernels::fold_chunks`](super::fold_chunks)) and can
+//!   [`kernels::fold_chunks`](crate::kernels::fold_chunks)) and can
 //!   [release](crate::MappedArray::release) each chunk as soon as it is folded, so that the
 //!   pass does not push everything else out of memory and a memory-capped process (whose
 //!   page cache counts against its cap) stays far below its cap. With a fold that calls a
@@ -25,7 +25,8 @@
 //! which is why the chunk-wise [`fold_chunks`] exists.
 //!
 //! ```
-//! use outcore::kernels::{self, stream::{self, Stream}};
+//! use outcore::kernels;
+//! use outcore::stream::{self, Stream};
 //! use outcore::{MappedArray, MappedArrayMut, ParOptions};
 //! # let dir = tempfile::tempdir().unwrap();
 //! # let path = dir.path().join("big.npy");
@@ -51,8 +52,8 @@ use crate::chunk::{ChunkPlan, ParOptions};
 use crate::error::Result;
 use crate::mmap::Advice;
 
-pub use super::quantile::file::{median, percentiles, quantiles};
-pub use super::summary::file::{describe, describe_axis, reduce_fused};
+pub use crate::kernels::quantile::file::{median, percentiles, quantiles};
+pub use crate::kernels::summary::file::{describe, describe_axis, reduce_fused};
 
 /// Default bytes per window: large enough that per-window work (an `madvise`, a release, a
 /// parallel dispatch) is negligible, small enough to bound what a pass keeps resident.
@@ -135,7 +136,7 @@ impl Stream {
 }
 
 /// Folds every chunk of `a` with `fold` in parallel and combines the results in chunk order
-/// with `combine` (as [`kernels::fold_chunks`](super::fold_chunks)); `None` for an empty
+/// with `combine` (as [`kernels::fold_chunks`](crate::kernels::fold_chunks)); `None` for an empty
 /// array. With [`Stream::release_behind`], each chunk's pages are released once it is
 /// folded; with [`Stream::will_need`], the next chunk is advised `WillNeed` first. The
 /// window size is not used: the chunks are those of `opts`.
@@ -160,7 +161,7 @@ where
         a.advise(Advice::Sequential)?;
     }
     let lag = RELEASE_LAG_BYTES / std::mem::size_of::<T>().max(1);
-    let parts = super::per_chunk(a.as_slice(), opts, |start, c| {
+    let parts = crate::kernels::per_chunk(a.as_slice(), opts, |start, c| {
         let end = start + c.len();
         if s.will_need {
             a.advise_range(end..end + c.len(), Advice::WillNeed)?;
@@ -173,7 +174,7 @@ where
         Ok(r)
     })?;
     let parts = parts.into_iter().collect::<Result<Vec<A>>>()?;
-    Ok(super::combine_tree(parts, &combine))
+    Ok(crate::kernels::combine_tree(parts, &combine))
 }
 
 /// Runs `f(start, window)` on consecutive page-aligned windows of `a`, in order, and returns
