@@ -156,7 +156,9 @@ pub(crate) fn lock_file(file: &File, lock: Lock, path: &Path) -> Result<()> {
 }
 
 impl Mapping {
-    /// Opens and maps `path`. `lock` is `None` only for the unsafe cooperative constructor.
+    /// Opens and maps `path`, first taking the advisory `lock` on it if one is given. Every
+    /// constructor takes one (the unsafe cooperative `open_shared` a shared lock on a
+    /// writable mapping); `None` maps the file unlocked.
     pub(crate) fn open(path: &Path, mode: Mode, lock: Option<Lock>) -> Result<Mapping> {
         let file = OpenOptions::new()
             .read(true)
