@@ -3,14 +3,15 @@
 //! measurement: `name seconds bytes result`.
 //!
 //! ```text
-//! cargo bench -p outcore-bench --bench kernels_file -- hot FILE.npy OUT_DIR VEC_MIB
+//! cargo bench -p outcore-bench --bench kernels_file -- hot FILE.npy [OUT_DIR [VEC_MIB]]
+//!     # OUT_DIR: default $DATA, else target/bench-data in the repository
 //! cargo bench -p outcore-bench --bench kernels_file -- cold FILE.npy KERNEL VARIANT
 //!     # KERNEL: sum | min_max | mean_var | map_in_place; VARIANT (sum): plain | sequential | willneed | release | windows | windows_release
 //! cargo bench -p outcore-bench --bench kernels_file -- stream FILE.npy release|keep   # windows, for the memcap run
 //! ```
 
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use outcore::kernels::{self, Numeric};
@@ -296,7 +297,7 @@ fn main() -> outcore::Result<()> {
     match (arg(0), arg(1)) {
         (Some("hot"), Some(f)) => hot(
             Path::new(f),
-            Path::new(arg(2).unwrap_or("/work/data")),
+            &arg(2).map_or_else(outcore_bench::data_dir, PathBuf::from),
             arg(3).map_or(1024, |s| s.parse().expect("VEC_MIB")),
         ),
         (Some("cold"), Some(f)) => cold(

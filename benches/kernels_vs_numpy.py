@@ -5,7 +5,10 @@ What criterion cannot do: a file of several GiB, hot and cold page cache, `dd`, 
 same file, and a run under a memory cap. Every figure in the printed tables is measured by
 this one run; ratios compare figures taken minutes apart at most.
 
-    /work/venv/bin/python benches/kernels_vs_numpy.py --data-dir /work/data --gib 4
+    python3 benches/kernels_vs_numpy.py [--data-dir DIR] --gib 4   # a python with numpy
+
+DIR defaults to $DATA, else target/bench-data in the repository. The memory cap runs under
+$MEMCAP, by default ../shared/tools/memcap beside the repository.
 
 Steps
   1. Create DATA_DIR/kernels_bench.npy (normal f64, GIB GiB) unless it exists; warm the disk
@@ -33,9 +36,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-MEMCAP = os.path.join(ROOT, "..", "shared", "tools", "memcap")
-if not os.path.exists(MEMCAP):
-    MEMCAP = "/work/shared/tools/memcap"
+MEMCAP = os.environ.get("MEMCAP") or os.path.join(ROOT, "..", "shared", "tools", "memcap")
+DATA = os.environ.get("DATA") or os.path.join(ROOT, "target", "bench-data")
 
 
 def log(*a):
@@ -218,7 +220,7 @@ def fmt(x, d=2):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", default="/work/data")
+    ap.add_argument("--data-dir", default=DATA)
     ap.add_argument("--gib", type=float, default=4)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--cold-reps", type=int, default=3, help="cold measurements: best of N")

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The outcore Python module against numpy, in one run.
 
-    python benches/python_vs_numpy.py --data-dir /work/bench-data [--n 100000000] [--gib 4]
+    python benches/python_vs_numpy.py [--data-dir DIR] [--n 100000000] [--gib 4]
+
+DIR defaults to $DATA, else target/bench-data in the repository.
 
 Needs the module installed (`pip install ./python`) and numpy. Prints:
 
@@ -154,7 +156,9 @@ def bench_overhead():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default="bench-data")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    data = os.environ.get("DATA") or os.path.join(root, "target", "bench-data")
+    ap.add_argument("--data-dir", default=data)
     ap.add_argument("--n", type=int, default=100_000_000)
     ap.add_argument("--gib", type=int, default=4)
     ap.add_argument("--reps", type=int, default=3)

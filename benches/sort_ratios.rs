@@ -7,7 +7,8 @@
 //! ```
 //!
 //! numpy (`$OUTCORE_PYTHON`, else `python3`) sorts the same data, read from a raw file in
-//! `$SORT_DATA_DIR` (default `/work/data`, else the temp dir); set `SORT_NUMPY=0` to skip it.
+//! `$SORT_DATA_DIR` (default `$DATA`, else `target/bench-data` in the repository, else the
+//! temp dir); set `SORT_NUMPY=0` to skip it.
 //!
 //! outcore also runs on one thread (`ParOptions::threads(1)`), the row to compare with
 //! numpy's single-threaded sort. `SORT_ISA=1` adds rows of outcore with its hot loops forced
@@ -87,8 +88,8 @@ fn numpy_time(input_bytes: &[u8], dtype: &str, repeats: usize) -> Option<Duratio
     let dir = std::env::var("SORT_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
-            let d = PathBuf::from("/work/data");
-            if d.is_dir() {
+            let d = outcore_bench::data_dir();
+            if std::fs::create_dir_all(&d).is_ok() {
                 d
             } else {
                 std::env::temp_dir()

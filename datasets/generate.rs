@@ -697,7 +697,7 @@ impl Generator {
                 first.saturating_add(part.len())
             )));
         };
-        let plan = Plan::<T>::new(self.dist, self.seed, total as u64)?;
+        let params = FillParams::<T>::new(self.dist, self.seed, total as u64)?;
         // Cut the part at block boundaries: (block, offset in the block, piece).
         let mut pieces = Vec::with_capacity(part.len() / BLOCK_LEN + 2);
         let (mut rest, mut pos) = (part, first);
@@ -715,11 +715,11 @@ impl Generator {
                     let start = b * BLOCK_LEN;
                     let block_len = BLOCK_LEN.min(total - start);
                     if piece.len() == block_len {
-                        plan.fill_block(piece, b as u64, start as u64);
+                        params.fill_block(piece, b as u64, start as u64);
                         T::stamp(piece, start as u64);
                     } else {
                         let mut scratch = vec![T::zeroed(); block_len];
-                        plan.fill_block(&mut scratch, b as u64, start as u64);
+                        params.fill_block(&mut scratch, b as u64, start as u64);
                         T::stamp(&mut scratch, start as u64);
                         piece.copy_from_slice(&scratch[offset..offset + piece.len()]);
                     }
@@ -758,7 +758,7 @@ impl PartialChecksum {
 }
 
 /// What a fill needs beyond the seed, computed once.
-struct Plan<T> {
+struct FillParams<T> {
     dist: Distribution,
     seed: u64,
     /// `sorted`'s stride: `⌊2⁶⁴ / n⌋` (`u64::MAX` for `n ≤ 1`).
@@ -768,8 +768,8 @@ struct Plan<T> {
     zipf: Option<(Zipf<f64>, u64)>,
 }
 
-impl<T: Generate> Plan<T> {
-    fn new(dist: Distribution, seed: u64, len: u64) -> Result<Plan<T>> {
+impl<T: Generate> FillParams<T> {
+    fn new(dist: Distribution, seed: u64, len: u64) -> Result<FillParams<T>> {
         let step = if len <= 1 {
             u64::MAX
         } else {
@@ -794,7 +794,7 @@ impl<T: Generate> Plan<T> {
         } else {
             None
         };
-        Ok(Plan {
+        Ok(FillParams {
             dist,
             seed,
             step,
@@ -901,11 +901,11 @@ mod tests {
     #[test]
     fn sorted_bits_stay_in_range_and_increase() {
         for &n in &[1u64, 2, 3, 1000, 1 << 40, u64::MAX] {
-            let plan = Plan::<u64>::new(Distribution::Sorted, 0, n).unwrap();
-            let last = plan.sorted_bits(n - 1, u64::MAX);
-            assert!(last >= plan.sorted_bits(n - 1, 0));
+            let params = FillParams::<u64>::new(Distribution::Sorted, 0, n).unwrap();
+            let last = params.sorted_bits(n - 1, u64::MAX);
+            assert!(last >= params.sorted_bits(n - 1, 0));
             if n > 1 {
-                assert!(plan.sorted_bits(n - 2, u64::MAX) < plan.sorted_bits(n - 1, 0));
+                assert!(params.sorted_bits(n - 2, u64::MAX) < params.sorted_bits(n - 1, 0));
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: the numpy oracle and scratch directories.
+//! Helpers shared by the integration tests: the numpy oracle, property-test settings,
+//! scratch directories, child processes and small full disks.
 
 #![allow(dead_code)]
 
@@ -11,10 +12,9 @@ fn python_exe() -> String {
     std::env::var("OUTCORE_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// Whether numpy is importable. When it is not, tests that need it are skipped with a
-/// visible notice, except under `OUTCORE_REQUIRE_NUMPY=1`, where a missing numpy fails.
-/// Property-test settings: `cases` cases, failing cases saved under
-/// `tests/proptest-regressions/` (replayed first by later runs) rather than at the top level.
+/// Property-test settings: `cases` cases (`PROPTEST_CASES` does not change them), and the
+/// failing cases of a property test in `tests/FILE.rs` saved to
+/// `tests/proptest-regressions/FILE.txt`, where later runs replay them first.
 pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
     proptest::test_runner::Config {
         cases,
@@ -27,6 +27,9 @@ pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
     }
 }
 
+/// Whether numpy is importable by [`python_exe`]. When it is not, tests that need it
+/// ([`require_numpy!`]) are skipped with a visible notice, except under
+/// `OUTCORE_REQUIRE_NUMPY=1`, where a missing numpy fails the test.
 pub fn have_numpy() -> bool {
     static HAVE: OnceLock<bool> = OnceLock::new();
     *HAVE.get_or_init(|| {

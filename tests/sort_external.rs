@@ -794,7 +794,8 @@ fn streamed_consumer_error_or_panic_leaves_no_temp_files() {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 sort_file_with(&inp, &o, |_: &[u64]| panic!("consumer panics"))
             }));
-            assert!(r.is_err());
+            let msg = r.expect_err("the panic propagates");
+            assert_eq!(msg.downcast_ref::<&str>(), Some(&"consumer panics"));
             assert_eq!(leftovers(tmp.path(), &[]), Vec::<String>::new(), "{what}");
 
             // A sorter dropped unfinished, with a run being written.

@@ -498,7 +498,84 @@ pub(super) struct Job<'a> {
     phase_start: Instant,
 }
 
-impl Job<'_> {
+impl<'a> Job<'a> {
+    /// A job over `elements` of `T`, read from `file` at `data_offset` (`None`: the input
+    /// is pushed, and `input` names the temp directory), on the threads of `(threads, par)`
+    /// ([`SortOptions::par`]).
+    fn new<T: SortKey>(
+        input: &'a Path,
+        file: Option<File>,
+        data_offset: u64,
+        elements: u64,
+        (threads, par): (usize, ParOptions),
+        opts: &'a SortOptions,
+    ) -> Job<'a> {
+        Job {
+            input,
+            file,
+            data_offset,
+            elements,
+            elem_size: std::mem::size_of::<T>(),
+            threads,
+            par,
+            opts,
+            done: AtomicU64::new(0),
+            phase_start: Instant::now(),
+        }
+    }
+
+    /// A job over the `T`s that fill `file` from `data_offset` to its end.
+    ///
+    /// # Errors
+    /// [`Error::NotAMultiple`] when they are not a whole number of elements; the error of
+    /// reading the file's size.
+    fn for_file<T: SortKey>(
+        input: &'a Path,
+        file: File,
+        data_offset: u64,
+        opts: &'a SortOptions,
+    ) -> Result<Job<'a>> {
+        let elem_size = std::mem::size_of::<T>();
+        let file_len = file
+            .metadata()
+            .map_err(|e| Error::io(input, "stat", e))?
+            .len();
+        let data_bytes = file_len - data_offset.min(file_len);
+        if !data_bytes.is_multiple_of(elem_size as u64) {
+            return Err(Error::NotAMultiple {
+                path: input.into(),
+                len: data_bytes,
+                elem_size,
+            });
+        }
+        let elements = data_bytes / elem_size as u64;
+        Ok(Job::new::<T>(
+            input,
+            Some(file),
+            data_offset,
+            elements,
+            opts.par(),
+            opts,
+        ))
+    }
+
+    /// Whether the whole input, with the sort's scratch, fits `budget`: then it is sorted
+    /// in memory, with no runs.
+    fn fits_in_memory<T: SortKey>(&self, budget: usize) -> bool {
+        usize::try_from(self.elements)
+            .is_ok_and(|n| in_memory_bytes::<T>(n, self.threads) <= budget)
+    }
+
+    /// The report of a sort that has not started yet.
+    fn empty_report(&self, external: bool) -> SortReport {
+        SortReport {
+            elements: self.elements,
+            bytes: self.bytes(),
+            external,
+            ..SortReport::default()
+        }
+    }
+
     fn start_phase(&mut self, phase: Phase, total: u64) -> Result<()> {
         self.done.store(0, Ordering::Relaxed);
         self.phase_start = Instant::now();
@@ -644,8 +721,10 @@ pub fn remove_stale_sort_files(dir: impl AsRef<Path>) -> Result<usize> {
 
 /// How the external sort will run: run size, merge shape.
 #[derive(Debug)]
-struct Plan {
+struct RunPlan {
+    /// Elements per run (the last one may be shorter).
     run_elems: usize,
+    /// Runs that run formation writes.
     runs: u64,
     /// The most runs one merge takes: one worker, the smallest read buffers, half the
     /// open-file limit. Merge levels happen only above it.
@@ -657,10 +736,11 @@ struct Plan {
     min_buf: usize,
     /// Open files the runs may use.
     file_slots: usize,
+    /// Key samples kept per run, to split the final merge by key range.
     samples_per_run: u64,
 }
 
-impl Plan {
+impl RunPlan {
     /// How many workers can merge `inputs` runs each at once under `budget`, every input
     /// with a buffer of at least `min_buf` and a prefetched one, plus an output buffer: as
     /// many as allowed (up to `workers`), but at least one.
@@ -670,7 +750,8 @@ impl Plan {
     }
 }
 
-fn plan<T: SortKey>(job: &Job<'_>, budget: usize) -> Plan {
+/// The plan for `job`'s input under `budget`.
+fn run_plan<T: SortKey>(job: &Job<'_>, budget: usize) -> RunPlan {
     plan_for::<T>(job.elements, job.threads, budget, job.opts.max_fan_in)
 }
 
@@ -680,7 +761,7 @@ fn plan_for<T: SortKey>(
     threads: usize,
     budget: usize,
     max_fan_in: Option<usize>,
-) -> Plan {
+) -> RunPlan {
     // Three run buffers (one being read, one sorted, one written) and the sort's scratch
     // space for one.
     plan_with::<T>(
@@ -699,7 +780,7 @@ fn plan_with<T: SortKey>(
     threads: usize,
     budget: usize,
     max_fan_in: Option<usize>,
-) -> Plan {
+) -> RunPlan {
     let size = std::mem::size_of::<T>();
     let runs = elements.div_ceil(run_elems as u64);
     let min_buf = MIN_READ_BUFFER.min(budget / 64).max(size);
@@ -723,7 +804,7 @@ fn plan_with<T: SortKey>(
     let key_size = size.max(1);
     let sample_bytes = (budget / 32).min(4 << 20);
     let samples_per_run = (sample_bytes / key_size / runs.max(1) as usize).clamp(4, 1 << 16) as u64;
-    Plan {
+    RunPlan {
         run_elems,
         runs,
         fan_in,
@@ -769,142 +850,175 @@ fn sort_typed<T: SortKey>(
     output: &Path,
     opts: &SortOptions,
 ) -> Result<SortReport> {
-    let elem_size = std::mem::size_of::<T>();
     let budget = opts.checked_budget::<T>()?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| Error::io(input, "stat", e))?
-        .len();
+    let mut job = Job::for_file::<T>(input, file, data_offset, opts)?;
     // A `.npy` output gets the input's header: same dtype, same shape.
-    let mut header = vec![0u8; data_offset as usize];
-    {
-        use std::os::unix::fs::FileExt;
-        file.read_exact_at(&mut header, 0)
-            .map_err(|e| Error::io(input, "read", e))?;
-    }
-    let data_bytes = file_len - data_offset.min(file_len);
-    if !data_bytes.is_multiple_of(elem_size as u64) {
-        return Err(Error::NotAMultiple {
-            path: input.into(),
-            len: data_bytes,
-            elem_size,
-        });
-    }
-    let (threads, par) = opts.par();
-    let mut job = Job {
-        input,
-        file: Some(file),
-        data_offset,
-        elements: data_bytes / elem_size as u64,
-        elem_size,
-        threads,
-        par,
-        opts,
-        done: AtomicU64::new(0),
-        phase_start: Instant::now(),
-    };
-    let in_memory =
-        usize::try_from(job.elements).is_ok_and(|n| in_memory_bytes::<T>(n, threads) <= budget);
-
-    // Space: the output, and (external) the runs; checked before anything is written.
+    let header = read_prefix(job.file(), input, data_offset)?;
+    let in_memory = job.fits_in_memory::<T>(budget);
+    let plan = run_plan::<T>(&job, budget);
     let out_dir = temp::parent_dir(output).to_path_buf();
     let tmp_dir = opts.tmp_dir.clone().unwrap_or_else(|| out_dir.clone());
-    let plan = plan::<T>(&job, budget);
-    let (out_avail, out_dev) = space(&out_dir)?;
-    let out_need = data_offset + data_bytes;
-    if !in_memory {
-        check_tmp_dir(&tmp_dir)?;
-        let (tmp_avail, tmp_dev) = space(&tmp_dir)?;
-        // Multi-level merges delete a group's runs after merging it: one group's worth extra.
-        let mut tmp_need = data_bytes;
-        if plan.runs > plan.fan_in as u64 {
-            tmp_need +=
-                (plan.fan_in as u64 * plan.run_elems as u64 * elem_size as u64).min(data_bytes);
-        }
-        if tmp_dev == out_dev {
-            if tmp_need + out_need > tmp_avail {
-                return Err(Error::DiskFull {
-                    path: tmp_dir,
-                    needed: Some(tmp_need + out_need),
-                    available: Some(tmp_avail),
-                });
-            }
-        } else if tmp_need > tmp_avail {
-            return Err(Error::DiskFull {
-                path: tmp_dir,
-                needed: Some(tmp_need),
-                available: Some(tmp_avail),
-            });
-        }
-    }
-    if out_need > out_avail {
-        return Err(Error::DiskFull {
-            path: out_dir,
-            needed: Some(out_need),
-            available: Some(out_avail),
-        });
-    }
+    let out_need = data_offset + job.bytes();
+    let runs_need = (!in_memory).then(|| {
+        (
+            tmp_dir.as_path(),
+            run_bytes(&plan, job.bytes(), job.elem_size),
+        )
+    });
+    check_free_space(runs_need, Some((&out_dir, out_need)))?;
     let _ = remove_stale_sort_files(&out_dir);
     if !in_memory {
         let _ = remove_stale_sort_files(&tmp_dir);
     }
 
-    let tmp_out = TempFile::for_dest(output)?;
-    tmp_out.allocate(out_need)?;
-    let (out_file, out_path) = (tmp_out.file(), tmp_out.path());
-    {
-        let mut w = StreamWriter::new(out_file, out_path, 0);
-        w.write(&header)?;
-        w.finish()?;
-    }
-    fileio::advise(job.file(), data_offset, data_bytes, Hint::Sequential);
-
-    let mut report = SortReport {
-        elements: job.elements,
-        bytes: data_bytes,
-        external: !in_memory,
-        ..SortReport::default()
-    };
+    let tmp_out = create_output(output, &header, out_need)?;
+    fileio::advise(job.file(), data_offset, job.bytes(), Hint::Sequential);
+    let mut report = job.empty_report(!in_memory);
     if in_memory {
-        job.start_phase(Phase::InMemory, data_bytes * 2)?;
-        let mut data = vec![T::zeroed(); job.elements as usize];
-        job.read_input(&mut data, 0)?;
-        fileio::drop_all(job.file());
-        job.report(Phase::InMemory, data_bytes, data_bytes * 2)?;
-        sort_in_memory(&mut data, &job.par)?;
-        let mut w = StreamWriter::new(out_file, out_path, data_offset);
-        write_all(&mut w, &data)?;
-        w.finish()?;
-        job.report(Phase::InMemory, data_bytes, data_bytes * 2)?;
-        report
-            .phases
-            .push((Phase::InMemory, job.phase_start.elapsed()));
+        sort_file_in_memory::<T>(&mut job, &tmp_out, &mut report)?;
     } else {
-        let run_dir = RunDir::new(&tmp_dir)?;
-
-        job.start_phase(Phase::RunFormation, data_bytes)?;
-        let runs = form_runs::<T>(&job, &plan, &run_dir.path)?;
-        report.runs = runs.len();
-        report
-            .phases
-            .push((Phase::RunFormation, job.phase_start.elapsed()));
-
-        let runs = merge_levels::<T>(&mut job, &plan, budget, runs, &run_dir.path, &mut report)?;
-
-        job.start_phase(Phase::FinalMerge, data_bytes)?;
-        final_merge::<T>(&job, &plan, budget, &runs, out_file, out_path, data_offset)?;
+        let (run_dir, runs) =
+            form_and_reduce_runs::<T>(&mut job, &plan, budget, &tmp_dir, &mut report)?;
+        job.start_phase(Phase::FinalMerge, job.bytes())?;
+        final_merge::<T>(
+            &job,
+            &plan,
+            budget,
+            &runs,
+            tmp_out.file(),
+            tmp_out.path(),
+            data_offset,
+        )?;
         report
             .phases
             .push((Phase::FinalMerge, job.phase_start.elapsed()));
         drop(run_dir);
     }
+    finish_output(tmp_out, output)?;
+    Ok(report)
+}
+
+/// The first `len` bytes of `file` (a `.npy` input's header; nothing for a raw one).
+fn read_prefix(file: &File, path: &Path, len: u64) -> Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut header = vec![0u8; len as usize];
+    file.read_exact_at(&mut header, 0)
+        .map_err(|e| Error::io(path, "read", e))?;
+    Ok(header)
+}
+
+/// The temp-directory space the runs of `plan` take for `data_bytes` of input:
+/// multi-level merges delete a group's runs after merging it, so one group's worth extra.
+fn run_bytes(plan: &RunPlan, data_bytes: u64, elem_size: usize) -> u64 {
+    let mut need = data_bytes;
+    if plan.runs > plan.fan_in as u64 {
+        need += (plan.fan_in as u64 * plan.run_elems as u64 * elem_size as u64).min(data_bytes);
+    }
+    need
+}
+
+/// Refuses, before anything is written, a sort that lacks the free space for its runs
+/// (`runs`: the temp directory and the bytes they take; `None` for an in-memory sort) or
+/// its output (`output`: its directory and bytes; `None` when the output goes to a
+/// consumer), counting both together when they share a file system. The temp directory
+/// must exist and be a directory.
+fn check_free_space(runs: Option<(&Path, u64)>, output: Option<(&Path, u64)>) -> Result<()> {
+    let output = match output {
+        Some((dir, need)) => Some((dir, need, space(dir)?)),
+        None => None,
+    };
+    if let Some((tmp_dir, tmp_need)) = runs {
+        check_tmp_dir(tmp_dir)?;
+        let (tmp_avail, tmp_dev) = space(tmp_dir)?;
+        let needed = match output {
+            Some((_, out_need, (_, out_dev))) if out_dev == tmp_dev => tmp_need + out_need,
+            _ => tmp_need,
+        };
+        if needed > tmp_avail {
+            return Err(Error::DiskFull {
+                path: tmp_dir.to_path_buf(),
+                needed: Some(needed),
+                available: Some(tmp_avail),
+            });
+        }
+    }
+    if let Some((out_dir, out_need, (out_avail, _))) = output {
+        if out_need > out_avail {
+            return Err(Error::DiskFull {
+                path: out_dir.to_path_buf(),
+                needed: Some(out_need),
+                available: Some(out_avail),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The output's temporary file, `bytes` long (its blocks allocated), starting with
+/// `header`; renamed over `output` by [`finish_output`].
+fn create_output(output: &Path, header: &[u8], bytes: u64) -> Result<TempFile> {
+    let tmp_out = TempFile::for_dest(output)?;
+    tmp_out.allocate(bytes)?;
+    let mut w = StreamWriter::new(tmp_out.file(), tmp_out.path(), 0);
+    w.write(header)?;
+    w.finish()?;
+    Ok(tmp_out)
+}
+
+/// Syncs the complete output and renames it over `output`.
+fn finish_output(tmp_out: TempFile, output: &Path) -> Result<()> {
+    let (out_file, out_path) = (tmp_out.file(), tmp_out.path());
     // Written back and dropped from the cache, so that it is not charged to this process.
     out_file
         .sync_data()
         .map_err(|e| Error::io(out_path, "fsync", e))?;
     fileio::drop_all(out_file);
-    tmp_out.persist(output)?;
-    Ok(report)
+    tmp_out.persist(output)
+}
+
+/// The in-memory path of [`sort_file`]: reads the whole input, sorts it and writes it to
+/// `out` after its header.
+fn sort_file_in_memory<T: SortKey>(
+    job: &mut Job<'_>,
+    out: &TempFile,
+    report: &mut SortReport,
+) -> Result<()> {
+    let data_bytes = job.bytes();
+    job.start_phase(Phase::InMemory, data_bytes * 2)?;
+    let mut data = vec![T::zeroed(); job.elements as usize];
+    job.read_input(&mut data, 0)?;
+    fileio::drop_all(job.file());
+    job.report(Phase::InMemory, data_bytes, data_bytes * 2)?;
+    sort_in_memory(&mut data, &job.par)?;
+    let mut w = StreamWriter::new(out.file(), out.path(), job.data_offset);
+    write_all(&mut w, &data)?;
+    w.finish()?;
+    job.report(Phase::InMemory, data_bytes, data_bytes * 2)?;
+    report
+        .phases
+        .push((Phase::InMemory, job.phase_start.elapsed()));
+    Ok(())
+}
+
+/// The external path up to the final merge: writes the input as sorted runs into a new run
+/// directory in `tmp_dir`, then merges them in levels until one merge can take them all.
+/// Returns the run directory (removed when dropped) and the runs left.
+fn form_and_reduce_runs<T: SortKey>(
+    job: &mut Job<'_>,
+    plan: &RunPlan,
+    budget: usize,
+    tmp_dir: &Path,
+    report: &mut SortReport,
+) -> Result<(RunDir, Vec<Run<T::Key>>)> {
+    let run_dir = RunDir::new(tmp_dir)?;
+    job.start_phase(Phase::RunFormation, job.bytes())?;
+    let runs = form_runs::<T>(job, plan, &run_dir.path)?;
+    report.runs = runs.len();
+    report
+        .phases
+        .push((Phase::RunFormation, job.phase_start.elapsed()));
+    let runs = merge_levels::<T>(job, plan, budget, runs, &run_dir.path, report)?;
+    Ok((run_dir, runs))
 }
 
 /// Writes `data` (sorted) as run file `path`.
@@ -918,7 +1032,7 @@ fn write_run<T: Pod>(path: &Path, data: &[T]) -> Result<()> {
     Ok(())
 }
 
-fn form_runs<T: SortKey>(job: &Job<'_>, plan: &Plan, dir: &Path) -> Result<Vec<Run<T::Key>>> {
+fn form_runs<T: SortKey>(job: &Job<'_>, plan: &RunPlan, dir: &Path) -> Result<Vec<Run<T::Key>>> {
     let n = job.elements;
     let step = plan.run_elems as u64;
     // Three buffers in rotation: one being read, one being sorted, one being written.
@@ -1068,7 +1182,7 @@ fn open_runs<'a, K: 'a>(runs: impl IntoIterator<Item = &'a Run<K>>) -> Result<Ve
 /// number of levels.
 fn merge_levels<T: SortKey>(
     job: &mut Job<'_>,
-    plan: &Plan,
+    plan: &RunPlan,
     budget: usize,
     mut runs: Vec<Run<T::Key>>,
     dir: &Path,
@@ -1109,7 +1223,7 @@ fn merge_levels<T: SortKey>(
 #[allow(clippy::too_many_arguments)]
 fn merge_level<T: SortKey>(
     job: &Job<'_>,
-    plan: &Plan,
+    plan: &RunPlan,
     budget: usize,
     runs: &[Run<T::Key>],
     groups: &[Vec<usize>],
@@ -1188,7 +1302,7 @@ fn merge_level<T: SortKey>(
 /// Merges the last runs into the output, split by key range over the workers.
 fn final_merge<T: SortKey>(
     job: &Job<'_>,
-    plan: &Plan,
+    plan: &RunPlan,
     budget: usize,
     runs: &[Run<T::Key>],
     out: &File,

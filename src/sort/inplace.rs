@@ -152,7 +152,7 @@ where
         leaf: sizes.part,
         ..Tuning::for_size(size)
     };
-    sort_tuned(data, key, &tuning, &sizes);
+    sort_with_sizes(data, key, &tuning, &sizes);
 }
 
 /// An upper bound on the scratch memory [`sort`] allocates to sort `bytes` of input on
@@ -175,21 +175,21 @@ pub(crate) fn scratch_bytes(bytes: usize, threads: usize) -> usize {
 
 /// [`sort`] with explicit thresholds: inputs and parts of at most `sizes.part` elements are
 /// sorted by the stable radix sort with `tuning`.
-pub(crate) fn sort_tuned<T, F>(data: &mut [T], key: &F, tuning: &Tuning, sizes: &Sizes)
+pub(crate) fn sort_with_sizes<T, F>(data: &mut [T], key: &F, tuning: &Tuning, sizes: &Sizes)
 where
     T: bytemuck::Pod + Send + Sync,
     F: Fn(&T) -> u64 + Sync,
 {
     let sizes = clamp(sizes);
     if data.len() <= sizes.part {
-        radix::sort_tuned(data, key, tuning, None);
+        radix::sort_with_tuning(data, key, tuning, None);
         return;
     }
     let part = sizes.part;
     sort_parts(data, key, tuning, &sizes, &|p, m, scratch| {
         if m != 0 {
             let buf = scratch.get(part);
-            radix::sort_rec(p, &mut buf[..p.len()], key, m, false, tuning);
+            radix::sort_between(p, &mut buf[..p.len()], key, m, false, tuning);
         }
     });
 }
@@ -205,11 +205,11 @@ where
 {
     let size = std::mem::size_of::<T>().max(1);
     let sizes = Sizes::for_size(size);
-    sort_records_tuned(data, prefix, finish, &Tuning::for_size(size), &sizes);
+    sort_records_with_sizes(data, prefix, finish, &Tuning::for_size(size), &sizes);
 }
 
 /// [`sort_records`] with explicit thresholds.
-pub(crate) fn sort_records_tuned<T, F, G>(
+pub(crate) fn sort_records_with_sizes<T, F, G>(
     data: &mut [T],
     prefix: &F,
     finish: &G,
@@ -262,7 +262,7 @@ where
     };
     let pool = Mutex::new(Vec::new());
     if mask != 0 {
-        sort_rec(data, key, mask, false, sizes, &pool, leaf);
+        partition_and_sort(data, key, mask, false, sizes, &pool, leaf);
     } else {
         leaf(
             data,
@@ -282,7 +282,7 @@ where
 /// Parts are finished by `leaf` (see [`sort_parts`]), which may take a scratch buffer of
 /// one part from `pool` (see [`Lease`]), shared by every level: one buffer per task
 /// sorting a part at the time, each faulted in once.
-fn sort_rec<T, F, L>(
+fn partition_and_sort<T, F, L>(
     data: &mut [T],
     key: &F,
     mask: u64,
@@ -312,39 +312,11 @@ fn sort_rec<T, F, L>(
     };
     let (lens, masks, exact) = match split {
         None => {
-            // The top `w` bits of the digit: every part loses them from its mask.
-            let w = (usize::BITS - (want - 1).leading_zeros()).clamp(1, bits);
-            let low = shift + bits - w;
-            let wmask = (1u64 << w) - 1;
-            let lens = partition(
-                data,
-                &|x: &T| ((key(x) >> low) & wmask) as usize,
-                1 << w,
-                sizes.block,
-                sizes.stripe,
-            );
-            let masks = vec![mask & low_bits(low); lens.len()];
+            let (lens, masks) = split_on_top_bits(data, key, mask, shift, bits, want, sizes);
             (lens, masks, false)
         }
         Some(table) => {
-            let nb = table.last().map_or(1, |&b| b as usize + 1);
-            let lens = partition(
-                data,
-                &|x: &T| table[digit(x)] as usize,
-                nb,
-                sizes.block,
-                sizes.stripe,
-            );
-            // A bucket's keys agree on the bits its digits share: its mask drops them.
-            let mut masks = vec![0u64; nb];
-            let mut first = 0;
-            for d in 1..=table.len() {
-                if d == table.len() || table[d] != table[first] {
-                    let varying = usize::BITS - (first ^ (d - 1)).leading_zeros() + shift;
-                    masks[table[first] as usize] = mask & low_bits(varying);
-                    first = d;
-                }
-            }
+            let (lens, masks) = split_by_table(data, &digit, &table, mask, shift, sizes);
             (lens, masks, true)
         }
     };
@@ -379,10 +351,77 @@ fn sort_rec<T, F, L>(
                 scratch.give_back();
                 // A part holding most of its parent's elements (the sample missed the
                 // skew) is split on bits next, which shortens its mask for sure.
-                sort_rec(p, key, m, p.len() > n / 2, sizes, pool, leaf);
+                partition_and_sort(p, key, m, p.len() > n / 2, sizes, pool, leaf);
             }
         },
     );
+}
+
+/// Partitions `data` on the top `w` bits of its digit (the `bits` key bits above `shift`),
+/// `w` the fewest that give `want` buckets; returns the length and the mask of every
+/// bucket: each loses those `w` bits from `mask`.
+fn split_on_top_bits<T, F>(
+    data: &mut [T],
+    key: &F,
+    mask: u64,
+    shift: u32,
+    bits: u32,
+    want: usize,
+    sizes: &Sizes,
+) -> (Vec<usize>, Vec<u64>)
+where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+{
+    // The top `w` bits of the digit: every part loses them from its mask.
+    let w = (usize::BITS - (want - 1).leading_zeros()).clamp(1, bits);
+    let low = shift + bits - w;
+    let wmask = (1u64 << w) - 1;
+    let lens = partition(
+        data,
+        &|x: &T| ((key(x) >> low) & wmask) as usize,
+        1 << w,
+        sizes.block,
+        sizes.stripe,
+    );
+    let masks = vec![mask & low_bits(low); lens.len()];
+    (lens, masks)
+}
+
+/// Partitions `data` into the buckets that `table` gives each value of `digit` (the key
+/// bits from `shift` up; see [`bucket_table`]); returns the length and the mask of every
+/// bucket: each drops from `mask` the bits its digits share.
+fn split_by_table<T, D>(
+    data: &mut [T],
+    digit: &D,
+    table: &[u8],
+    mask: u64,
+    shift: u32,
+    sizes: &Sizes,
+) -> (Vec<usize>, Vec<u64>)
+where
+    T: bytemuck::Pod + Send + Sync,
+    D: Fn(&T) -> usize + Sync,
+{
+    let nb = table.last().map_or(1, |&b| b as usize + 1);
+    let lens = partition(
+        data,
+        &|x: &T| table[digit(x)] as usize,
+        nb,
+        sizes.block,
+        sizes.stripe,
+    );
+    // A bucket's keys agree on the bits its digits share: its mask drops them.
+    let mut masks = vec![0u64; nb];
+    let mut first = 0;
+    for d in 1..=table.len() {
+        if d == table.len() || table[d] != table[first] {
+            let varying = usize::BITS - (first ^ (d - 1)).leading_zeros() + shift;
+            masks[table[first] as usize] = mask & low_bits(varying);
+            first = d;
+        }
+    }
+    (lens, masks)
 }
 
 /// A mask of the `k` lowest bits.
@@ -536,9 +575,82 @@ where
         .map(|s| classify(s, bucket, nb, b))
         .collect();
 
-    // 2. Plan. Bucket sizes and ranges.
+    // 2. Plan where every block goes.
+    let Moves {
+        sizes,
+        starts,
+        slots_of,
+        lo,
+        demoted,
+        dest,
+        is_target,
+    } = plan_moves(data, &stripes, nb, b, stripe_len);
+
+    // 3. Move the blocks along the paths and cycles of the assignment.
+    let nslots = n / b;
+    let (order, chains) = chains(&dest, &is_target);
+    move_blocks(&mut data[..nslots * b], b, &order, &chains);
+
+    // 4. Fill each bucket's unaligned ends (and uncovered slots) from its buffers.
+    let mut ranges = Vec::with_capacity(nb);
+    let mut rest: &mut [T] = data;
+    for (d, &len) in sizes.iter().enumerate() {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        ranges.push((d, head));
+        rest = tail;
+    }
+    ranges.into_par_iter().for_each(|(d, r)| {
+        let blocks = slots_of[d].len();
+        let head = if blocks == 0 {
+            r.len()
+        } else {
+            lo[d] * b - starts[d]
+        };
+        let covered = head + blocks * b;
+        let mut spare = stripes
+            .iter()
+            .flat_map(|st| &st.buf[d * b..d * b + st.fill[d]])
+            .chain(demoted[d].iter());
+        let (front, back) = r.split_at_mut(covered);
+        for x in front[..head].iter_mut().chain(back.iter_mut()) {
+            *x = *spare.next().expect("buffers hold the rest of the bucket");
+        }
+    });
+    sizes
+}
+
+/// Where [`partition`]'s blocks go (its step 2, see the module docs).
+struct Moves<T> {
+    /// The elements of each bucket.
+    sizes: Vec<usize>,
+    /// Bucket `d` is `starts[d]..starts[d + 1]`.
+    starts: Vec<usize>,
+    /// The slots holding each bucket's labelled blocks (those that fit its whole slots).
+    slots_of: Vec<Vec<u32>>,
+    /// Each bucket's first whole slot.
+    lo: Vec<usize>,
+    /// Each bucket's blocks that did not fit its whole slots, copied out.
+    demoted: Vec<Vec<T>>,
+    /// The slot each misplaced block moves to (`u32::MAX`: it stays).
+    dest: Vec<u32>,
+    /// Whether a slot receives a block.
+    is_target: Vec<bool>,
+}
+
+/// Plans [`partition`]'s moves from the classified `stripes` of `data` (`stripe_len`
+/// elements each; `nb` buckets; blocks of `b` elements): every bucket's range, and a slot of
+/// its range for every block of it that lies elsewhere.
+fn plan_moves<T: Copy>(
+    data: &[T],
+    stripes: &[Stripe<T>],
+    nb: usize,
+    b: usize,
+    stripe_len: usize,
+) -> Moves<T> {
+    let n = data.len();
+    // Bucket sizes and ranges.
     let mut sizes = vec![0usize; nb];
-    for st in &stripes {
+    for st in stripes {
         for &l in &st.labels {
             sizes[l as usize] += b;
         }
@@ -592,37 +704,15 @@ where
             }
         }
     }
-
-    // 3. Move the blocks along the paths and cycles of the assignment.
-    let (order, chains) = chains(&dest, &is_target);
-    move_blocks(&mut data[..nslots * b], b, &order, &chains);
-
-    // 4. Fill each bucket's unaligned ends (and uncovered slots) from its buffers.
-    let mut ranges = Vec::with_capacity(nb);
-    let mut rest: &mut [T] = data;
-    for (d, &len) in sizes.iter().enumerate() {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
-        ranges.push((d, head));
-        rest = tail;
+    Moves {
+        sizes,
+        starts,
+        slots_of,
+        lo,
+        demoted,
+        dest,
+        is_target,
     }
-    ranges.into_par_iter().for_each(|(d, r)| {
-        let blocks = slots_of[d].len();
-        let head = if blocks == 0 {
-            r.len()
-        } else {
-            lo[d] * b - starts[d]
-        };
-        let covered = head + blocks * b;
-        let mut spare = stripes
-            .iter()
-            .flat_map(|st| &st.buf[d * b..d * b + st.fill[d]])
-            .chain(demoted[d].iter());
-        let (front, back) = r.split_at_mut(covered);
-        for x in front[..head].iter_mut().chain(back.iter_mut()) {
-            *x = *spare.next().expect("buffers hold the rest of the bucket");
-        }
-    });
-    sizes
 }
 
 // Not dispatched: compiled for AVX2 the loop ran more instructions (callgrind, 2*10^6 u64:
@@ -985,13 +1075,13 @@ mod tests {
                 let mut got = v.clone();
                 pool(threads).install(|| {
                     if direct {
-                        sort_tuned(&mut got, &key, &tuning, &sizes)
+                        sort_with_sizes(&mut got, &key, &tuning, &sizes)
                     } else {
-                        sort_records_tuned(
+                        sort_records_with_sizes(
                             &mut got,
                             &key,
                             &|p: &mut [T]| {
-                                radix::sort_tuned(p, &key, &tuning, None);
+                                radix::sort_with_tuning(p, &key, &tuning, None);
                                 p.sort_by_key(|x| x.sort_key());
                             },
                             &tuning,
@@ -1007,7 +1097,7 @@ mod tests {
                 let mut stable = v.clone();
                 let mut want = v.clone();
                 want.sort_by_key(|x| x.sort_key());
-                pool(threads).install(|| radix::sort_tuned(&mut stable, &key, &tuning, None));
+                pool(threads).install(|| radix::sort_with_tuning(&mut stable, &key, &tuning, None));
                 if direct {
                     assert_eq!(bytes(&stable), bytes(&want), "{isa:?}: stable sort");
                 }
@@ -1192,7 +1282,7 @@ mod tests {
             let tuning = Tuning { small: 4, leaf: 16, par_min: 32, isa: Isa::active() };
             let sizes = Sizes { part, block, sample, stripe, isa: Isa::active() };
             pool(threads).install(|| {
-                sort_records_tuned(
+                sort_records_with_sizes(
                     &mut got,
                     &prefix,
                     &|p: &mut [[u64; 2]]| p.sort_unstable_by_key(full),
@@ -1221,7 +1311,7 @@ mod tests {
             want.sort_unstable();
             let mut got = v;
             let tuning = Tuning { small: 4, leaf: 16, par_min: 32, isa: Isa::active() };
-            pool(threads).install(|| sort_tuned(&mut got, &|x: &u64| *x, &tuning, &Sizes { part, block, sample, stripe, isa: Isa::active() }));
+            pool(threads).install(|| sort_with_sizes(&mut got, &|x: &u64| *x, &tuning, &Sizes { part, block, sample, stripe, isa: Isa::active() }));
             proptest::prop_assert_eq!(got, want);
         }
     }

@@ -108,11 +108,11 @@ where
     F: Fn(&T) -> u64 + Sync,
 {
     let tuning = Tuning::for_size(std::mem::size_of::<T>());
-    sort_tuned(data, key, &tuning, reuse);
+    sort_with_tuning(data, key, &tuning, reuse);
 }
 
 /// [`sort`] with explicit thresholds.
-pub(crate) fn sort_tuned<T, F>(
+pub(crate) fn sort_with_tuning<T, F>(
     data: &mut [T],
     key: &F,
     tuning: &Tuning,
@@ -135,7 +135,7 @@ pub(crate) fn sort_tuned<T, F>(
         return;
     }
     with_scratch(data.len(), reuse, |scratch| {
-        sort_rec(data, scratch, key, mask, false, tuning)
+        sort_between(data, scratch, key, mask, false, tuning)
     });
 }
 
@@ -217,7 +217,7 @@ pub(crate) fn fold_diff<T, F: Fn(&T) -> u64>(data: &[T], key: &F, k0: u64) -> u6
 /// Sorts the elements in `src`, using `dst` (same length) as scratch; the result ends in
 /// `dst` if `out_in_dst`, else in `src`. `mask`: a superset of the bits in which the keys
 /// differ.
-pub(crate) fn sort_rec<T, F>(
+pub(crate) fn sort_between<T, F>(
     src: &mut [T],
     dst: &mut [T],
     key: &F,
@@ -286,7 +286,7 @@ where
     if mask & (dmask << shift) == 0 {
         // Every key shares these bits (`mask` was only a bound): no move; go on with the
         // bits that do differ, if any.
-        return sort_rec(src, dst, key, mask, out_in_dst, tuning);
+        return sort_between(src, dst, key, mask, out_in_dst, tuning);
     }
 
     // Carve `dst` bucket by bucket, and within a bucket block by block, so that each block
@@ -326,7 +326,8 @@ where
         s = s2;
         d = d2;
     }
-    let sub = |(d1, s1): (&mut [T], &mut [T])| sort_rec(d1, s1, key, low_mask, !out_in_dst, tuning);
+    let sub =
+        |(d1, s1): (&mut [T], &mut [T])| sort_between(d1, s1, key, low_mask, !out_in_dst, tuning);
     if n >= tuning.par_min {
         buckets.into_par_iter().for_each(sub);
     } else {
@@ -501,7 +502,7 @@ fn finish_groups<T, F>(
         if e - s <= INSERTION_MAX {
             insertion_sort(&mut v[s..e], key);
         } else {
-            sort_rec(
+            sort_between(
                 &mut v[s..e],
                 &mut scratch[s..e],
                 key,
@@ -619,7 +620,7 @@ mod tests {
         let mut want = v.clone();
         want.sort();
         let mut got = v;
-        sort_tuned(&mut got, &|x: &u64| *x, tuning, None);
+        sort_with_tuning(&mut got, &|x: &u64| *x, tuning, None);
         assert_eq!(got, want);
     }
 
@@ -679,7 +680,7 @@ mod tests {
             let mut got = pairs;
             let tuning = Tuning { small, leaf, par_min: leaf * 2, isa: Isa::active() };
             let mut reuse = vec![u128::MAX / 3; reuse_len];
-            pool(threads).install(|| sort_tuned(&mut got, &|p: &[u64; 2]| p[0], &tuning, Some(&mut reuse)));
+            pool(threads).install(|| sort_with_tuning(&mut got, &|p: &[u64; 2]| p[0], &tuning, Some(&mut reuse)));
             proptest::prop_assert_eq!(got, want);
         }
     }
@@ -690,7 +691,7 @@ mod tests {
         let mut want = v.clone();
         want.sort_by_key(|p| p[0]);
         let mut got = v;
-        sort_tuned(&mut got, &|p: &[u64; 2]| p[0], &tiny(), None);
+        sort_with_tuning(&mut got, &|p: &[u64; 2]| p[0], &tiny(), None);
         assert_eq!(got, want);
     }
 }

@@ -143,7 +143,7 @@ fn memory_budget(asked: Option<usize>) -> Result<usize> {
 }
 
 /// What one conversion does, whatever the element types.
-struct Plan<'a> {
+struct ConvertJob<'a> {
     input: &'a Path,
     output: &'a Path,
     shape: Vec<usize>,
@@ -221,7 +221,7 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
             args.output.display()
         )));
     }
-    let plan = Plan {
+    let job = ConvertJob {
         input: &args.input,
         output: &args.output,
         shape,
@@ -233,11 +233,11 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
         target,
         ui: g.ui(),
     };
-    with_any!(a, src: S => with_dtype!(target, D => convert::<S, D>(src, &plan)))
+    with_any!(a, src: S => with_dtype!(target, D => convert::<S, D>(src, &job)))
 }
 
 /// The conversion for source type `S` and target type `D`.
-fn convert<S: Num, D: Num + Element>(a: &MappedArray<S>, p: &Plan) -> Result<()> {
+fn convert<S: Num, D: Num + Element>(a: &MappedArray<S>, p: &ConvertJob) -> Result<()> {
     let len = a.len();
     let mut out = if p.to_raw {
         MappedArrayMut::<D>::create_raw(p.output, len)?
@@ -280,7 +280,7 @@ const PIECE: usize = 1 << 16;
 fn stream<S: Num, D: Num>(
     a: &MappedArray<S>,
     out: &mut MappedArrayMut<D>,
-    p: &Plan,
+    p: &ConvertJob,
     bar: &indicatif::ProgressBar,
 ) -> Result<bool> {
     let len = a.len();
@@ -315,7 +315,7 @@ fn stream<S: Num, D: Num>(
 fn transpose<S: Num, D: Num>(
     a: &MappedArray<S>,
     out: &mut MappedArrayMut<D>,
-    p: &Plan,
+    p: &ConvertJob,
     bar: &indicatif::ProgressBar,
 ) -> Result<bool> {
     let (rows, cols) = (p.shape[0], p.shape[1]);
@@ -443,7 +443,7 @@ fn cast_slice<S: Num, D: Num>(src: &[S], dst: &mut [D], mode: CastMode) -> bool 
 
 /// The error for the first value (in logical, row-major order) that does not fit: a
 /// second, read-only pass over the input, in memory order and in parallel.
-fn first_offender<S: Num, D: Num>(a: &MappedArray<S>, p: &Plan) -> CliError {
+fn first_offender<S: Num, D: Num>(a: &MappedArray<S>, p: &ConvertJob) -> CliError {
     let fortran = p.in_fortran;
     let shape = &p.shape;
     let logical = |mem: usize| -> usize {

@@ -133,7 +133,7 @@ fn parse_shape(s: &str) -> std::result::Result<Shape, String> {
 
 /// Everything the run needs, decided and checked before any file is touched.
 #[derive(Debug)]
-struct Plan {
+struct GenJob {
     kind: Kind,
     dist: Distribution,
     seed: u64,
@@ -153,12 +153,37 @@ fn cancel_step(size: usize) -> usize {
     ((64 << 20) / size / BLOCK_LEN).max(1) * BLOCK_LEN
 }
 
-fn plan(args: &Args) -> Result<Plan> {
+/// Decides and checks everything before any file is touched.
+fn plan(args: &Args) -> Result<GenJob> {
     let kind = args.dtype;
-    let size = kind.size();
     args.dist.check(kind).map_err(|e| usage(strip_prefix(e)))?;
+    let format = output_format(args, kind)?;
+    let (count, shape) = length(args, kind, format)?;
+    let data_len = data_len(count, kind)?;
+    let header_len = match (format, kind.dtype()) {
+        (Format::Npy, Some(d)) => Header::new(d, &shape).to_bytes().len(),
+        _ => 0,
+    };
+    let (out, dir) = output_path(args)?;
+    let window = window(args, kind, count);
+    Ok(GenJob {
+        window,
+        kind,
+        dist: args.dist,
+        seed: args.seed,
+        format,
+        count,
+        shape,
+        out,
+        dir,
+        header_len,
+        data_len,
+    })
+}
 
-    let format = match (args.format, kind) {
+/// The output format: `--format`, by default `.npy` (raw for record100, which has no dtype).
+fn output_format(args: &Args, kind: Kind) -> Result<Format> {
+    Ok(match (args.format, kind) {
         (Some(Format::Npy), Kind::Record100) => {
             return Err(usage(
                 "record100 has no .npy dtype; write it with --format raw \
@@ -168,8 +193,13 @@ fn plan(args: &Args) -> Result<Plan> {
         (Some(f), _) => f,
         (None, Kind::Record100) => Format::Raw,
         (None, _) => Format::Npy,
-    };
+    })
+}
 
+/// The element count and the shape, from exactly one of `--count`, `--size` and `--shape`
+/// (or from several that agree).
+fn length(args: &Args, kind: Kind, format: Format) -> Result<(usize, Vec<usize>)> {
+    let size = kind.size();
     let from_size = match args.size {
         Some(bytes) if bytes % size as u64 != 0 => {
             let lo = bytes / size as u64 * size as u64;
@@ -187,7 +217,7 @@ fn plan(args: &Args) -> Result<Plan> {
         None => None,
     };
     let given = args.count.or(from_size);
-    let (count, shape) = match (&args.shape, format) {
+    Ok(match (&args.shape, format) {
         (Some(_), Format::Raw) => {
             return Err(usage(
                 "--shape describes a .npy array, and a raw file has no shape; \
@@ -222,20 +252,24 @@ fn plan(args: &Args) -> Result<Plan> {
                 ))
             }
         },
-    };
-    let data_len = (count as u64)
-        .checked_mul(size as u64)
+    })
+}
+
+/// The bytes of `count` elements of `kind`, if this machine can address them.
+fn data_len(count: usize, kind: Kind) -> Result<u64> {
+    (count as u64)
+        .checked_mul(kind.size() as u64)
         .filter(|&b| usize::try_from(b).is_ok())
         .ok_or_else(|| {
             usage(format!(
                 "{count} {kind} elements are too many bytes for this machine"
             ))
-        })?;
-    let header_len = match (format, kind.dtype()) {
-        (Format::Npy, Some(d)) => Header::new(d, &shape).to_bytes().len(),
-        _ => 0,
-    };
+        })
+}
 
+/// The output file and its directory: the file not a directory, the directory existing,
+/// the file absent unless `--force`.
+fn output_path(args: &Args) -> Result<(PathBuf, PathBuf)> {
     let out = args.out.clone();
     if out.is_dir() {
         return Err(usage(format!(
@@ -253,7 +287,14 @@ fn plan(args: &Args) -> Result<Plan> {
         Err(_) => return Err(usage(format!("{}: no such directory", dir.display()))),
     }
     files::check_output(&out, args.force, &[])?;
-    let window = match args.memory_budget {
+    Ok((out, dir))
+}
+
+/// Elements generated between write-backs: `--memory-budget` in whole blocks (at least
+/// one), or all `count` (no write-back before the end).
+fn window(args: &Args, kind: Kind, count: usize) -> usize {
+    let size = kind.size();
+    match args.memory_budget {
         // Whole blocks (parts must be), at least one.
         Some(b) => {
             usize::try_from(b / size as u64)
@@ -263,20 +304,7 @@ fn plan(args: &Args) -> Result<Plan> {
                 * BLOCK_LEN
         }
         None => count,
-    };
-    Ok(Plan {
-        window,
-        kind,
-        dist: args.dist,
-        seed: args.seed,
-        format,
-        count,
-        shape,
-        out,
-        dir,
-        header_len,
-        data_len,
-    })
+    }
 }
 
 fn join(dims: &[usize]) -> String {
@@ -297,7 +325,7 @@ struct Report {
 /// unfinished file: a created array removes its temporary file when dropped unpersisted)
 /// and persists it.
 fn write<T: Generate>(
-    plan: &Plan,
+    plan: &GenJob,
     opts: &ParOptions,
     g: &Global,
     create: impl FnOnce() -> outcore::Result<MappedArrayMut<T>>,
@@ -337,7 +365,7 @@ fn write<T: Generate>(
 }
 
 /// Rewords the errors of creating the output for this program's user.
-fn explain(e: Error, plan: &Plan) -> CliError {
+fn explain(e: Error, plan: &GenJob) -> CliError {
     match e {
         Error::PermissionDenied { path, .. } => fail(format!(
             "cannot create {}: {} is not writable (permission denied)",
@@ -375,7 +403,7 @@ pub fn generate_u64(path: &Path, count: usize, seed: u64, g: &Global) -> Result<
     run(args, g)
 }
 
-fn generate(plan: &Plan, g: &Global) -> Result<()> {
+fn generate(plan: &GenJob, g: &Global) -> Result<()> {
     // Temporary files of earlier runs that were killed hold disk space the check below
     // counts; only those whose writer is dead (their lock is free) are removed.
     match remove_stale_temp_files(&plan.dir) {

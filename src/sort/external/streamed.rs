@@ -5,7 +5,6 @@
 //! See [`Sorter`] for the I/O it saves.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -437,18 +436,8 @@ impl<T: SortKey> Sorter<T> {
             .expect("runs were written")
             .path
             .clone();
-        let mut job = Job {
-            input: &dir,
-            file: None,
-            data_offset: 0,
-            elements: self.elements,
-            elem_size: size,
-            threads: self.threads,
-            par: self.par.clone(),
-            opts: &self.opts,
-            done: AtomicU64::new(0),
-            phase_start: Instant::now(),
-        };
+        let threads = (self.threads, self.par.clone());
+        let mut job = Job::new::<T>(&dir, None, 0, self.elements, threads, &self.opts);
         let runs = merge_levels::<T>(&mut job, &plan, self.budget, runs, &dir, &mut report)?;
         job.start_phase(Phase::FinalMerge, bytes)?;
         if tail.is_empty() {
@@ -623,87 +612,48 @@ fn sort_into<T: SortKey>(
     opts: &SortOptions,
     consumer: &mut Consumer<'_, T>,
 ) -> Result<SortReport> {
-    let elem_size = std::mem::size_of::<T>();
     let budget = opts.checked_budget::<T>()?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| Error::io(input, "stat", e))?
-        .len();
-    let data_bytes = file_len - data_offset.min(file_len);
-    if !data_bytes.is_multiple_of(elem_size as u64) {
-        return Err(Error::NotAMultiple {
-            path: input.into(),
-            len: data_bytes,
-            elem_size,
-        });
-    }
-    let (threads, par) = opts.par();
-    let mut job = Job {
-        input,
-        file: Some(file),
-        data_offset,
-        elements: data_bytes / elem_size as u64,
-        elem_size,
-        threads,
-        par,
-        opts,
-        done: AtomicU64::new(0),
-        phase_start: Instant::now(),
-    };
-    let in_memory =
-        usize::try_from(job.elements).is_ok_and(|n| in_memory_bytes::<T>(n, threads) <= budget);
-    let mut report = SortReport {
-        elements: job.elements,
-        bytes: data_bytes,
-        external: !in_memory,
-        ..SortReport::default()
-    };
-    fileio::advise(job.file(), data_offset, data_bytes, Hint::Sequential);
+    let mut job = Job::for_file::<T>(input, file, data_offset, opts)?;
+    let in_memory = job.fits_in_memory::<T>(budget);
+    let mut report = job.empty_report(!in_memory);
+    fileio::advise(job.file(), data_offset, job.bytes(), Hint::Sequential);
     if in_memory {
-        job.start_phase(Phase::InMemory, data_bytes)?;
-        let mut data = vec![T::zeroed(); job.elements as usize];
-        job.read_input(&mut data, 0)?;
-        fileio::drop_all(job.file());
-        sort_in_memory(&mut data, &job.par)?;
-        hand_over(&data, consumer, opts, Phase::InMemory)?;
-        report
-            .phases
-            .push((Phase::InMemory, job.phase_start.elapsed()));
+        hand_over_in_memory::<T>(&mut job, consumer, &mut report)?;
         return Ok(report);
     }
     let tmp_dir = opts
         .tmp_dir
         .clone()
         .unwrap_or_else(|| temp::parent_dir(input).to_path_buf());
-    check_tmp_dir(&tmp_dir)?;
-    let plan = plan::<T>(&job, budget);
-    let (tmp_avail, _) = space(&tmp_dir)?;
-    // Multi-level merges delete a group's runs after merging it: one group's worth extra.
-    let mut tmp_need = data_bytes;
-    if plan.runs > plan.fan_in as u64 {
-        tmp_need += (plan.fan_in as u64 * plan.run_elems as u64 * elem_size as u64).min(data_bytes);
-    }
-    if tmp_need > tmp_avail {
-        return Err(Error::DiskFull {
-            path: tmp_dir,
-            needed: Some(tmp_need),
-            available: Some(tmp_avail),
-        });
-    }
+    let plan = run_plan::<T>(&job, budget);
+    let runs_need = run_bytes(&plan, job.bytes(), job.elem_size);
+    check_free_space(Some((&tmp_dir, runs_need)), None)?;
     let _ = remove_stale_sort_files(&tmp_dir);
-    let run_dir = RunDir::new(&tmp_dir)?;
-    job.start_phase(Phase::RunFormation, data_bytes)?;
-    let runs = form_runs::<T>(&job, &plan, &run_dir.path)?;
-    report.runs = runs.len();
-    report
-        .phases
-        .push((Phase::RunFormation, job.phase_start.elapsed()));
-    let runs = merge_levels::<T>(&mut job, &plan, budget, runs, &run_dir.path, &mut report)?;
-    job.start_phase(Phase::FinalMerge, data_bytes)?;
+    let (run_dir, runs) =
+        form_and_reduce_runs::<T>(&mut job, &plan, budget, &tmp_dir, &mut report)?;
+    job.start_phase(Phase::FinalMerge, job.bytes())?;
     merge_into::<T>(&job, budget, &runs, consumer)?;
     report
         .phases
         .push((Phase::FinalMerge, job.phase_start.elapsed()));
     drop(run_dir);
     Ok(report)
+}
+
+/// The in-memory path of [`sort_into`]: reads the whole input, sorts it and hands it over.
+fn hand_over_in_memory<T: SortKey>(
+    job: &mut Job<'_>,
+    consumer: &mut Consumer<'_, T>,
+    report: &mut SortReport,
+) -> Result<()> {
+    job.start_phase(Phase::InMemory, job.bytes())?;
+    let mut data = vec![T::zeroed(); job.elements as usize];
+    job.read_input(&mut data, 0)?;
+    fileio::drop_all(job.file());
+    sort_in_memory(&mut data, &job.par)?;
+    hand_over(&data, consumer, job.opts, Phase::InMemory)?;
+    report
+        .phases
+        .push((Phase::InMemory, job.phase_start.elapsed()));
+    Ok(())
 }
