@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
 use crate::chunk::page_size;
-use crate::error::{Error, Result};
+use crate::error::{Error, LockKind, Result};
 
 /// How a file is mapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,8 +143,8 @@ pub(crate) fn lock_file(file: &File, lock: Lock, path: &Path) -> Result<()> {
                 return Err(Error::Locked {
                     path: path.into(),
                     mode: match lock {
-                        Lock::Shared => "shared",
-                        Lock::Exclusive => "exclusive",
+                        Lock::Shared => LockKind::Shared,
+                        Lock::Exclusive => LockKind::Exclusive,
                     },
                 })
             }
@@ -173,16 +173,13 @@ impl Mapping {
     pub(crate) fn map_file(file: File, path: &Path, mode: Mode) -> Result<Mapping> {
         let meta = file.metadata().map_err(|e| Error::io(path, "stat", e))?;
         if !meta.is_file() {
-            return Err(Error::InvalidArgument(format!(
-                "{}: not a regular file",
-                path.display()
-            )));
+            return Err(Error::NotAFile { path: path.into() });
         }
         let len = meta.len();
         if usize::try_from(len).is_err() {
-            return Err(Error::ShapeOverflow {
+            return Err(Error::TooLargeToMap {
                 path: path.into(),
-                shape: vec![],
+                len,
             });
         }
         // SAFETY: mapping a file is sound as long as nobody truncates or modifies it while
@@ -442,8 +439,8 @@ pub(crate) fn fadvise_dontneed(file: &File, offset: u64, len: u64) -> std::io::R
 /// is faulted in, so asking does not change the answer.
 ///
 /// # Errors
-/// [`Error::NotFound`], [`Error::PermissionDenied`], [`Error::InvalidArgument`] (not a
-/// regular file), [`Error::Io`] if `mmap` or `mincore` fails.
+/// [`Error::NotFound`], [`Error::PermissionDenied`], [`Error::NotAFile`] (not a regular
+/// file), [`Error::Io`] if `mmap` or `mincore` fails.
 pub fn resident_bytes(path: impl AsRef<Path>) -> Result<(u64, u64)> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| Error::io(path, "open", e))?;
