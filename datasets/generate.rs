@@ -103,90 +103,64 @@ const SWAP_DIVISOR: usize = 200;
 /// | 96..100| `CC DD EE FF` |
 pub type Record100 = Record<100, 10>;
 
-/// The element types the generator makes.
+/// The element types the generator makes: a numeric [`DType`], or [`Record100`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
-    /// `u8`
-    U8,
-    /// `u16`
-    U16,
-    /// `u32`
-    U32,
-    /// `u64`
-    U64,
-    /// `i8`
-    I8,
-    /// `i16`
-    I16,
-    /// `i32`
-    I32,
-    /// `i64`
-    I64,
-    /// `f32`
-    F32,
-    /// `f64`
-    F64,
+    /// A numeric dtype: every [`DType`] but [`DType::Bool`] (see [`Kind::new`]).
+    Numeric(DType),
     /// [`Record100`]: Sort Benchmark records (raw files only: `.npy` has no such dtype).
     Record100,
 }
 
 impl Kind {
-    /// Every kind, in the order help texts list them.
-    pub const ALL: [Kind; 11] = [
-        Kind::U8,
-        Kind::U16,
-        Kind::U32,
-        Kind::U64,
-        Kind::I8,
-        Kind::I16,
-        Kind::I32,
-        Kind::I64,
-        Kind::F32,
-        Kind::F64,
-        Kind::Record100,
-    ];
+    /// The kind of a numeric dtype, or `None` for [`DType::Bool`] (numpy's booleans are
+    /// not something to generate values of).
+    pub fn new(dtype: DType) -> Option<Kind> {
+        (dtype != DType::Bool).then_some(Kind::Numeric(dtype))
+    }
 
-    /// The command-line name: `u8` … `f64`, `record100`.
+    /// Every kind, in the order help texts list them: the numeric dtypes in
+    /// [`DType::ALL`]'s order, then `record100`.
+    pub fn all() -> impl Iterator<Item = Kind> {
+        DType::ALL
+            .into_iter()
+            .filter_map(Kind::new)
+            .chain([Kind::Record100])
+    }
+
+    /// The command-line name: the dtype's [`name`](DType::name) (`u8` … `f64`), or
+    /// `record100`.
     pub fn name(self) -> &'static str {
-        match self.dtype() {
-            Some(d) => d.name(),
-            None => "record100",
+        match self {
+            Kind::Numeric(d) => d.name(),
+            Kind::Record100 => "record100",
         }
     }
 
     /// Parses a command-line name.
     pub fn from_name(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == name)
+        Kind::all().find(|k| k.name() == name)
     }
 
     /// Bytes per element.
     pub fn size(self) -> usize {
-        match self.dtype() {
-            Some(d) => d.size(),
-            None => std::mem::size_of::<Record100>(),
+        match self {
+            Kind::Numeric(d) => d.size(),
+            Kind::Record100 => std::mem::size_of::<Record100>(),
         }
     }
 
     /// The `.npy` dtype, or `None` for records.
     pub fn dtype(self) -> Option<DType> {
-        Some(match self {
-            Kind::U8 => DType::U8,
-            Kind::U16 => DType::U16,
-            Kind::U32 => DType::U32,
-            Kind::U64 => DType::U64,
-            Kind::I8 => DType::I8,
-            Kind::I16 => DType::I16,
-            Kind::I32 => DType::I32,
-            Kind::I64 => DType::I64,
-            Kind::F32 => DType::F32,
-            Kind::F64 => DType::F64,
-            Kind::Record100 => return None,
-        })
+        match self {
+            Kind::Numeric(d) => Some(d),
+            Kind::Record100 => None,
+        }
     }
 
     /// Whether the kind is `f32` or `f64`.
     pub fn is_float(self) -> bool {
-        matches!(self, Kind::F32 | Kind::F64)
+        matches!(self, Kind::Numeric(DType::F32 | DType::F64))
     }
 }
 
@@ -200,13 +174,12 @@ impl FromStr for Kind {
     type Err = Error;
 
     /// # Errors
-    /// [`Error::InvalidArgument`] naming the valid kinds.
+    /// [`Error::UnknownName`] naming the valid kinds.
     fn from_str(s: &str) -> Result<Kind> {
-        Kind::from_name(s).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "unknown dtype {s:?}; expected one of: {}",
-                names(Kind::ALL.iter().map(|k| k.name()))
-            ))
+        Kind::from_name(s).ok_or_else(|| Error::UnknownName {
+            what: "dtype",
+            name: s.into(),
+            expected: Kind::all().map(Kind::name).collect(),
         })
     }
 }
@@ -278,16 +251,15 @@ impl Distribution {
     /// `Ok` if this distribution makes sense for `kind`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] explaining the mismatch (only `normal` with a non-float kind).
+    /// [`Error::DistributionNeedsFloat`] (only `normal` with a non-float kind).
     pub fn check(self, kind: Kind) -> Result<()> {
         if self.supports(kind) {
             Ok(())
         } else {
-            Err(Error::InvalidArgument(format!(
-                "the {} distribution needs a float dtype (f32 or f64), not {kind}; \
-                 for integers use uniform, zipf or few-unique",
-                self.name()
-            )))
+            Err(Error::DistributionNeedsFloat {
+                distribution: self.name(),
+                dtype: kind.name(),
+            })
         }
     }
 }
@@ -302,19 +274,14 @@ impl FromStr for Distribution {
     type Err = Error;
 
     /// # Errors
-    /// [`Error::InvalidArgument`] naming the valid distributions.
+    /// [`Error::UnknownName`] naming the valid distributions.
     fn from_str(s: &str) -> Result<Distribution> {
-        Distribution::from_name(s).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "unknown distribution {s:?}; expected one of: {}",
-                names(Distribution::ALL.iter().map(|d| d.name()))
-            ))
+        Distribution::from_name(s).ok_or_else(|| Error::UnknownName {
+            what: "distribution",
+            name: s.into(),
+            expected: Distribution::ALL.map(Distribution::name).to_vec(),
         })
     }
-}
-
-fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
-    it.collect::<Vec<_>>().join(", ")
 }
 
 mod sealed {
@@ -364,7 +331,7 @@ macro_rules! unsigned {
             }
         }
         impl Generate for $t {
-            const KIND: Kind = Kind::$k;
+            const KIND: Kind = Kind::Numeric(DType::$k);
         }
     )*};
 }
@@ -389,7 +356,7 @@ macro_rules! signed {
             }
         }
         impl Generate for $t {
-            const KIND: Kind = Kind::$k;
+            const KIND: Kind = Kind::Numeric(DType::$k);
         }
     )*};
 }
@@ -411,7 +378,7 @@ impl sealed::Sealed for f64 {
     }
 }
 impl Generate for f64 {
-    const KIND: Kind = Kind::F64;
+    const KIND: Kind = Kind::Numeric(DType::F64);
 }
 
 impl sealed::Sealed for f32 {
@@ -429,7 +396,7 @@ impl sealed::Sealed for f32 {
     }
 }
 impl Generate for f32 {
-    const KIND: Kind = Kind::F32;
+    const KIND: Kind = Kind::Numeric(DType::F32);
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -625,8 +592,8 @@ impl Generator {
     /// [`BLOCK_LEN`] elements, which define the values.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if the distribution does not apply to `T`
-    /// ([`Distribution::check`]) or the thread pool cannot be started.
+    /// [`Error::DistributionNeedsFloat`] if the distribution does not apply to `T`
+    /// ([`Distribution::check`]); [`Error::ThreadPool`] if the thread pool cannot be started.
     pub fn fill<T: Generate>(&self, out: &mut [T], opts: &ParOptions) -> Result<Checksum> {
         self.fill_with_progress(out, opts, &|_| {})
     }
@@ -675,7 +642,7 @@ impl Generator {
     /// ```
     ///
     /// # Errors
-    /// As [`fill`](Generator::fill), and [`Error::InvalidArgument`] if the part ends past
+    /// As [`fill`](Generator::fill), and [`Error::BadPart`] if the part ends past
     /// `total`, or starts or ends (before `total`) off an 8-byte boundary of the data.
     pub fn fill_part<T: Generate>(
         &self,
@@ -691,11 +658,11 @@ impl Generator {
         let end = first.checked_add(part.len()).filter(|&e| e <= total);
         let on_word = |i: usize| (i as u128 * size as u128).is_multiple_of(8);
         let Some(end) = end.filter(|&e| on_word(first) && (e == total || on_word(e))) else {
-            return Err(Error::InvalidArgument(format!(
-                "elements {first}..{} of a generated dataset of {total}: a part must lie \
-                 inside the dataset and start and end on 8-byte boundaries of its data",
-                first.saturating_add(part.len())
-            )));
+            return Err(Error::BadPart {
+                first,
+                end: first.saturating_add(part.len()),
+                total,
+            });
         };
         let params = FillParams::<T>::new(self.dist, self.seed, total as u64)?;
         // Cut the part at block boundaries: (block, offset in the block, piece).
@@ -870,31 +837,60 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for k in Kind::ALL {
+        assert_eq!(Kind::all().count(), 11);
+        assert_eq!(Kind::new(DType::Bool), None);
+        for k in Kind::all() {
             assert_eq!(k.name().parse::<Kind>().unwrap(), k);
             assert_eq!(k.dtype().map_or(100, |d| d.size()), k.size());
         }
         for d in Distribution::ALL {
             assert_eq!(d.name().parse::<Distribution>().unwrap(), d);
         }
-        let e = "f16".parse::<Kind>().unwrap_err().to_string();
+        let e = "f16".parse::<Kind>().unwrap_err();
+        assert!(
+            matches!(&e, Error::UnknownName { what: "dtype", name, expected }
+                if name == "f16" && expected.len() == 11 && !expected.contains(&"bool")),
+            "{e}"
+        );
+        let e = e.to_string();
         assert!(
             e.contains("unknown dtype \"f16\"") && e.contains("u8, u16"),
             "{e}"
         );
-        let e = "gauss".parse::<Distribution>().unwrap_err().to_string();
+        let e = "gauss".parse::<Distribution>().unwrap_err();
+        assert!(
+            matches!(&e, Error::UnknownName { what: "distribution", name, .. } if name == "gauss"),
+            "{e}"
+        );
+        let e = e.to_string();
         assert!(e.contains("nearly-sorted"), "{e}");
     }
 
     #[test]
     fn normal_needs_floats() {
-        assert!(Distribution::Normal.check(Kind::F32).is_ok());
-        let e = Distribution::Normal.check(Kind::I32).unwrap_err();
-        assert!(matches!(e, Error::InvalidArgument(_)));
+        assert!(Distribution::Normal
+            .check(Kind::Numeric(DType::F32))
+            .is_ok());
+        let e = Distribution::Normal
+            .check(Kind::Numeric(DType::I32))
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            Error::DistributionNeedsFloat {
+                distribution: "normal",
+                dtype: "i32"
+            }
+        ));
         assert!(e.to_string().contains("needs a float dtype"), "{e}");
         let mut v = vec![0u8; 10];
         let r = Generator::new(Distribution::Normal, 1).fill(&mut v, &ParOptions::new());
-        assert!(matches!(r, Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            r,
+            Err(Error::DistributionNeedsFloat {
+                distribution: "normal",
+                dtype: "u8"
+            })
+        ));
         assert!(v.iter().all(|&x| x == 0), "nothing written on error");
     }
 

@@ -48,12 +48,9 @@ impl Layout {
     }
 }
 
-fn check_elem<T>(path: &Path) -> Result<()> {
+fn check_elem<T>() -> Result<()> {
     if std::mem::size_of::<T>() == 0 {
-        return Err(Error::InvalidArgument(format!(
-            "{}: zero-sized element types cannot be mapped",
-            path.display()
-        )));
+        return Err(Error::ZeroSizedElement { op: "mapped" });
     }
     Ok(())
 }
@@ -65,8 +62,8 @@ fn npy_layout<T: Element>(map: &Mapping, path: &Path) -> Result<Layout> {
     if !T::accepts(header.dtype) {
         return Err(Error::DtypeMismatch {
             path: path.into(),
-            expected: T::DTYPE.to_string(),
-            found: header.dtype.to_string(),
+            expected: T::DTYPE,
+            found: header.dtype,
         });
     }
     let len = header.num_elements().expect("checked by Header::parse");
@@ -97,7 +94,7 @@ fn npy_layout<T: Element>(map: &Mapping, path: &Path) -> Result<Layout> {
 
 /// Validates a raw (headerless) mapping for element type `T`.
 fn raw_layout<T: Pod>(map: &Mapping, path: &Path) -> Result<Layout> {
-    check_elem::<T>(path)?;
+    check_elem::<T>()?;
     let n = map.bytes().len();
     let size = std::mem::size_of::<T>();
     if !n.is_multiple_of(size) {
@@ -524,7 +521,7 @@ impl<T: Pod> MappedArrayMut<T> {
     /// As [`create`](MappedArrayMut::create).
     pub fn create_raw(path: impl AsRef<Path>, len: usize) -> Result<Self> {
         let path = path.as_ref();
-        check_elem::<T>(path)?;
+        check_elem::<T>()?;
         let bytes =
             len.checked_mul(std::mem::size_of::<T>())
                 .ok_or_else(|| Error::ShapeOverflow {
@@ -535,7 +532,7 @@ impl<T: Pod> MappedArrayMut<T> {
     }
 
     fn create_file(path: &Path, head: &[u8], data_len: usize, layout: Layout) -> Result<Self> {
-        check_elem::<T>(path)?;
+        check_elem::<T>()?;
         let total = (head.len() as u64)
             .checked_add(data_len as u64)
             .ok_or_else(|| Error::ShapeOverflow {
@@ -567,7 +564,7 @@ impl<T: Pod> MappedArrayMut<T> {
     /// # Errors
     /// [`Error::Io`] if the memory cannot be mapped.
     pub fn anonymous(len: usize) -> Result<Self> {
-        check_elem::<T>(Path::new("<anonymous>"))?;
+        check_elem::<T>()?;
         let bytes =
             len.checked_mul(std::mem::size_of::<T>())
                 .ok_or_else(|| Error::ShapeOverflow {

@@ -95,7 +95,7 @@ impl ParOptions {
     /// Runs `f` inside the configured thread pool, so that rayon work started by `f` uses it.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if the dedicated pool cannot be started.
+    /// [`Error::ThreadPool`] if the dedicated pool cannot be started.
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
         let Some(n) = self.threads else {
             return Ok(f());
@@ -109,9 +109,10 @@ impl ParOptions {
         });
         match pool {
             Ok(pool) => Ok(pool.install(f)),
-            Err(e) => Err(Error::InvalidArgument(format!(
-                "could not start a pool of {n} threads: {e}"
-            ))),
+            Err(e) => Err(Error::ThreadPool {
+                threads: n,
+                message: e.clone(),
+            }),
         }
     }
 

@@ -4,8 +4,11 @@
 //! that callers can match on what went wrong (`Error::DtypeMismatch { expected, found, .. }`)
 //! and the messages say what to do next where there is something to do.
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
+
+use crate::element::DType;
 
 /// `Result<T, outcore::Error>`.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -108,14 +111,14 @@ pub enum Error {
     },
 
     /// The file's dtype is not the element type asked for.
-    #[error("{path}: dtype mismatch: the file holds {found}, but {expected} was requested")]
+    #[error("{path}: dtype mismatch: the file holds {found}, but {expected} was requested; {}", mismatch_hint(*.found, *.expected))]
     DtypeMismatch {
-        /// The file concerned.
+        /// The file (or Zarr array) concerned.
         path: PathBuf,
         /// The dtype of the requested element type.
-        expected: String,
+        expected: DType,
         /// The dtype found in the file.
-        found: String,
+        found: DType,
     },
 
     /// The number of elements or bytes implied by a shape does not fit in `usize`.
@@ -125,6 +128,46 @@ pub enum Error {
         path: PathBuf,
         /// The offending shape.
         shape: Vec<usize>,
+    },
+
+    /// The file is larger than the address space, so it cannot be mapped whole.
+    #[error("{path}: the file is {len} bytes, more than this machine's address space can map")]
+    TooLargeToMap {
+        /// The file concerned.
+        path: PathBuf,
+        /// Its size in bytes.
+        len: u64,
+    },
+
+    /// The path is not a regular file (a directory, a device, a socket, ...), so it cannot
+    /// be mapped.
+    #[error("{path}: not a regular file; give the path of a file")]
+    NotAFile {
+        /// The path concerned.
+        path: PathBuf,
+    },
+
+    /// A directory was expected (for example [`SortOptions::tmp_dir`](crate::sort::SortOptions::tmp_dir),
+    /// the sort's temporary runs) and the path is something else.
+    #[error("{path}: not a directory; give an existing directory (a sort writes its temporary runs into SortOptions::tmp_dir)")]
+    NotADirectory {
+        /// The path concerned.
+        path: PathBuf,
+    },
+
+    /// An output path has no file name (it is `/`, or ends in `..`), so no file can be
+    /// created under it.
+    #[error("{path}: not a file name; give the path of a file to create")]
+    NotAFileName {
+        /// The path concerned.
+        path: PathBuf,
+    },
+
+    /// A path holds a NUL byte, which the operating system cannot take.
+    #[error("{path}: the path holds a NUL byte")]
+    NulInPath {
+        /// The path concerned.
+        path: PathBuf,
     },
 
     /// The file's size does not match what its header (or the requested shape) implies.
@@ -165,8 +208,8 @@ pub enum Error {
     Locked {
         /// The file concerned.
         path: PathBuf,
-        /// "shared" or "exclusive": the lock that was asked for.
-        mode: &'static str,
+        /// The lock that was asked for.
+        mode: LockKind,
     },
 
     /// Not enough space on the device.
@@ -220,7 +263,152 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// A parameter is out of its valid range.
+    /// An element type of size zero: there is nothing to map, sort or store.
+    #[error("zero-sized element types cannot be {op}")]
+    ZeroSizedElement {
+        /// What was asked: "mapped", "sorted".
+        op: &'static str,
+    },
+
+    /// A dedicated thread pool ([`ParOptions::threads`](crate::ParOptions::threads)) could
+    /// not be started.
+    #[error("could not start a pool of {threads} threads: {message}; ask for fewer threads")]
+    ThreadPool {
+        /// The number of threads asked for.
+        threads: usize,
+        /// Why, as rayon reports it.
+        message: String,
+    },
+
+    /// A memory budget too small for the operation to make progress.
+    #[error("a memory budget of {budget} bytes is too small: this needs at least {min} bytes; give a larger budget")]
+    BudgetTooSmall {
+        /// The budget given, in bytes.
+        budget: u64,
+        /// The smallest budget that works, in bytes.
+        min: u64,
+    },
+
+    /// A histogram of zero bins was asked for.
+    #[error("a histogram needs at least one bin")]
+    NoBins,
+
+    /// A histogram's range is not finite (NaN or infinite ends).
+    #[error("histogram range ({lo}, {hi}) is not finite{}", if *.from_data { " (the data holds NaN or infinity; give a range)" } else { "" })]
+    RangeNotFinite {
+        /// The low end.
+        lo: f64,
+        /// The high end.
+        hi: f64,
+        /// Whether the range was taken from the data (no range was given).
+        from_data: bool,
+    },
+
+    /// A histogram's range has its low end above its high end.
+    #[error("histogram range ({lo}, {hi}): max must be larger than min")]
+    RangeReversed {
+        /// The low end.
+        lo: f64,
+        /// The high end.
+        hi: f64,
+    },
+
+    /// An axis that the array does not have.
+    #[error("axis {axis} of a {ndim}-D array: must be below {ndim}{}", axis_hint(*.ndim))]
+    BadAxis {
+        /// The axis asked for.
+        axis: usize,
+        /// The number of dimensions of the array.
+        ndim: usize,
+    },
+
+    /// A rank at or past the number of elements.
+    #[error("rank {rank} of {len} elements: must be below {len}")]
+    RankOutOfRange {
+        /// The rank asked for (0-based).
+        rank: usize,
+        /// The number of elements.
+        len: usize,
+    },
+
+    /// An option the operation does not support.
+    #[error("{op}: {reason}")]
+    UnsupportedOption {
+        /// The operation.
+        op: &'static str,
+        /// What it cannot do, and what to do instead.
+        reason: &'static str,
+    },
+
+    /// The data changed between two passes over it (another writer modified a mapped file
+    /// during a multi-pass computation such as a quantile selection).
+    #[error("the data changed between two passes of {op}; do not modify a file while it is read")]
+    DataChanged {
+        /// The computation.
+        op: &'static str,
+    },
+
+    /// A Zarr chunk shape that does not fit the array: a different number of dimensions, a
+    /// zero extent, or chunks too large to address.
+    #[error("{path}: chunk shape {chunks:?} does not fit an array of shape {shape:?} ({reason})")]
+    BadChunkShape {
+        /// The Zarr array (its destination directory).
+        path: PathBuf,
+        /// The chunk shape asked for.
+        chunks: Vec<u64>,
+        /// The array's shape.
+        shape: Vec<usize>,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// Chunk indices outside a Zarr array's chunk grid.
+    #[error("{path}: chunk {chunk:?} is outside the chunk grid {grid:?}")]
+    ChunkOutOfGrid {
+        /// The Zarr array (its directory).
+        path: PathBuf,
+        /// The indices asked for.
+        chunk: Vec<u64>,
+        /// The number of chunks along each axis.
+        grid: Vec<u64>,
+    },
+
+    /// A name (a dtype or a distribution given as text) that is not one of the valid ones.
+    #[error("unknown {what} {name:?}; expected one of: {}", .expected.join(", "))]
+    UnknownName {
+        /// What kind of name: "dtype", "distribution".
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// The valid names.
+        expected: Vec<&'static str>,
+    },
+
+    /// A generator distribution that does not apply to the element type (`normal` for
+    /// integers).
+    #[error("the {distribution} distribution needs a float dtype (f32 or f64), not {dtype}; for integers use uniform, zipf or few-unique")]
+    DistributionNeedsFloat {
+        /// The distribution's name.
+        distribution: &'static str,
+        /// The element type's name.
+        dtype: &'static str,
+    },
+
+    /// A part of a generated dataset that is not inside it or not on 8-byte boundaries of
+    /// its data.
+    #[error("elements {first}..{end} of a generated dataset of {total}: a part must lie inside the dataset and start and end on 8-byte boundaries of its data")]
+    BadPart {
+        /// The part's first element.
+        first: usize,
+        /// One past its last element.
+        end: usize,
+        /// The dataset's length.
+        total: usize,
+    },
+
+    /// A free-form complaint about an argument, for the rare failure no other variant
+    /// describes (and for callers' own code, such as a consumer that gives up). outcore's
+    /// own checks use the specific variants above; never match on the message.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
@@ -304,6 +492,44 @@ impl Error {
             },
             _ => Error::Io { path, op, source },
         }
+    }
+}
+
+/// An advisory lock on a file: what [`Error::Locked`] says was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LockKind {
+    /// A shared (read) lock: many readers, no writer.
+    Shared,
+    /// An exclusive (write) lock: one user only.
+    Exclusive,
+}
+
+impl fmt::Display for LockKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LockKind::Shared => "shared",
+            LockKind::Exclusive => "exclusive",
+        })
+    }
+}
+
+fn mismatch_hint(found: DType, expected: DType) -> String {
+    // numpy's bool is read as `u8`, the one dtype whose name is not a Rust type's.
+    let ty = match found {
+        DType::Bool => "u8",
+        d => d.name(),
+    };
+    format!(
+        "open it as {ty}, or convert it in numpy with a.astype('{}')",
+        expected.descr()
+    )
+}
+
+fn axis_hint(ndim: usize) -> &'static str {
+    if ndim == 2 {
+        " (0: columns, 1: rows)"
+    } else {
+        ""
     }
 }
 

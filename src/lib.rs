@@ -109,7 +109,7 @@ pub use any::{open_any, open_any_raw, AnyArray};
 pub use array::{MappedArray, MappedArrayMut};
 pub use chunk::{ChunkPlan, ParOptions};
 pub use element::{describe_unsupported, DType, Element};
-pub use error::{Error, Result};
+pub use error::{Error, LockKind, Result};
 pub use limits::{check_budget, default_budget, memory_limit, LimitSource, MemoryLimit};
 pub use mmap::{resident_bytes, Advice};
 pub use temp::{ensure_free_space, free_space, remove_stale_temp_files, TEMP_MARKER};

@@ -162,16 +162,13 @@ impl Mapping {
     pub(crate) fn map_file(file: File, path: &Path, mode: Mode, guard: Guard) -> Result<Mapping> {
         let meta = file.metadata().map_err(|e| Error::io(path, "stat", e))?;
         if !meta.is_file() {
-            return Err(Error::InvalidArgument(format!(
-                "{}: not a regular file",
-                path.display()
-            )));
+            return Err(Error::NotAFile { path: path.into() });
         }
         let len = meta.len();
         if usize::try_from(len).is_err() {
-            return Err(Error::ShapeOverflow {
+            return Err(Error::TooLargeToMap {
                 path: path.into(),
-                shape: vec![],
+                len,
             });
         }
         // SAFETY: mapping a file is sound as long as nobody truncates or modifies it while
@@ -390,8 +387,8 @@ impl Mapping {
 /// is faulted in, so asking does not change the answer.
 ///
 /// # Errors
-/// [`Error::NotFound`], [`Error::PermissionDenied`], [`Error::InvalidArgument`] (not a
-/// regular file), [`Error::Io`] if `mmap` or `mincore` fails.
+/// [`Error::NotFound`], [`Error::PermissionDenied`], [`Error::NotAFile`] (not a regular
+/// file), [`Error::Io`] if `mmap` or `mincore` fails.
 pub fn resident_bytes(path: impl AsRef<Path>) -> Result<(u64, u64)> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| Error::io(path, "open", e))?;

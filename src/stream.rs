@@ -144,7 +144,7 @@ impl Stream {
 /// # Errors
 /// [`Error::Truncated`](crate::Error::Truncated) if the file shrank;
 /// [`Error::Io`](crate::Error::Io) if an `madvise` or release fails;
-/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the options' thread pool
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn fold_chunks<T, A>(
     a: &MappedArray<T>,

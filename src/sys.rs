@@ -148,8 +148,8 @@ pub(crate) fn lock_file(file: &File, lock: Lock, path: &Path) -> Result<LockOutc
                 return Err(Error::Locked {
                     path: path.into(),
                     mode: match lock {
-                        Lock::Shared => "shared",
-                        Lock::Exclusive => "exclusive",
+                        Lock::Shared => crate::error::LockKind::Shared,
+                        Lock::Exclusive => crate::error::LockKind::Exclusive,
                     },
                 })
             }

@@ -69,7 +69,7 @@ impl TempFile {
     pub(crate) fn for_dest(dest: &Path) -> Result<TempFile> {
         let name = dest
             .file_name()
-            .ok_or_else(|| Error::InvalidArgument(format!("{}: not a file name", dest.display())))?
+            .ok_or_else(|| Error::NotAFileName { path: dest.into() })?
             .to_string_lossy()
             .into_owned();
         TempFile::new_in(parent_dir(dest), &name)
@@ -169,12 +169,12 @@ pub(crate) fn allocate(file: &File, len: u64, path: &Path) -> Result<()> {
 /// Bytes available to an unprivileged user on the filesystem holding `dir` (`statvfs`).
 ///
 /// # Errors
-/// I/O errors from `statvfs`, naming `dir`.
+/// I/O errors from `statvfs`, naming `dir`; [`Error::NulInPath`] if `dir` holds a NUL byte.
 pub fn free_space(dir: impl AsRef<Path>) -> Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let dir = dir.as_ref();
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| Error::InvalidArgument(format!("{}: path has a NUL byte", dir.display())))?;
+        .map_err(|_| Error::NulInPath { path: dir.into() })?;
     sys::statvfs_available(&c).map_err(|e| Error::io(dir, "statvfs", e))
 }
 

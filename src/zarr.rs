@@ -288,7 +288,7 @@ pub fn write_any(
 ///
 /// # Errors
 /// [`Error::AlreadyExists`] if `dst` exists and [`ZarrWriteOptions::replace`] is not set;
-/// [`Error::InvalidArgument`] for a chunk shape of the wrong length or with a zero;
+/// [`Error::BadChunkShape`] for a chunk shape of the wrong length, with a zero, or too large;
 /// [`Error::BadShape`] for a 0-dimensional array; [`Error::Zarr`] if a chunk cannot be
 /// encoded or stored; I/O errors naming the temporary directory or `dst`. On every error
 /// `dst` is left as it was and the temporary directory is removed.
@@ -421,10 +421,12 @@ fn write_view<T: Element>(
         None => default_chunks(&shape, size, DEFAULT_CHUNK_BYTES),
     };
     if chunks.len() != shape.len() || chunks.contains(&0) {
-        return Err(Error::InvalidArgument(format!(
-            "{}: chunk shape {chunks:?} does not fit an array of shape {shape:?} (one extent of at least 1 per axis)",
-            dst.display()
-        )));
+        return Err(Error::BadChunkShape {
+            path: dst.into(),
+            chunks,
+            shape,
+            reason: "give one extent of at least 1 per axis",
+        });
     }
     if !opts.replace && dst.symlink_metadata().is_ok() {
         return Err(Error::AlreadyExists { path: dst.into() });
@@ -433,11 +435,11 @@ fn write_view<T: Element>(
         .iter()
         .try_fold(1usize, |acc, &c| acc.checked_mul(usize::try_from(c).ok()?))
         .filter(|&n| n.checked_mul(size).is_some())
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "{}: chunk shape {chunks:?} is too large",
-                dst.display()
-            ))
+        .ok_or_else(|| Error::BadChunkShape {
+            path: dst.into(),
+            chunks: chunks.clone(),
+            shape: shape.clone(),
+            reason: "a chunk would hold more bytes than this machine can address",
         })?;
 
     let tmp = TempDir::for_dest(dst)?;
@@ -520,7 +522,7 @@ static TEMP_DIRS: AtomicU64 = AtomicU64::new(0);
 fn temp_name(dest: &Path, suffix: &str) -> Result<PathBuf> {
     let name = dest
         .file_name()
-        .ok_or_else(|| Error::InvalidArgument(format!("{}: not a file name", dest.display())))?
+        .ok_or_else(|| Error::NotAFileName { path: dest.into() })?
         .to_string_lossy();
     let n = TEMP_DIRS.fetch_add(1, Ordering::Relaxed);
     let pid = std::process::id();
@@ -891,8 +893,8 @@ impl ZarrArray {
         } else {
             Err(Error::DtypeMismatch {
                 path: self.path.clone(),
-                expected: T::DTYPE.name().into(),
-                found: self.dtype.name().into(),
+                expected: T::DTYPE,
+                found: self.dtype,
             })
         }
     }
@@ -902,17 +904,17 @@ impl ZarrArray {
     /// chunk is the fill value).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `indices` is not a chunk of the grid;
+    /// [`Error::ChunkOutOfGrid`] if `indices` is not a chunk of the grid;
     /// [`Error::DtypeMismatch`] if `T` is not the array's type; [`Error::Zarr`] if the
     /// chunk cannot be read or decoded.
     pub fn read_chunk<T: Element>(&self, indices: &[u64]) -> Result<(ChunkInfo, Vec<T>)> {
         self.check_type::<T>()?;
         if indices.len() != self.grid.len() || indices.iter().zip(&self.grid).any(|(i, g)| i >= g) {
-            return Err(Error::InvalidArgument(format!(
-                "{}: chunk {indices:?} is outside the chunk grid {:?}",
-                self.path.display(),
-                self.grid
-            )));
+            return Err(Error::ChunkOutOfGrid {
+                path: self.path.clone(),
+                chunk: indices.to_vec(),
+                grid: self.grid.clone(),
+            });
         }
         let n = indices
             .iter()
@@ -987,7 +989,7 @@ impl ZarrArray {
     /// # Errors
     /// [`Error::DtypeMismatch`] if `T` is not the array's type; [`Error::Zarr`] naming the
     /// first chunk (in chunk order) that cannot be read or decoded (truncated, corrupt);
-    /// [`Error::InvalidArgument`] if the options' thread pool cannot start.
+    /// [`Error::ThreadPool`] if the options' thread pool cannot start.
     pub fn fold_chunks<T: Element, A: Send>(
         &self,
         opts: &ZarrReadOptions,
@@ -1184,8 +1186,9 @@ impl ZarrArray {
     /// the range and NaN are not counted), chunk by chunk.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for 0 bins or a range that is not finite or has
-    /// `lo > hi`; otherwise as [`fold_chunks`](ZarrArray::fold_chunks).
+    /// [`Error::NoBins`] for 0 bins, [`Error::RangeNotFinite`] for a range that is not
+    /// finite, [`Error::RangeReversed`] for `lo > hi`; otherwise as
+    /// [`fold_chunks`](ZarrArray::fold_chunks).
     pub fn histogram(
         &self,
         bins: usize,

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::str::FromStr;
 
-use outcore::{DType, Element, Error, MappedArray, MappedArrayMut};
+use outcore::{DType, Element, Error, LockKind, MappedArray, MappedArrayMut};
 
 use crate::common::{python, tmpdir};
 use crate::require_numpy;
@@ -206,7 +206,11 @@ fn numpy_bool_reads_as_u8() {
     assert_eq!(&a[..], &[1, 0, 1, 1]);
     assert!(matches!(
         MappedArray::<i8>::open(&path),
-        Err(Error::DtypeMismatch { .. })
+        Err(Error::DtypeMismatch {
+            expected: DType::I8,
+            found: DType::Bool,
+            ..
+        })
     ));
 }
 
@@ -410,7 +414,17 @@ fn dtype_mismatch_names_both() {
         .persist()
         .unwrap();
     let e = open_f64(&p).unwrap_err();
-    assert!(matches!(e, Error::DtypeMismatch { .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::DtypeMismatch {
+                expected: DType::F64,
+                found: DType::F32,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let msg = e.to_string();
     assert!(
         msg.contains("<f4") && msg.contains("<f8") && msg.contains("x.npy"),
@@ -647,6 +661,23 @@ fn anonymous_is_zeroed_scratch() {
 }
 
 #[test]
+fn zero_sized_elements_and_directories_are_refused() {
+    assert!(matches!(
+        MappedArrayMut::<()>::anonymous(3),
+        Err(Error::ZeroSizedElement { op: "mapped" })
+    ));
+    let dir = tmpdir();
+    assert!(matches!(
+        MappedArray::<u8>::open_raw(dir.path()),
+        Err(Error::NotAFile { ref path }) if path == dir.path()
+    ));
+    assert!(matches!(
+        MappedArrayMut::<u8>::create_raw("/", 1),
+        Err(Error::NotAFileName { ref path }) if path == Path::new("/")
+    ));
+}
+
+#[test]
 fn advice_and_release_keep_data() {
     let dir = tmpdir();
     let p = dir.path().join("a.npy");
@@ -703,13 +734,16 @@ fn second_writer_is_refused_at_once() {
     assert!(matches!(
         MappedArrayMut::<u8>::open(&p),
         Err(Error::Locked {
-            mode: "exclusive",
+            mode: LockKind::Exclusive,
             ..
         })
     ));
     assert!(matches!(
         MappedArray::<u8>::open(&p),
-        Err(Error::Locked { mode: "shared", .. })
+        Err(Error::Locked {
+            mode: LockKind::Shared,
+            ..
+        })
     ));
     drop(w);
     let r1 = MappedArray::<u8>::open(&p).unwrap();

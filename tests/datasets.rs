@@ -420,7 +420,8 @@ fn parts_off_word_boundaries_or_outside_the_dataset_are_refused() {
     ] {
         let r = g.fill_part(&mut v[..len], first, total, &opts, &|_| {});
         assert!(
-            matches!(r, Err(outcore::Error::InvalidArgument(_))),
+            matches!(r, Err(outcore::Error::BadPart { first: f, end, total: t })
+                if f == first && end == first.saturating_add(len) && t == total),
             "{first} {len} {total}"
         );
         assert!(v.iter().all(|&x| x == 0), "nothing written");

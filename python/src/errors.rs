@@ -46,7 +46,27 @@ pub fn to_py(e: Error) -> PyErr {
         | Error::BadShape { .. }
         | Error::InvalidArgument(_)
         | Error::QuantileOutOfRange { .. }
-        | Error::EmptyInput { .. } => PyValueError::new_err(msg),
+        | Error::EmptyInput { .. }
+        | Error::TooLargeToMap { .. }
+        | Error::NotAFile { .. }
+        | Error::NotADirectory { .. }
+        | Error::ThreadPool { .. }
+        | Error::DataChanged { .. }
+        | Error::NotAFileName { .. }
+        | Error::NulInPath { .. }
+        | Error::ZeroSizedElement { .. }
+        | Error::BudgetTooSmall { .. }
+        | Error::NoBins
+        | Error::RangeNotFinite { .. }
+        | Error::RangeReversed { .. }
+        | Error::BadAxis { .. }
+        | Error::RankOutOfRange { .. }
+        | Error::UnsupportedOption { .. }
+        | Error::BadChunkShape { .. }
+        | Error::ChunkOutOfGrid { .. }
+        | Error::UnknownName { .. }
+        | Error::DistributionNeedsFloat { .. }
+        | Error::BadPart { .. } => PyValueError::new_err(msg),
         Error::Overflow { .. } => PyOverflowError::new_err(msg),
         Error::Cancelled => PyKeyboardInterrupt::new_err(msg),
         _ => PyRuntimeError::new_err(msg),

@@ -106,22 +106,19 @@ pub fn generate<'py>(
     threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let path: PathBuf = path_arg(path, "path")?;
-    let kind = match dtype.extract::<String>() {
-        Ok(s) if Kind::from_name(&s).is_some() => Kind::from_name(&s).unwrap_or(Kind::U8),
-        _ => {
+    let name_kind = dtype
+        .extract::<String>()
+        .ok()
+        .and_then(|s| Kind::from_name(&s));
+    let kind = match name_kind {
+        Some(k) => k,
+        None => {
             let d = dtype_arg(py, dtype)?;
-            Kind::ALL
-                .into_iter()
-                .find(|k| k.dtype() == Some(d))
+            Kind::new(d)
                 .ok_or_else(|| value_error(format!("generate makes no {} data", d.name())))?
         }
     };
-    let dist = Distribution::from_name(dist).ok_or_else(|| {
-        value_error(format!(
-            "unknown distribution {dist:?}; expected one of: {}",
-            Distribution::ALL.map(|d| d.name()).join(", ")
-        ))
-    })?;
+    let dist: Distribution = dist.parse().map_err(crate::errors::to_py)?;
     dist.check(kind).map_err(crate::errors::to_py)?;
     let given = [count.is_some(), size.is_some(), shape.is_some()]
         .iter()
@@ -247,7 +244,10 @@ fn mark_bool(path: &Path) -> outcore::Result<()> {
     let pos = head[..n]
         .windows(5)
         .position(|w| w == b"'|u1'")
-        .ok_or_else(|| outcore::Error::InvalidArgument("no |u1 descr in the header".into()))?;
+        .ok_or_else(|| outcore::Error::MalformedHeader {
+            path: path.into(),
+            reason: "no '|u1' descr to mark as bool".into(),
+        })?;
     f.seek(SeekFrom::Start(pos as u64 + 1)).map_err(io)?;
     f.write_all(b"|b1").map_err(io)?;
     f.sync_all().map_err(io)?;

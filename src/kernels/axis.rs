@@ -102,8 +102,8 @@ fn pick_max<T: Numeric>(m: T, x: T) -> T {
 ///
 /// # Errors
 /// [`Error::BadShape`] if `cols` is 0, `data.len()` is not a multiple of `cols`, or the
-/// reduced axis is empty (no min or max exists); [`Error::InvalidArgument`] if `axis` is
-/// not 0 or 1.
+/// reduced axis is empty (no min or max exists); [`Error::BadAxis`] if `axis` is not 0 or
+/// 1.
 pub fn axis_stats<T: Numeric>(data: &[T], cols: usize, axis: usize) -> Result<AxisStats<T>> {
     axis_stats_with(data, cols, axis, &ParOptions::new())
 }
@@ -111,7 +111,7 @@ pub fn axis_stats<T: Numeric>(data: &[T], cols: usize, axis: usize) -> Result<Ax
 /// [`axis_stats`] with options.
 ///
 /// # Errors
-/// As [`axis_stats`], and [`Error::InvalidArgument`] if the options' thread pool cannot be
+/// As [`axis_stats`], and [`Error::ThreadPool`] if the options' thread pool cannot be
 /// started.
 pub fn axis_stats_with<T: Numeric>(
     data: &[T],
@@ -165,9 +165,7 @@ pub fn axis_stats_with<T: Numeric>(
             }
             Ok(out)
         }
-        _ => Err(Error::InvalidArgument(format!(
-            "axis {axis} of a 2-D array: must be 0 (columns) or 1 (rows)"
-        ))),
+        _ => Err(Error::BadAxis { axis, ndim: 2 }),
     }
 }
 

@@ -101,7 +101,7 @@ pub fn filter_into<T: Copy + Send + Sync>(
 /// [`filter_into`] with options.
 ///
 /// # Errors
-/// As [`filter_into`]; [`Error::InvalidArgument`] if the options' thread pool cannot be
+/// As [`filter_into`]; [`Error::ThreadPool`] if the options' thread pool cannot be
 /// started.
 pub fn filter_into_with<T: Copy + Send + Sync>(
     data: &[T],
@@ -137,7 +137,7 @@ pub fn filter_to_vec<T: Copy + Send + Sync + Default>(
 /// [`filter_to_vec`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn filter_to_vec_with<T: Copy + Send + Sync + Default>(
     data: &[T],
     opts: &ParOptions,

@@ -24,7 +24,7 @@ pub fn map_in_place<T: Copy + Send>(data: &mut [T], f: impl Fn(T) -> T + Sync + 
 /// [`map_in_place`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn map_in_place_with<T: Copy + Send>(
     data: &mut [T],
     opts: &ParOptions,
@@ -62,7 +62,7 @@ pub fn map_into<T: Copy + Sync, U: Send>(
 ///
 /// # Errors
 /// [`Error::LengthMismatch`] if the slices differ in length (nothing is written);
-/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn map_into_with<T: Copy + Sync, U: Send>(
     src: &[T],
     dst: &mut [U],
@@ -106,7 +106,7 @@ pub fn zip_into<A: Copy + Sync, B: Copy + Sync, C: Send>(
 ///
 /// # Errors
 /// [`Error::LengthMismatch`] if the three slices are not all the same length (nothing is
-/// written); [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// written); [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn zip_into_with<A: Copy + Sync, B: Copy + Sync, C: Send>(
     a: &[A],
     b: &[B],

@@ -497,7 +497,9 @@ where
 }
 
 fn changed() -> Error {
-    Error::InvalidArgument("the data changed between two passes of a quantile selection".into())
+    Error::DataChanged {
+        op: "a quantile selection",
+    }
 }
 
 /// The elements of the data at the given ranks among the values that are not NaN, by
@@ -824,7 +826,7 @@ pub fn quantiles<T: Numeric + SortKey>(
 /// [`quantiles`] with options.
 ///
 /// # Errors
-/// As [`quantiles`], and [`Error::InvalidArgument`] if the options' thread pool cannot be
+/// As [`quantiles`], and [`Error::ThreadPool`] if the options' thread pool cannot be
 /// started.
 pub fn quantiles_with<T: Numeric + SortKey>(
     data: &[T],
@@ -853,7 +855,7 @@ pub fn nanquantiles<T: Numeric + SortKey>(
 /// [`nanquantiles`] with options.
 ///
 /// # Errors
-/// As [`nanquantiles`], and [`Error::InvalidArgument`] if the options' thread pool cannot
+/// As [`nanquantiles`], and [`Error::ThreadPool`] if the options' thread pool cannot
 /// be started.
 pub fn nanquantiles_with<T: Numeric + SortKey>(
     data: &[T],
@@ -892,7 +894,7 @@ pub fn percentiles<T: Numeric + SortKey>(
 /// [`percentiles`] with options.
 ///
 /// # Errors
-/// As [`percentiles`], and [`Error::InvalidArgument`] if the options' thread pool cannot
+/// As [`percentiles`], and [`Error::ThreadPool`] if the options' thread pool cannot
 /// be started.
 pub fn percentiles_with<T: Numeric + SortKey>(
     data: &[T],
@@ -920,7 +922,7 @@ pub fn nanpercentiles<T: Numeric + SortKey>(
 /// [`nanpercentiles`] with options.
 ///
 /// # Errors
-/// As [`nanpercentiles`], and [`Error::InvalidArgument`] if the options' thread pool
+/// As [`nanpercentiles`], and [`Error::ThreadPool`] if the options' thread pool
 /// cannot be started.
 pub fn nanpercentiles_with<T: Numeric + SortKey>(
     data: &[T],
@@ -949,7 +951,7 @@ pub fn median<T: Numeric + SortKey>(data: &[T]) -> f64 {
 /// [`median`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn median_with<T: Numeric + SortKey>(data: &[T], opts: &ParOptions) -> Result<f64> {
     median_in(
         &SlicePasses::new(data, opts),
@@ -967,7 +969,7 @@ pub fn nanmedian<T: Numeric + SortKey>(data: &[T]) -> f64 {
 /// [`nanmedian`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn nanmedian_with<T: Numeric + SortKey>(data: &[T], opts: &ParOptions) -> Result<f64> {
     median_in(&SlicePasses::new(data, opts), true, DEFAULT_QUANTILE_MEMORY)
 }
@@ -982,7 +984,7 @@ pub fn nanmedian_with<T: Numeric + SortKey>(data: &[T], opts: &ParOptions) -> Re
 /// ```
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if `k >= data.len()`.
+/// [`Error::RankOutOfRange`] if `k >= data.len()`.
 pub fn kth<T: Numeric + SortKey>(data: &[T], k: usize) -> Result<T> {
     kth_with(data, k, &ParOptions::new())
 }
@@ -990,14 +992,14 @@ pub fn kth<T: Numeric + SortKey>(data: &[T], k: usize) -> Result<T> {
 /// [`kth`] with options.
 ///
 /// # Errors
-/// As [`kth`], and [`Error::InvalidArgument`] if the options' thread pool cannot be
+/// As [`kth`], and [`Error::ThreadPool`] if the options' thread pool cannot be
 /// started.
 pub fn kth_with<T: Numeric + SortKey>(data: &[T], k: usize, opts: &ParOptions) -> Result<T> {
     if k >= data.len() {
-        return Err(Error::InvalidArgument(format!(
-            "rank {k} of {} elements",
-            data.len()
-        )));
+        return Err(Error::RankOutOfRange {
+            rank: k,
+            len: data.len(),
+        });
     }
     let p = SlicePasses::new(data, opts);
     let (n, _, vals) = select(&p, DEFAULT_QUANTILE_MEMORY, |n, _| {
@@ -1045,8 +1047,8 @@ pub(crate) mod file {
     /// [`Error::QuantileOutOfRange`], [`Error::EmptyInput`] as
     /// [`kernels::quantiles`](crate::kernels::quantiles);
     /// [`Error::Truncated`] if the file shrank, [`Error::Io`] if an `madvise` or release fails;
-    /// [`Error::InvalidArgument`] if the thread pool cannot be started or the file changed
-    /// between passes.
+    /// [`Error::ThreadPool`] if the thread pool cannot be started; [`Error::DataChanged`] if
+    /// the file changed between passes.
     pub fn quantiles<T: Numeric + SortKey + Element>(
         a: &MappedArray<T>,
         qs: &[f64],

@@ -26,7 +26,7 @@ use crate::error::Result;
 /// ```
 ///
 /// # Errors
-/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the options' thread pool
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn fold_chunks<T, A>(
     data: &[T],
@@ -55,7 +55,7 @@ where
 /// ```
 ///
 /// # Errors
-/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the options' thread pool
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn reduce<T, A>(
     data: &[T],
@@ -86,7 +86,7 @@ pub fn sum<T: Numeric>(data: &[T]) -> T::Total {
 /// [`sum`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the options' thread pool
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn sum_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<T::Total> {
     Ok(fold_chunks(data, opts, T::sum_serial, |a, b| a + b)?.unwrap_or_else(T::Total::zero))
@@ -101,7 +101,7 @@ pub fn nansum<T: Numeric>(data: &[T]) -> T::Total {
 /// [`nansum`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the options' thread pool
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn nansum_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<T::Total> {
     Ok(fold_chunks(data, opts, T::nansum_serial, |a, b| a + b)?.unwrap_or_else(T::Total::zero))
@@ -296,7 +296,7 @@ pub fn min_max<T: Numeric>(data: &[T]) -> Option<(T, T)> {
 /// [`min_max`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the options' thread pool
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn min_max_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Option<(T, T)>> {
     let parts = per_chunk(data, opts, |_, c| min_max_chunk(c))?;
@@ -314,7 +314,7 @@ pub fn min<T: Numeric>(data: &[T]) -> Option<T> {
 /// [`min`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the options' thread pool
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn min_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Option<T>> {
     Ok(min_max_with(data, opts)?.map(|m| m.0))
@@ -328,7 +328,7 @@ pub fn max<T: Numeric>(data: &[T]) -> Option<T> {
 /// [`max`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the options' thread pool
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn max_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Option<T>> {
     Ok(min_max_with(data, opts)?.map(|m| m.1))
@@ -377,7 +377,7 @@ pub fn nanmin<T: Numeric>(data: &[T]) -> Option<T> {
 /// [`nanmin`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the options' thread pool
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn nanmin_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Option<T>> {
     Ok(nan_min_max_with(data, opts)?.map(|m| m.0))
@@ -391,7 +391,7 @@ pub fn nanmax<T: Numeric>(data: &[T]) -> Option<T> {
 /// [`nanmax`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the options' thread pool
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn nanmax_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Option<T>> {
     Ok(nan_min_max_with(data, opts)?.map(|m| m.1))
@@ -478,7 +478,7 @@ pub fn argmin<T: Numeric>(data: &[T]) -> Option<usize> {
 /// [`argmin`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the options' thread pool
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn argmin_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Option<usize>> {
     arg_with::<T, false>(data, opts)
@@ -493,7 +493,7 @@ pub fn argmax<T: Numeric>(data: &[T]) -> Option<usize> {
 /// [`argmax`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the options' thread pool
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn argmax_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Option<usize>> {
     arg_with::<T, true>(data, opts)
@@ -512,7 +512,7 @@ pub fn count<T: Sync>(data: &[T], pred: impl Fn(&T) -> bool + Sync + Send) -> us
 /// [`count`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the options' thread pool
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn count_with<T: Sync>(
     data: &[T],

@@ -92,7 +92,7 @@ pub fn cumsum_in_place<T: Numeric>(data: &mut [T]) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::Overflow`] as [`cumsum_in_place`] (`data` unchanged);
-/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn cumsum_in_place_with<T: Numeric>(data: &mut [T], opts: &ParOptions) -> Result<()> {
     let scans = per_chunk(data, opts, |_, c| chunk_scan(c))?;
     let offs = offsets::<T>(&scans)?;
@@ -128,7 +128,7 @@ pub fn cumsum_into<T: Numeric>(src: &[T], dst: &mut [T]) -> Result<()> {
 /// [`cumsum_into`] with options.
 ///
 /// # Errors
-/// As [`cumsum_into`], and [`Error::InvalidArgument`] if the options' thread pool cannot be
+/// As [`cumsum_into`], and [`Error::ThreadPool`] if the options' thread pool cannot be
 /// started.
 pub fn cumsum_into_with<T: Numeric>(src: &[T], dst: &mut [T], opts: &ParOptions) -> Result<()> {
     check_len("cumsum_into: destination vs source", src.len(), dst.len())?;

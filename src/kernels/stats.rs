@@ -142,7 +142,7 @@ pub fn moments<T: Numeric>(data: &[T]) -> Moments {
 /// [`moments`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn moments_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Moments> {
     let parts = per_chunk(data, opts, |_, c| Moments::of_slice::<T, false>(c))?;
     Ok(combine_tree(parts, &Moments::merge).unwrap_or(Moments::EMPTY))
@@ -156,7 +156,7 @@ pub fn nanmoments<T: Numeric>(data: &[T]) -> Moments {
 /// [`nanmoments`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn nanmoments_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Moments> {
     let parts = per_chunk(data, opts, |_, c| Moments::of_slice::<T, true>(c))?;
     Ok(combine_tree(parts, &Moments::merge).unwrap_or(Moments::EMPTY))
@@ -173,7 +173,7 @@ pub fn mean<T: Numeric>(data: &[T]) -> f64 {
 /// [`mean`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn mean_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<f64> {
     if data.is_empty() {
         return Ok(f64::NAN);
@@ -189,7 +189,7 @@ pub fn nanmean<T: Numeric>(data: &[T]) -> f64 {
 /// [`nanmean`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn nanmean_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<f64> {
     let parts = per_chunk(data, opts, |_, c| {
         (
@@ -222,7 +222,7 @@ pub fn variance<T: Numeric>(data: &[T], ddof: u64) -> f64 {
 /// [`variance`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn variance_with<T: Numeric>(data: &[T], ddof: u64, opts: &ParOptions) -> Result<f64> {
     Ok(moments_with(data, opts)?.variance(ddof))
 }
@@ -235,7 +235,7 @@ pub fn std<T: Numeric>(data: &[T], ddof: u64) -> f64 {
 /// [`std`](fn@std) with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn std_with<T: Numeric>(data: &[T], ddof: u64, opts: &ParOptions) -> Result<f64> {
     Ok(moments_with(data, opts)?.std(ddof))
 }
@@ -248,7 +248,7 @@ pub fn nanvar<T: Numeric>(data: &[T], ddof: u64) -> f64 {
 /// [`nanvar`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn nanvar_with<T: Numeric>(data: &[T], ddof: u64, opts: &ParOptions) -> Result<f64> {
     Ok(nanmoments_with(data, opts)?.variance(ddof))
 }
@@ -267,8 +267,9 @@ pub fn nanvar_with<T: Numeric>(data: &[T], ddof: u64, opts: &ParOptions) -> Resu
 /// ```
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if `bins` is 0, or the range is not finite or has
-/// `lo > hi`, or the data holds NaN and no range was given.
+/// [`Error::NoBins`] if `bins` is 0; [`Error::RangeNotFinite`] if the range is not finite
+/// (or the data holds NaN or infinity and no range was given); [`Error::RangeReversed`] if
+/// `lo > hi`.
 pub fn histogram<T: Numeric>(
     data: &[T],
     bins: usize,
@@ -280,7 +281,7 @@ pub fn histogram<T: Numeric>(
 /// [`histogram`] with options.
 ///
 /// # Errors
-/// As [`histogram`], and [`Error::InvalidArgument`] if the options' thread pool cannot be
+/// As [`histogram`], and [`Error::ThreadPool`] if the options' thread pool cannot be
 /// started.
 pub fn histogram_with<T: Numeric>(
     data: &[T],
@@ -289,9 +290,7 @@ pub fn histogram_with<T: Numeric>(
     opts: &ParOptions,
 ) -> Result<Vec<u64>> {
     if bins == 0 {
-        return Err(Error::InvalidArgument(
-            "histogram needs at least one bin".into(),
-        ));
+        return Err(Error::NoBins);
     }
     let (mut lo, mut hi) = match range {
         Some(r) => r,
@@ -301,19 +300,14 @@ pub fn histogram_with<T: Numeric>(
         },
     };
     if !(lo.is_finite() && hi.is_finite()) {
-        return Err(Error::InvalidArgument(format!(
-            "histogram range ({lo}, {hi}) is not finite{}",
-            if range.is_none() {
-                " (the data holds NaN or infinity; give a range)"
-            } else {
-                ""
-            }
-        )));
+        return Err(Error::RangeNotFinite {
+            lo,
+            hi,
+            from_data: range.is_none(),
+        });
     }
     if lo > hi {
-        return Err(Error::InvalidArgument(format!(
-            "histogram range ({lo}, {hi}): max must be larger than min"
-        )));
+        return Err(Error::RangeReversed { lo, hi });
     }
     if lo == hi {
         lo -= 0.5;

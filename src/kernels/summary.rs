@@ -260,8 +260,9 @@ impl HistogramReducer {
     /// `bins` equal bins over `range` (`np.histogram(data, bins, range)`).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `bins` is 0 or the range is not finite or has
-    /// `lo > hi`, as [`kernels::histogram`](super::histogram).
+    /// [`Error::NoBins`] if `bins` is 0, [`Error::RangeNotFinite`] if the range is not
+    /// finite, [`Error::RangeReversed`] if `lo > hi`, as
+    /// [`kernels::histogram`](super::histogram).
     pub fn new(bins: usize, range: (f64, f64)) -> Result<HistogramReducer> {
         // The kernel's own checks, on no data.
         super::histogram_with::<f64>(&[], bins, Some(range), serial())?;
@@ -309,7 +310,7 @@ pub fn reduce_fused<T: Sync, R: Reducer<T>>(data: &[T], r: &R) -> Option<R::Acc>
 /// [`reduce_fused`] with options.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn reduce_fused_with<T: Sync, R: Reducer<T>>(
     data: &[T],
     r: &R,
@@ -487,9 +488,11 @@ fn summary_from<T: Numeric>(
 fn data_range<T: Numeric>(min_max: Option<(T, T)>) -> Result<(f64, f64)> {
     let (lo, hi) = min_max.map_or((0.0, 1.0), |(a, b)| (a.as_(), b.as_()));
     if !(lo.is_finite() && hi.is_finite()) {
-        return Err(Error::InvalidArgument(format!(
-            "histogram range ({lo}, {hi}) is not finite (the data holds NaN or infinity; give a range)"
-        )));
+        return Err(Error::RangeNotFinite {
+            lo,
+            hi,
+            from_data: true,
+        });
     }
     Ok((lo, hi))
 }
@@ -592,8 +595,9 @@ where
 /// ```
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] for a histogram's invalid range, or no range and data with
-/// NaN or infinity (as [`kernels::histogram`](super::histogram));
+/// [`Error::NoBins`], [`Error::RangeNotFinite`] or [`Error::RangeReversed`] for a
+/// histogram's invalid bins or range, or no range and data with NaN or infinity (as
+/// [`kernels::histogram`](super::histogram));
 /// [`Error::QuantileOutOfRange`] for a percentile outside `[0, 100]`;
 /// [`Error::EmptyInput`] for percentiles of empty data.
 pub fn describe<T: Numeric + SortKey>(data: &[T], opts: &DescribeOptions) -> Result<Summary<T>> {
@@ -603,7 +607,7 @@ pub fn describe<T: Numeric + SortKey>(data: &[T], opts: &DescribeOptions) -> Res
 /// [`describe`] with options.
 ///
 /// # Errors
-/// As [`describe`], and [`Error::InvalidArgument`] if the options' thread pool cannot be
+/// As [`describe`], and [`Error::ThreadPool`] if the options' thread pool cannot be
 /// started.
 pub fn describe_with<T: Numeric + SortKey>(
     data: &[T],
@@ -657,7 +661,7 @@ pub(crate) mod file {
     ///
     /// # Errors
     /// [`Error::Truncated`] if the file shrank, [`Error::Io`] if an `madvise` or release
-    /// fails, [`Error::InvalidArgument`] if the thread pool cannot be started.
+    /// fails, [`Error::ThreadPool`] if the thread pool cannot be started.
     pub fn reduce_fused<T: Numeric + Element, R: Reducer<T>>(
         a: &MappedArray<T>,
         r: &R,
@@ -683,9 +687,9 @@ pub(crate) mod file {
     /// per lane are not supported.
     ///
     /// # Errors
-    /// [`Error::BadShape`] if the file is not 2-D; [`Error::InvalidArgument`] if `axis` is
-    /// not 0 or 1, bins are asked without a range, or percentiles are asked; as
-    /// [`describe`] otherwise.
+    /// [`Error::BadShape`] if the file is not 2-D; [`Error::BadAxis`] if `axis` is not 0 or
+    /// 1; [`Error::UnsupportedOption`] if bins are asked without a range, or percentiles
+    /// are asked; as [`describe`] otherwise.
     pub fn describe_axis<T: Numeric + SortKey + Element>(
         a: &MappedArray<T>,
         axis: usize,
@@ -731,22 +735,24 @@ pub(crate) mod axis {
         s: &Stream,
     ) -> Result<Vec<Summary<T>>> {
         if axis > 1 {
-            return Err(Error::InvalidArgument(format!(
-                "axis {axis} of a 2-D array: must be 0 (columns) or 1 (rows)"
-            )));
+            return Err(Error::BadAxis { axis, ndim: 2 });
         }
         if !o.percentiles.is_empty() {
-            return Err(Error::InvalidArgument(
-                "describe_axis does not compute percentiles per lane".into(),
-            ));
+            return Err(Error::UnsupportedOption {
+                op: "describe_axis",
+                reason: "percentiles are not computed per lane; take them with \
+                         describe on each lane",
+            });
         }
         let hist = match (o.bins, o.range) {
             (0, _) => None,
             (bins, Some(r)) => Some(HistogramReducer::new(bins, r)?),
             (_, None) => {
-                return Err(Error::InvalidArgument(
-                    "describe_axis: a histogram per lane needs a range".into(),
-                ))
+                return Err(Error::UnsupportedOption {
+                    op: "describe_axis",
+                    reason: "a histogram per lane needs a range; give one with \
+                             DescribeOptions::range",
+                })
             }
         };
         let r: LaneReducer = (

@@ -112,7 +112,7 @@ pub fn map_to_file<T: Copy + Sync, U: crate::Element>(
 /// [`map_to_file`] with options.
 ///
 /// # Errors
-/// As [`map_to_file`]; [`Error::InvalidArgument`] if the options' thread pool cannot be
+/// As [`map_to_file`]; [`Error::ThreadPool`] if the options' thread pool cannot be
 /// started.
 pub fn map_to_file_with<T: Copy + Sync, U: crate::Element>(
     src: &[T],

@@ -242,15 +242,13 @@ impl SortOptions {
             crate::check_budget(budget)?;
         }
         if elem_size == 0 {
-            return Err(Error::InvalidArgument(
-                "zero-sized elements cannot be sorted".into(),
-            ));
+            return Err(Error::ZeroSizedElement { op: "sorted" });
         }
         if budget < 8 * elem_size {
-            return Err(Error::InvalidArgument(format!(
-                "memory budget of {budget} bytes is too small: at least {} bytes (8 elements)",
-                8 * elem_size
-            )));
+            return Err(Error::BudgetTooSmall {
+                budget: budget as u64,
+                min: 8 * elem_size as u64,
+            });
         }
         Ok(budget)
     }
@@ -358,7 +356,7 @@ pub struct SortReport {
 /// [`Error::BadShape`] for an array that is not 1-D; [`Error::DiskFull`] when the output's or
 /// the temp directory's file system lacks the space (checked before anything is written);
 /// [`Error::PermissionDenied`] for an unwritable output or temp directory;
-/// [`Error::InvalidArgument`] for a budget too small to hold a few elements,
+/// [`Error::BudgetTooSmall`] for a budget too small to hold a few elements,
 /// [`Error::BudgetTooLarge`] for one larger than the process's memory limit;
 /// [`Error::Cancelled`] when [`SortOptions::cancel_flag`] was raised. On any error the output
 /// is untouched and no temp files remain.
@@ -648,7 +646,9 @@ impl RunDir {
                 // Left by an earlier process with the same pid: try the next name.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-                    return Err(not_a_directory(tmp_dir))
+                    return Err(Error::NotADirectory {
+                        path: tmp_dir.into(),
+                    })
                 }
                 Err(e) => return Err(Error::io(tmp_dir, "create a run directory in", e)),
             }
@@ -662,21 +662,14 @@ impl Drop for RunDir {
     }
 }
 
-/// The error for a temp directory that is not a directory.
-fn not_a_directory(tmp_dir: &Path) -> Error {
-    Error::InvalidArgument(format!(
-        "{}: not a directory; the sort's runs go into a temp directory (SortOptions::tmp_dir): \
-         give an existing directory",
-        tmp_dir.display()
-    ))
-}
-
 /// Refuses a temp directory that is missing or is not a directory, naming it, before any
 /// file is written.
 fn check_tmp_dir(tmp_dir: &Path) -> Result<()> {
     match std::fs::metadata(tmp_dir) {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(not_a_directory(tmp_dir)),
+        Ok(_) => Err(Error::NotADirectory {
+            path: tmp_dir.into(),
+        }),
         Err(e) => Err(Error::io(tmp_dir, "open the temp directory", e)),
     }
 }
@@ -1103,12 +1096,35 @@ fn form_runs<T: SortKey>(job: &Job<'_>, plan: &RunPlan, dir: &Path) -> Result<Ve
     Ok(runs)
 }
 
+/// Why a worker's task ended early.
+///
+/// Internal: [`run_workers`] and the streamed merge turn it back into the one error that
+/// counts, so a [`Halt::Stopped`] never reaches a caller (and nothing is ever recognised by
+/// its message).
+enum Halt {
+    /// The task failed: the error to report.
+    Failed(Error),
+    /// The task gave up because another one failed (or its consumer stopped), whose error
+    /// is the one reported.
+    Stopped,
+}
+
+impl From<Error> for Halt {
+    fn from(e: Error) -> Halt {
+        Halt::Failed(e)
+    }
+}
+
 /// Runs `work(i)` for `i in 0..count` on `workers` threads; stops at the first error and
 /// re-raises a worker's panic in the caller.
+///
+/// A task returns [`Halt::Stopped`] only once `stop` is set, which happens only after
+/// another task failed (its error is among the results) or a worker panicked (re-raised):
+/// so a stopped task ends its worker quietly.
 fn run_workers(
     count: usize,
     workers: usize,
-    work: &(dyn Fn(usize, &AtomicBool) -> Result<()> + Sync),
+    work: &(dyn Fn(usize, &AtomicBool) -> std::result::Result<(), Halt> + Sync),
 ) -> Result<()> {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -1121,9 +1137,13 @@ fn run_workers(
                         if i >= count || stop.load(Ordering::Relaxed) {
                             return Ok(());
                         }
-                        if let Err(e) = work(i, &stop) {
-                            stop.store(true, Ordering::Relaxed);
-                            return Err(e);
+                        match work(i, &stop) {
+                            Ok(()) => {}
+                            Err(Halt::Stopped) => return Ok(()),
+                            Err(Halt::Failed(e)) => {
+                                stop.store(true, Ordering::Relaxed);
+                                return Err(e);
+                            }
                         }
                     }
                 })
@@ -1145,26 +1165,7 @@ fn run_workers(
         }
         results
     });
-    let mut first = None;
-    for e in results.into_iter().filter_map(|r| r.err()) {
-        if !is_stopped(&e) {
-            return Err(e);
-        }
-        first.get_or_insert(e);
-    }
-    first.map_or(Ok(()), Err)
-}
-
-const STOPPED: &str = "stopped after another worker failed";
-
-/// The error a worker returns when it stops because another one failed; never the one
-/// reported to the caller.
-fn stopped() -> Error {
-    Error::InvalidArgument(STOPPED.into())
-}
-
-fn is_stopped(e: &Error) -> bool {
-    matches!(e, Error::InvalidArgument(s) if s == STOPPED)
+    results.into_iter().collect()
 }
 
 fn open_runs<'a, K: 'a>(runs: impl IntoIterator<Item = &'a Run<K>>) -> Result<Vec<File>> {
@@ -1263,9 +1264,9 @@ fn merge_level<T: SortKey>(
                 range: 0..run.len,
             })
             .collect();
-        merge::merge::<T, _>(&sources, buf, buf, &pool, |piece| {
+        merge::merge::<T, _, Halt>(&sources, buf, buf, &pool, |piece| {
             if stop.load(Ordering::Relaxed) {
-                return Err(stopped());
+                return Err(Halt::Stopped);
             }
             sampler.feed(piece);
             write_all(&mut w, piece)?;
@@ -1328,9 +1329,9 @@ fn final_merge<T: SortKey>(
         let start: u64 = cuts[p].iter().sum();
         let mut w = StreamWriter::new(out, out_path, data_offset + start * size);
         let sources = merge::part_sources(runs, &files, &cuts, p);
-        merge::merge::<T, _>(&sources, buf, buf, &pool, |piece| {
+        merge::merge::<T, _, Halt>(&sources, buf, buf, &pool, |piece| {
             if stop.load(Ordering::Relaxed) {
-                return Err(stopped());
+                return Err(Halt::Stopped);
             }
             write_all(&mut w, piece)?;
             job.report(Phase::FinalMerge, piece.len() as u64 * size, job.bytes())?;
@@ -1505,6 +1506,10 @@ mod tests {
             check_tmp_dir(&file).unwrap_err(),
             RunDir::new(&file).err().unwrap(),
         ] {
+            assert!(
+                matches!(&e, Error::NotADirectory { path } if path == &file),
+                "{e}"
+            );
             let msg = e.to_string();
             assert!(msg.contains(&*file.to_string_lossy()), "{msg}");
             assert!(msg.contains("not a directory"), "{msg}");

@@ -67,7 +67,7 @@ pub fn par_sort<T: SortKey>(data: &mut [T]) {
 /// [`par_sort`] on the thread pool chosen by `opts`.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the dedicated thread pool
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the dedicated thread pool
 /// cannot be started.
 pub fn par_sort_with<T: SortKey>(data: &mut [T], opts: &ParOptions) -> Result<()> {
     opts.install(|| par_sort(data))

@@ -23,7 +23,7 @@ use bytemuck::Pod;
 
 use super::fileio;
 use super::key::SortKey;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A sorted run on disk: `len` elements of `T` from byte `offset` of `path`, with every
 /// `stride`-th key kept in memory.
@@ -183,16 +183,20 @@ pub(crate) fn part_sources<'a, K>(
 /// from `pool` and given back at the end; the next buffer's worth of each source is
 /// prefetched into the page cache, so a merge holds about `(2 * sources + 1) * buf_elems`
 /// elements in memory.
-pub(crate) fn merge<T, E>(
+///
+/// `emit`'s error type is the merge's: any that an outcore [`Error`] converts into, so that a
+/// caller can stop the merge with a reason of its own.
+pub(crate) fn merge<T, F, E>(
     sources: &[Source<'_, T::Key>],
     buf_elems: usize,
     out_elems: usize,
     pool: &BufferPool<T>,
-    mut emit: E,
-) -> Result<()>
+    mut emit: F,
+) -> std::result::Result<(), E>
 where
     T: SortKey,
-    E: FnMut(&[T]) -> Result<()>,
+    F: FnMut(&[T]) -> std::result::Result<(), E>,
+    E: From<Error>,
 {
     let live: Vec<&Source<'_, T::Key>> = sources
         .iter()
@@ -479,7 +483,7 @@ mod tests {
                         "part {p} starts where the last ended"
                     );
                     let sources = part_sources(&runs, &files, &cuts, p);
-                    merge::<u64, _>(&sources, 4, 5, &BufferPool::default(), |o| {
+                    merge::<u64, _, Error>(&sources, 4, 5, &BufferPool::default(), |o| {
                         got.extend_from_slice(o);
                         Ok(())
                     })

@@ -19,7 +19,8 @@ use outcore::datasets::{
 };
 use outcore::npy::Header;
 use outcore::{
-    ensure_free_space, remove_stale_temp_files, with_dtype, Error, MappedArrayMut, ParOptions,
+    ensure_free_space, remove_stale_temp_files, with_dtype, DType, Error, MappedArrayMut,
+    ParOptions,
 };
 
 use crate::error::{fail, usage, CliError, Result};
@@ -98,20 +99,11 @@ The last line printed is `checksum: <16 hex digits>`, a checksum of the data byt
 pub struct Shape(Vec<usize>);
 
 fn parse_kind(s: &str) -> std::result::Result<Kind, String> {
-    s.parse().map_err(|e: Error| strip_prefix(e))
+    s.parse().map_err(|e: Error| e.to_string())
 }
 
 fn parse_dist(s: &str) -> std::result::Result<Distribution, String> {
-    s.parse().map_err(|e: Error| strip_prefix(e))
-}
-
-/// clap prints "invalid value 'x' for '--dtype'": the library's "invalid argument: " prefix
-/// would repeat it.
-fn strip_prefix(e: Error) -> String {
-    match e {
-        Error::InvalidArgument(m) => m,
-        e => e.to_string(),
-    }
+    s.parse().map_err(|e: Error| e.to_string())
 }
 
 fn parse_count(s: &str) -> std::result::Result<usize, String> {
@@ -156,7 +148,7 @@ fn cancel_step(size: usize) -> usize {
 /// Decides and checks everything before any file is touched.
 fn plan(args: &Args) -> Result<GenJob> {
     let kind = args.dtype;
-    args.dist.check(kind).map_err(|e| usage(strip_prefix(e)))?;
+    args.dist.check(kind).map_err(|e| usage(e.to_string()))?;
     let format = output_format(args, kind)?;
     let (count, shape) = length(args, kind, format)?;
     let data_len = data_len(count, kind)?;
@@ -389,7 +381,7 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
 /// Prints what `gen` prints.
 pub fn generate_u64(path: &Path, count: usize, seed: u64, g: &Global) -> Result<()> {
     let args = Args {
-        dtype: Kind::U64,
+        dtype: Kind::Numeric(DType::U64),
         dist: Distribution::Uniform,
         count: Some(count),
         size: None,

@@ -69,7 +69,7 @@ fn merge_into<T: SortKey>(
         let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<T>>(1);
         let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<T>>();
         let merger = s.spawn(move || {
-            merge::merge::<T, _>(sources, buf, buf, pool, |piece| {
+            merge::merge::<T, _, Halt>(sources, buf, buf, pool, |piece| {
                 if piece.is_empty() {
                     return Ok(());
                 }
@@ -77,7 +77,7 @@ fn merge_into<T: SortKey>(
                 block.clear();
                 block.extend_from_slice(piece);
                 // Fails only when the consumer stopped.
-                full_tx.send(block).map_err(|_| stopped())
+                full_tx.send(block).map_err(|_| Halt::Stopped)
             })
         });
         let mut consumed = Ok(());
@@ -96,7 +96,10 @@ fn merge_into<T: SortKey>(
         }
         drop(full_rx);
         let merged = match merger.join() {
-            Ok(r) => r,
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(Halt::Failed(e))) => Err(e),
+            // The consumer stopped the merge: `consumed` holds its error.
+            Ok(Err(Halt::Stopped)) => Ok(()),
             Err(p) => std::panic::resume_unwind(p),
         };
         consumed.and(merged)
@@ -215,7 +218,7 @@ impl<T: SortKey> Sorter<T> {
     /// and cancel flag. Nothing is allocated or written until data is pushed.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a budget too small to hold 8 elements,
+    /// [`Error::BudgetTooSmall`] for a budget too small to hold 8 elements,
     /// [`Error::BudgetTooLarge`] for one larger than the process's memory limit.
     pub fn new(opts: &SortOptions) -> Result<Sorter<T>> {
         let budget = opts.checked_budget::<T>()?;
@@ -264,7 +267,8 @@ impl<T: SortKey> Sorter<T> {
     ///
     /// # Errors
     /// Errors of creating or writing a run ([`Error::DiskFull`], [`Error::Io`], a temp
-    /// directory that does not exist or is not a directory), and [`Error::Cancelled`] if
+    /// directory that does not exist ([`Error::NotFound`]) or is not a directory
+    /// ([`Error::NotADirectory`])), and [`Error::Cancelled`] if
     /// the cancel flag was raised. The sorter should then be dropped (which removes its
     /// runs).
     pub fn push(&mut self, mut data: &[T]) -> Result<()> {
@@ -580,8 +584,8 @@ pub fn sort_file_with<T: SortKey + Element>(
     if !T::accepts(header.dtype) {
         return Err(Error::DtypeMismatch {
             path: input.into(),
-            expected: T::DTYPE.to_string(),
-            found: header.dtype.to_string(),
+            expected: T::DTYPE,
+            found: header.dtype,
         });
     }
     let mut consumer = consumer;
