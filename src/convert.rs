@@ -18,7 +18,7 @@
 //! does not fit) would be compiled 110 times, for the command-line tool and again for the
 //! Python module. Here the passes take `&[u8]` of source elements and `&mut [u8]` of target
 //! elements and are compiled once; the only code per pair is a one-loop cast function
-//! ([`CastFn`]-shaped, private) picked at run time from the two dtypes and the
+//! (`fn(&[u8], &mut [u8]) -> Result<(), usize>`) picked at run time from the two dtypes and the
 //! [`CastMode`]. The transpose gathers a column of source elements into a small buffer
 //! (compiled once per element size) and casts the buffer with the same function.
 
