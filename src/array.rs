@@ -475,7 +475,7 @@ impl<T: Element> MappedArrayMut<T> {
         Self::create_ordered(path, shape, false, dtype)
     }
 
-    fn create_ordered(
+    pub(crate) fn create_ordered(
         path: &Path,
         shape: &[usize],
         fortran_order: bool,

@@ -474,6 +474,21 @@ pub enum Error {
         /// The operation.
         op: &'static str,
     },
+
+    /// A value does not fit the target element type of a safe conversion
+    /// ([`convert`](crate::convert)); nothing was written.
+    #[error("{path}: the value {value} at index {} does not fit in {}; nothing was written (--cast unsafe converts as numpy's astype does)", index_detail(.index), .dtype.name())]
+    DoesNotFit {
+        /// The input file.
+        path: PathBuf,
+        /// The value's index, one entry per axis: the first value that does not fit in
+        /// the array's logical (row-major) order.
+        index: Vec<u64>,
+        /// The value, as written in the message.
+        value: String,
+        /// The target element type.
+        dtype: crate::DType,
+    },
 }
 
 impl Error {
@@ -545,5 +560,15 @@ fn space_detail(needed: Option<u64>, available: Option<u64>) -> String {
         (Some(n), Some(a)) => format!(": {n} bytes needed, {a} available"),
         (Some(n), None) => format!(": {n} bytes needed"),
         _ => String::new(),
+    }
+}
+
+fn index_detail(index: &[u64]) -> String {
+    match index {
+        [i] => i.to_string(),
+        is => format!(
+            "({})",
+            is.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+        ),
     }
 }

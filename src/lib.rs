@@ -83,6 +83,7 @@
 mod any;
 mod array;
 pub mod chunk;
+pub mod convert;
 pub mod cpu;
 #[cfg(feature = "datasets")]
 #[path = "../datasets/generate.rs"]

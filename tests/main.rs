@@ -3,6 +3,7 @@
 mod array;
 mod chunk;
 mod common;
+mod convert;
 #[cfg(feature = "datasets")]
 mod datasets;
 mod faults;

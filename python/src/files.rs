@@ -1,19 +1,14 @@
 //! `outcore.generate` and `outcore.convert`: files written window by window, so that Ctrl-C
 //! stops them between windows (the unfinished output, a temporary file, is removed).
 
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use num_traits::{AsPrimitive, NumCast};
+use outcore::convert::{convert_array, CastMode, ConvertOptions};
 use outcore::datasets::{Distribution, Generate, Generator, Kind, PartialChecksum, Record100};
-use outcore::kernels::{self, Numeric};
 use outcore::stream;
-use outcore::{
-    open_any, open_any_raw, with_any, with_dtype, DType, Element, MappedArray, MappedArrayMut,
-    ParOptions,
-};
+use outcore::{open_any, open_any_raw, with_dtype, DType, Element, MappedArrayMut, ParOptions};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -179,81 +174,6 @@ pub fn generate<'py>(
     Ok(d)
 }
 
-/// Copies `src` into `out` with numpy's unsafe casting rules (`as` casts; `!= 0` for bool).
-fn cast_into<T, U>(
-    src: &[T],
-    out: &mut MappedArrayMut<U>,
-    to_bool: bool,
-    par: &ParOptions,
-    cancel: &AtomicBool,
-) -> outcore::Result<()>
-where
-    T: Numeric + AsPrimitive<U>,
-    U: Copy + Send + Sync + bytemuck::Pod + NumCast + 'static,
-{
-    let zero = T::zero();
-    let (u0, u1): (U, U) = (
-        NumCast::from(0u8).unwrap_or(U::zeroed()),
-        NumCast::from(1u8).unwrap_or(U::zeroed()),
-    );
-    stream::windows_mut(out, &window_stream(), |start, w| {
-        check(cancel)?;
-        let inp = &src[start..start + w.len()];
-        if to_bool {
-            kernels::map_into_with(inp, w, par, |x| if x != zero { u1 } else { u0 })
-        } else {
-            kernels::map_into_with(inp, w, par, |x| x.as_())
-        }
-    })?;
-    Ok(())
-}
-
-fn convert_typed<T, U>(
-    a: &MappedArray<T>,
-    dst: &Path,
-    to: DType,
-    npy: bool,
-    par: &ParOptions,
-    cancel: &AtomicBool,
-) -> outcore::Result<()>
-where
-    T: Numeric + bytemuck::Pod + AsPrimitive<U>,
-    U: Element + NumCast,
-{
-    let mut out = if npy {
-        MappedArrayMut::<U>::create(dst, a.shape())?
-    } else {
-        MappedArrayMut::<U>::create_raw(dst, a.len())?
-    };
-    cast_into(a.as_slice(), &mut out, to == DType::Bool, par, cancel)?;
-    out.persist()?;
-    Ok(())
-}
-
-/// Rewrites the `'|u1'` descr of the `.npy` header at `path` as `'|b1'` (outcore writes
-/// `u8`; numpy's bool has the same layout).
-fn mark_bool(path: &Path) -> outcore::Result<()> {
-    let io = |e| outcore::Error::io(path, "rewrite the header of", e);
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(io)?;
-    let mut head = vec![0u8; 4096];
-    let n = f.read(&mut head).map_err(io)?;
-    let pos = head[..n]
-        .windows(5)
-        .position(|w| w == b"'|u1'")
-        .ok_or_else(|| outcore::Error::MalformedHeader {
-            path: path.into(),
-            reason: "no '|u1' descr to mark as bool".into(),
-        })?;
-    f.seek(SeekFrom::Start(pos as u64 + 1)).map_err(io)?;
-    f.write_all(b"|b1").map_err(io)?;
-    f.sync_all().map_err(io)?;
-    Ok(())
-}
-
 /// convert(src, dst, dtype=None, *, src_dtype=None, threads=None) -> dict
 ///
 /// Copies ``src`` (a ``.npy`` file, or a raw file with ``src_dtype=``) to ``dst``: a
@@ -262,8 +182,8 @@ fn mark_bool(path: &Path) -> outcore::Result<()> {
 /// toward zero, integers wrap, anything non-zero is True). Differences from numpy: a NaN
 /// or out-of-range float cast to an integer saturates (NaN gives 0), where numpy's result
 /// is undefined. Streams window by window in bounded memory; Ctrl-C stops it and removes
-/// the unfinished file. A Fortran-ordered array can only be converted to a raw file (in
-/// its memory order).
+/// the unfinished file. A Fortran-ordered array stays Fortran-ordered (a raw file gets
+/// the elements in its memory order).
 ///
 /// Returns ``{"src", "dst", "dtype", "shape", "format"}``.
 #[pyfunction]
@@ -287,21 +207,15 @@ pub fn convert<'py>(
     .map_err(crate::errors::to_py)?;
     let to = to.unwrap_or(a.dtype());
     let npy = is_npy(&dst);
-    if npy && a.is_fortran_order() && a.shape().len() > 1 {
-        return Err(value_error(format!(
-            "{}: a Fortran-ordered array; convert writes C order only (np.ascontiguousarray it first, or write a raw file)",
-            src.display()
-        )));
-    }
     let par = par(threads)?;
     let cancel = Arc::new(AtomicBool::new(false));
-    let c2 = cancel.clone();
-    run(py, true, None, &cancel, || {
-        with_any!(&a, m: T => with_dtype!(to, U => convert_typed::<T, U>(m, &dst, to, npy, &par, &c2)))?;
-        if npy && to == DType::Bool {
-            mark_bool(&dst)?;
-        }
-        Ok(())
+    let mut opts = ConvertOptions::new();
+    opts.dtype(to)
+        .to_raw(!npy)
+        .cast(CastMode::Unsafe)
+        .cancel_flag(cancel.clone());
+    run(py, true, Some(&par), &cancel, || {
+        convert_array(&a, &dst, &opts)
     })?;
     let d = PyDict::new(py);
     d.set_item("src", src.to_string_lossy().into_owned())?;

@@ -404,6 +404,23 @@ def test_convert(tmp_path):
         outcore.convert(tmp_path / "missing.npy", tmp_path / "o.npy")
 
 
+def test_convert_keeps_fortran_order(tmp_path):
+    x = np.asfortranarray(np.arange(7 * 5).reshape(7, 5) * 1.625)
+    src = tmp_path / "f.npy"
+    np.save(src, x)
+    for to in [np.float64, np.int16, np.uint8, np.float32, np.bool_]:
+        dst = tmp_path / f"f-{np.dtype(to).name}.npy"
+        r = outcore.convert(src, dst, dtype=to)
+        got = np.load(dst)
+        assert r["shape"] == [7, 5] and got.dtype == np.dtype(to)
+        assert got.flags.f_contiguous and not got.flags.c_contiguous
+        np.testing.assert_array_equal(got, x.astype(to))
+    # A raw output holds the elements in the array's memory order.
+    raw = tmp_path / "f.raw"
+    outcore.convert(src, raw, dtype="i32")
+    np.testing.assert_array_equal(np.fromfile(raw, dtype=np.int32), x.astype(np.int32).ravel(order="F"))
+
+
 # ---- sort_file -----------------------------------------------------------------------------
 
 
