@@ -10,7 +10,9 @@ Per round, in this order, each with the files it reads evicted from the page cac
 (fsync + POSIX_FADV_DONTNEED on every file):
   1. `outcore convert x.npy x.zarr --codec zstd:3 --chunks C` (C = 8 MiB of f64 per chunk);
   2. zarr-python writing the same array, same chunks, same codec and level, from
-     `np.load(mmap_mode='r')`, in a process of its own (timed as a whole process, as 1 is);
+     `np.load(mmap_mode='r')`, in a process of its own (timed as a whole process, as 1 is),
+     then fsync of every file it wrote: outcore's output is durable when the command returns
+     (the zarrs store syncs each chunk file), so the Python side is timed to the same point;
   3. `outcore stats x.zarr --json` (count, NaN count, sum, mean, std, min, max, argmin, argmax);
   4. Dask on `da.from_zarr(x.zarr)` under `LocalCluster(n_workers=2, processes=True,
      threads_per_worker=1)`, the same nine statistics in one `dask.compute`. The cluster is
@@ -66,7 +68,7 @@ def timed(cmd):
 
 
 ZARR_WRITER = r"""
-import sys, numpy as np, zarr
+import os, sys, numpy as np, zarr
 from zarr.codecs import ZstdCodec
 src, dst, chunk = sys.argv[1], sys.argv[2], int(sys.argv[3])
 x = np.load(src, mmap_mode="r")
@@ -75,6 +77,12 @@ z = zarr.create_array(store=dst, shape=x.shape, chunks=(chunk,), dtype=x.dtype,
 step = chunk * 16
 for i in range(0, x.shape[0], step):
     z[i:i + step] = x[i:i + step]
+# Durable, as outcore's output is (zarrs syncs every chunk file before it returns).
+for d, _, fs in os.walk(dst):
+    for f in fs:
+        fd = os.open(os.path.join(d, f), os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
 """
 
 
