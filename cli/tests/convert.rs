@@ -306,6 +306,60 @@ np.save(sys.argv[2], np.array([-3.9, -0.5, 0.0, 0.7, 126.99, 5e9]))",
 }
 
 #[test]
+fn bool_npy_outputs_match_astype() {
+    require_numpy!();
+    let dir = tmpdir();
+    let src = p(dir.path(), "src.npy");
+    let fsrc = p(dir.path(), "fsrc.npy");
+    let bits = p(dir.path(), "bits.npy");
+    python(
+        "np.save(sys.argv[1], np.array([[0, 1, 2], [-3, 0, 255]], dtype=np.int16))\n\
+np.save(sys.argv[2], np.asfortranarray(np.array([[0.0, -0.0], [0.5, np.nan]])))\n\
+np.save(sys.argv[3], np.array([0, 1, 1, 0], dtype=np.uint8))",
+        &[s(&src), s(&fsrc), s(&bits)],
+    );
+    let mut checks = Vec::new();
+    for (input, order) in [(&src, "C"), (&src, "F"), (&fsrc, "F"), (&fsrc, "C")] {
+        let out = p(
+            dir.path(),
+            &format!(
+                "bool-{order}-{}",
+                input.file_name().unwrap().to_string_lossy()
+            ),
+        );
+        outcore(&[
+            "convert",
+            s(input),
+            s(&out),
+            "--dtype",
+            "bool",
+            "--cast",
+            "unsafe",
+            "--order",
+            order,
+        ])
+        .ok();
+        checks.push(format!("{}|{}|bool|{order}", s(input), s(&out)));
+    }
+    // Safe casting: only 0 and 1 fit a bool.
+    let out = p(dir.path(), "bits-bool.npy");
+    outcore(&["convert", s(&bits), s(&out), "--dtype", "bool"]).ok();
+    checks.push(format!("{}|{}|bool|C", s(&bits), s(&out)));
+    np_check(&checks);
+    let before = listing(dir.path());
+    let r = outcore(&[
+        "convert",
+        s(&src),
+        s(&p(dir.path(), "no.npy")),
+        "--dtype",
+        "bool",
+    ]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("value 2 at index (0, 2)"), "{}", r.stderr);
+    assert_eq!(listing(dir.path()), before, "nothing written");
+}
+
+#[test]
 fn sigint_mid_convert_leaves_nothing() {
     require_numpy!();
     let dir = tmpdir();

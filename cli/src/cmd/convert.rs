@@ -183,13 +183,6 @@ pub fn run(args: Args, g: &Global) -> Result<()> {
             Some("raw" | "bin")
         );
     let target = args.dtype.unwrap_or(a.dtype());
-    if target == DType::Bool && !to_raw {
-        return Err(usage(format!(
-            "{}: writing bool .npy files is not supported; convert to u8 (--dtype u8) or \
-             write a raw file (--to-raw)",
-            args.output.display()
-        )));
-    }
     let mut opts = ConvertOptions::new();
     opts.dtype(target)
         .to_raw(to_raw)

@@ -100,7 +100,9 @@ impl Info {
                     .join(", ")
             ),
         };
-        let order = if self.shape.len() < 2 {
+        let order = if self.shape.is_empty() {
+            "C (0-D: no order)"
+        } else if self.shape.len() < 2 {
             "C (1-D: no order)"
         } else if self.fortran_order {
             "F (column-major)"
