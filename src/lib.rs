@@ -73,7 +73,7 @@
 //!
 //! ## Features
 //!
-//! * `datasets`: the reproducible dataset generator ([`datasets`], which needs random number
+//! * `datasets`: the reproducible dataset generator (`outcore::datasets`, which needs random number
 //!   generators). Off by default; the `outcore` command-line tool turns it on.
 //! * `zarr`: Zarr arrays in and out (`zarr`, built on the `zarrs` crate with its
 //!   filesystem store and zstd codec). Off by default.
