@@ -45,6 +45,8 @@
 //! # Ok::<(), outcore::Error>(())
 //! ```
 
+use std::ops::Range;
+
 use bytemuck::Pod;
 
 use crate::array::{MappedArray, MappedArrayMut};
@@ -188,24 +190,8 @@ pub fn windows<T: Pod, R>(
     s: &Stream,
     mut f: impl FnMut(usize, &[T]) -> Result<R>,
 ) -> Result<Vec<R>> {
-    if s.sequential {
-        a.advise(Advice::Sequential)?;
-    }
-    let plan = s.plan(a.as_slice());
-    let lag = RELEASE_LAG_BYTES / std::mem::size_of::<T>().max(1);
-    let mut out = Vec::with_capacity(plan.len());
-    for i in 0..plan.len() {
-        let r = plan.range(i);
-        if s.will_need && i + 1 < plan.len() {
-            a.advise_range(plan.range(i + 1), Advice::WillNeed)?;
-        }
-        a.check_size()?;
-        out.push(f(r.start, &a[r.clone()])?);
-        if s.release_behind {
-            a.release(r.start.saturating_sub(lag)..r.end)?;
-        }
-    }
-    Ok(out)
+    let mut a = a;
+    each_window(&mut a, |a| a, s, |a, r| f(r.start, &a[r]))
 }
 
 /// [`windows`] for a writable mapping: `f(start, window)` may modify the window. With
@@ -218,22 +204,33 @@ pub fn windows_mut<T: Pod, R>(
     s: &Stream,
     mut f: impl FnMut(usize, &mut [T]) -> Result<R>,
 ) -> Result<Vec<R>> {
+    each_window(a, MappedArrayMut::as_array, s, |a, r| f(r.start, &mut a[r]))
+}
+
+/// The loop of [`windows`] and [`windows_mut`]: advice, the size check before each window,
+/// `visit(a, range)` on it, and the release behind it. `array` gives the read-only side of
+/// `a`, borrowed only between visits.
+fn each_window<A, T: Pod, R>(
+    a: &mut A,
+    array: for<'b> fn(&'b A) -> &'b MappedArray<T>,
+    s: &Stream,
+    mut visit: impl FnMut(&mut A, Range<usize>) -> Result<R>,
+) -> Result<Vec<R>> {
     if s.sequential {
-        a.advise(Advice::Sequential)?;
+        array(a).advise(Advice::Sequential)?;
     }
-    let plan = s.plan(a.as_slice());
+    let plan = s.plan(array(a).as_slice());
     let lag = RELEASE_LAG_BYTES / std::mem::size_of::<T>().max(1);
     let mut out = Vec::with_capacity(plan.len());
     for i in 0..plan.len() {
         let r = plan.range(i);
         if s.will_need && i + 1 < plan.len() {
-            a.as_array()
-                .advise_range(plan.range(i + 1), Advice::WillNeed)?;
+            array(a).advise_range(plan.range(i + 1), Advice::WillNeed)?;
         }
-        a.check_size()?;
-        out.push(f(r.start, &mut a[r.clone()])?);
+        array(a).check_size()?;
+        out.push(visit(a, r.clone())?);
         if s.release_behind {
-            a.release(r.start.saturating_sub(lag)..r.end)?;
+            array(a).release(r.start.saturating_sub(lag)..r.end)?;
         }
     }
     Ok(out)
