@@ -264,6 +264,39 @@ macro_rules! numeric_float {
 
 numeric_float!(f32, f64);
 
+/// Bytes per block of the reductions: each chunk is folded in blocks of this size, and the
+/// blocks' results are combined as a tree. A block stays in L2 while every statistic of a
+/// fused pass ([`describe`], [`reduce_fused`]) reads it, so fusing `k` statistics costs one
+/// read of memory, not `k`; the separate kernels fold the same blocks, so the fused results
+/// are theirs bit for bit.
+pub const REDUCE_BLOCK_BYTES: usize = 256 << 10;
+
+/// Elements of `T` per reduction block ([`REDUCE_BLOCK_BYTES`]).
+pub(crate) fn block_len<T>() -> usize {
+    (REDUCE_BLOCK_BYTES / std::mem::size_of::<T>().max(1)).max(1)
+}
+
+/// Runs `f(start, block)` on the blocks of at most [`REDUCE_BLOCK_BYTES`] of every chunk
+/// (from the chunk's start), the chunks in parallel, and returns the results in order.
+pub(crate) fn per_block<T, R, F>(data: &[T], opts: &ParOptions, f: F) -> Result<Vec<R>>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(usize, &[T]) -> R + Sync + Send,
+{
+    let parts = per_chunk(data, opts, |start, c| in_blocks(start, c, &f))?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
+/// `f(start, block)` on the consecutive blocks of one chunk that starts at `start`.
+pub(crate) fn in_blocks<T, R>(start: usize, c: &[T], f: &impl Fn(usize, &[T]) -> R) -> Vec<R> {
+    let n = block_len::<T>();
+    c.chunks(n)
+        .enumerate()
+        .map(|(i, b)| f(start + i * n, b))
+        .collect()
+}
+
 /// Runs `f` on every chunk of `data` in parallel and returns the results in chunk order.
 pub(crate) fn per_chunk<T, R, F>(data: &[T], opts: &ParOptions, f: F) -> Result<Vec<R>>
 where

@@ -23,6 +23,13 @@ pub(crate) trait Passes<T>: Sync {
 
     /// How many passes have been run.
     fn count(&self) -> u32;
+
+    /// [`pass`](Passes::pass) on the reduction blocks of each chunk (see
+    /// [`super::per_block`]): the granularity of the built-in reductions.
+    fn pass_blocks<A: Send>(&self, f: impl Fn(usize, &[T]) -> A + Sync + Send) -> Result<Vec<A>> {
+        let parts = self.pass(|start, c| super::in_blocks(start, c, &f))?;
+        Ok(parts.into_iter().flatten().collect())
+    }
 }
 
 /// Passes over a slice with [`super::per_chunk`].

@@ -2,7 +2,7 @@
 
 use num_traits::{Float, Zero};
 
-use super::{combine_tree, defaults, is_nan, per_chunk, Numeric, LANES, PAIRWISE_BLOCK};
+use super::{combine_tree, defaults, is_nan, per_block, per_chunk, Numeric, LANES, PAIRWISE_BLOCK};
 use crate::chunk::ParOptions;
 use crate::cpu::{multiversion, Isa};
 use crate::error::Result;
@@ -39,6 +39,22 @@ where
     A: Send,
 {
     let parts = per_chunk(data, opts, |_, c| fold(c))?;
+    Ok(combine_tree(parts, &combine))
+}
+
+/// [`fold_chunks`] on the reduction blocks ([`super::REDUCE_BLOCK_BYTES`]) the built-in
+/// kernels fold, so that their fused pass gives the same bits.
+pub(crate) fn fold_blocks<T, A>(
+    data: &[T],
+    opts: &ParOptions,
+    fold: impl Fn(&[T]) -> A + Sync + Send,
+    combine: impl Fn(A, A) -> A,
+) -> Result<Option<A>>
+where
+    T: Sync,
+    A: Send,
+{
+    let parts = per_block(data, opts, |_, c| fold(c))?;
     Ok(combine_tree(parts, &combine))
 }
 
@@ -89,7 +105,7 @@ pub fn sum<T: Numeric>(data: &[T]) -> T::Total {
 /// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn sum_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<T::Total> {
-    Ok(fold_chunks(data, opts, T::sum_serial, |a, b| a + b)?.unwrap_or_else(T::Total::zero))
+    Ok(fold_blocks(data, opts, T::sum_serial, |a, b| a + b)?.unwrap_or_else(T::Total::zero))
 }
 
 /// The sum of the elements that are not NaN (numpy's `nansum`); for integers the same as
@@ -104,7 +120,7 @@ pub fn nansum<T: Numeric>(data: &[T]) -> T::Total {
 /// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn nansum_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<T::Total> {
-    Ok(fold_chunks(data, opts, T::nansum_serial, |a, b| a + b)?.unwrap_or_else(T::Total::zero))
+    Ok(fold_blocks(data, opts, T::nansum_serial, |a, b| a + b)?.unwrap_or_else(T::Total::zero))
 }
 
 /// Pairwise float sum; with `SKIP_NAN`, NaN counts as zero.
@@ -299,7 +315,7 @@ pub fn min_max<T: Numeric>(data: &[T]) -> Option<(T, T)> {
 /// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn min_max_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Option<(T, T)>> {
-    let parts = per_chunk(data, opts, |_, c| min_max_chunk(c))?;
+    let parts = per_block(data, opts, |_, c| min_max_chunk(c))?;
     Ok(combine_tree(
         parts.into_iter().flatten().collect(),
         &merge_min_max,
@@ -362,7 +378,7 @@ fn nan_min_max_chunk<T: Numeric>(s: &[T]) -> Option<(T, T)> {
 }
 
 fn nan_min_max_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Option<(T, T)>> {
-    let parts = per_chunk(data, opts, |_, c| nan_min_max_chunk(c))?;
+    let parts = per_block(data, opts, |_, c| nan_min_max_chunk(c))?;
     Ok(combine_tree(
         parts.into_iter().flatten().collect(),
         &merge_min_max,
@@ -445,7 +461,7 @@ fn arg_chunk<T: Numeric, const MAX: bool>(start: usize, s: &[T]) -> Option<Arg<T
 }
 
 fn arg_with<T: Numeric, const MAX: bool>(data: &[T], opts: &ParOptions) -> Result<Option<usize>> {
-    let parts = per_chunk(data, opts, arg_chunk::<T, MAX>)?;
+    let parts = per_block(data, opts, arg_chunk::<T, MAX>)?;
     // Chunks are in order: the first NaN wins, then the first strictly better value.
     let mut best: Option<Arg<T>> = None;
     for a in parts.into_iter().flatten() {
@@ -519,7 +535,7 @@ pub fn count_with<T: Sync>(
     opts: &ParOptions,
     pred: impl Fn(&T) -> bool + Sync + Send,
 ) -> Result<usize> {
-    let parts = per_chunk(data, opts, |_, c| count_serial(c, &pred))?;
+    let parts = per_block(data, opts, |_, c| count_serial(c, &pred))?;
     Ok(parts.into_iter().sum())
 }
 
@@ -548,13 +564,13 @@ mod tests {
                 let (lo, hi) = (-1e3, 1e3);
                 let bins = 37;
                 let norm = bins as f64 / (hi - lo);
-                let edges: Vec<f64> = (0..=bins).map(|i| lo + i as f64 * (hi - lo) / bins as f64).collect();
+                let step = (hi - lo) / bins as f64;
                 let mut want_h = vec![0u64; bins];
-                crate::kernels::stats::count_bins_isa(Isa::Baseline, v, &mut want_h, lo, hi, norm, &edges);
+                crate::kernels::stats::count_bins_isa(Isa::Baseline, v, &mut want_h, lo, hi, norm, step);
                 for isa in Isa::available() {
                     assert_eq!(bits(min_max_lanes_isa(isa, v)), want, "{isa:?}");
                     let mut h = vec![0u64; bins];
-                    crate::kernels::stats::count_bins_isa(isa, v, &mut h, lo, hi, norm, &edges);
+                    crate::kernels::stats::count_bins_isa(isa, v, &mut h, lo, hi, norm, step);
                     assert_eq!(h, want_h, "{isa:?}");
                 }
             }

@@ -2,7 +2,7 @@
 
 use num_traits::Zero;
 
-use super::{combine_tree, defaults, is_nan, per_chunk, Numeric, LANES, MOMENT_BLOCK};
+use super::{combine_tree, defaults, is_nan, per_block, Numeric, LANES, MOMENT_BLOCK};
 use crate::chunk::ParOptions;
 use crate::cpu::{multiversion, Isa};
 use crate::error::{Error, Result};
@@ -144,7 +144,7 @@ pub fn moments<T: Numeric>(data: &[T]) -> Moments {
 /// # Errors
 /// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn moments_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Moments> {
-    let parts = per_chunk(data, opts, |_, c| Moments::of_slice::<T, false>(c))?;
+    let parts = per_block(data, opts, |_, c| Moments::of_slice::<T, false>(c))?;
     Ok(combine_tree(parts, &Moments::merge).unwrap_or(Moments::EMPTY))
 }
 
@@ -158,7 +158,7 @@ pub fn nanmoments<T: Numeric>(data: &[T]) -> Moments {
 /// # Errors
 /// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn nanmoments_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Moments> {
-    let parts = per_chunk(data, opts, |_, c| Moments::of_slice::<T, true>(c))?;
+    let parts = per_block(data, opts, |_, c| Moments::of_slice::<T, true>(c))?;
     Ok(combine_tree(parts, &Moments::merge).unwrap_or(Moments::EMPTY))
 }
 
@@ -191,7 +191,7 @@ pub fn nanmean<T: Numeric>(data: &[T]) -> f64 {
 /// # Errors
 /// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn nanmean_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<f64> {
-    let parts = per_chunk(data, opts, |_, c| {
+    let parts = per_block(data, opts, |_, c| {
         (
             T::nansum_serial(c),
             super::reduce::count_serial(c, &|x: &T| !is_nan(*x)),
@@ -315,13 +315,11 @@ pub fn histogram_with<T: Numeric>(
     }
     // numpy: edges = linspace(lo, hi, bins + 1) = lo + i * step, the last one exactly hi.
     let step = (hi - lo) / bins as f64;
-    let mut edges: Vec<f64> = (0..=bins).map(|i| i as f64 * step + lo).collect();
-    edges[bins] = hi;
     let norm = bins as f64 / (hi - lo);
     let isa = Isa::active();
-    let parts = per_chunk(data, opts, |_, c| {
+    let parts = per_block(data, opts, |_, c| {
         let mut counts = vec![0u64; bins];
-        count_bins_isa(isa, c, &mut counts, lo, hi, norm, &edges);
+        count_bins_isa(isa, c, &mut counts, lo, hi, norm, step);
         counts
     })?;
     let mut total = vec![0u64; bins];
@@ -341,31 +339,61 @@ multiversion! {
         lo: f64,
         hi: f64,
         norm: f64,
-        edges: &[f64],
+        step: f64,
     ) -> () => count_bins;
 }
 
-/// Adds the elements of `c` in `[lo, hi]` to `counts` (one per bin, `edges` one longer).
+/// Adds the elements of `c` in `[lo, hi]` to `counts` (one per bin, of width `step`, edge `i`
+/// at `i * step + lo` as in [`histogram_with`]).
+///
+/// numpy's bin search: the computed index, corrected by one comparison with each
+/// neighbouring edge. It is written without branches or table lookups so that the compiler
+/// vectorises it: the edges `edges[i] = i * step + lo` are recomputed in the same `f64`
+/// arithmetic (so with the same bits), the index is kept in `f64` until the end, and a
+/// block's indices are computed before any is counted (out-of-range values and NaN get index
+/// `bins`, a slot that is dropped). The counts go to four interleaved tables, so that a run
+/// of values in one bin does not wait on one counter.
 #[inline(always)]
-fn count_bins<T: Numeric>(c: &[T], counts: &mut [u64], lo: f64, hi: f64, norm: f64, edges: &[f64]) {
+fn count_bins<T: Numeric>(c: &[T], counts: &mut [u64], lo: f64, hi: f64, norm: f64, step: f64) {
+    const BLOCK: usize = 512;
+    const TABLES: usize = 4;
+    const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
+    const MANTISSA: u64 = (1 << 52) - 1;
     let bins = counts.len();
-    for &x in c {
-        let x: f64 = x.as_();
-        if !(x >= lo && x <= hi) {
-            continue;
+    let last = (bins - 1) as f64;
+    let slots = bins + 1;
+    let mut tables = vec![0u64; TABLES * slots];
+    let mut idx = [0u64; BLOCK];
+    for block in c.chunks(BLOCK) {
+        for (k, &x) in idx.iter_mut().zip(block) {
+            let x: f64 = x.as_();
+            let inside = x >= lo && x <= hi;
+            // Out-of-range values (and NaN) are searched as `lo`, then sent to the spare slot.
+            let x = if inside { x } else { lo };
+            let i = ((x - lo) * norm).min(last).trunc();
+            // `x >= lo == edges[0]`, so the first correction never goes below bin 0; the last
+            // bin is closed, so the second never goes past it.
+            let below = x < i * step + lo;
+            let above = i < last && x >= (i + 1.0) * step + lo;
+            let i = i - f64::from(u8::from(below)) + f64::from(u8::from(above));
+            let i = if inside { i } else { bins as f64 };
+            // A whole number below 2^52 plus 2^52 holds it in its low mantissa bits: a
+            // conversion that vectorises (`as u32` saturates, and does not).
+            *k = (i + TWO_POW_52).to_bits() & MANTISSA;
         }
-        // numpy's bin search: the computed index, corrected by comparing with the edges.
-        let mut i = (((x - lo) * norm) as usize).min(bins);
-        if i == bins {
-            i -= 1;
+        let idx = &idx[..block.len()];
+        let mut quads = idx.chunks_exact(TABLES);
+        for q in &mut quads {
+            for (t, &k) in q.iter().enumerate() {
+                tables[t * slots + k as usize] += 1;
+            }
         }
-        if x < edges[i] {
-            i -= 1;
+        for &k in quads.remainder() {
+            tables[k as usize] += 1;
         }
-        if i != bins - 1 && x >= edges[i + 1] {
-            i += 1;
-        }
-        counts[i] += 1;
+    }
+    for (b, count) in counts.iter_mut().enumerate() {
+        *count += (0..TABLES).map(|t| tables[t * slots + b]).sum::<u64>();
     }
 }
 

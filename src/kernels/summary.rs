@@ -297,7 +297,7 @@ impl<T: Numeric> Reducer<T> for HistogramReducer {
 }
 
 fn run<T, R: Reducer<T>, P: Passes<T>>(p: &P, r: &R) -> Result<Option<R::Acc>> {
-    let parts = p.pass(|start, c| r.fold_chunk(start, c))?;
+    let parts = p.pass_blocks(|start, c| r.fold_chunk(start, c))?;
     Ok(combine_tree(parts, &|a, b| r.combine(a, b)))
 }
 
