@@ -843,6 +843,22 @@ fn sort_typed<T: SortKey>(
     output: &Path,
     opts: &SortOptions,
 ) -> Result<SortReport> {
+    let (tmp_out, report) = sort_to_temp::<T>(input, file, data_offset, output, opts)?;
+    finish_output(tmp_out, output)?;
+    Ok(report)
+}
+
+/// Sorts the `T`s of `file` from `data_offset` on (after a header copied from the input)
+/// into a complete temporary file next to `output`, in memory or out of core as the budget
+/// decides. The caller syncs it ([`sync_output`]) and puts it in place; dropping it removes
+/// it.
+fn sort_to_temp<T: SortKey>(
+    input: &Path,
+    file: File,
+    data_offset: u64,
+    output: &Path,
+    opts: &SortOptions,
+) -> Result<(TempFile, SortReport)> {
     let budget = opts.checked_budget::<T>()?;
     let mut job = Job::for_file::<T>(input, file, data_offset, opts)?;
     // A `.npy` output gets the input's header: same dtype, same shape.
@@ -887,8 +903,7 @@ fn sort_typed<T: SortKey>(
             .push((Phase::FinalMerge, job.phase_start.elapsed()));
         drop(run_dir);
     }
-    finish_output(tmp_out, output)?;
-    Ok(report)
+    Ok((tmp_out, report))
 }
 
 /// The first `len` bytes of `file` (a `.npy` input's header; nothing for a raw one).
@@ -960,13 +975,19 @@ fn create_output(output: &Path, header: &[u8], bytes: u64) -> Result<TempFile> {
 
 /// Syncs the complete output and renames it over `output`.
 fn finish_output(tmp_out: TempFile, output: &Path) -> Result<()> {
+    sync_output(&tmp_out)?;
+    tmp_out.persist(output)
+}
+
+/// Syncs the complete output, then drops it from the page cache.
+fn sync_output(tmp_out: &TempFile) -> Result<()> {
     let (out_file, out_path) = (tmp_out.file(), tmp_out.path());
     // Written back and dropped from the cache, so that it is not charged to this process.
     out_file
         .sync_data()
         .map_err(|e| Error::io(out_path, "fsync", e))?;
     fileio::drop_all(out_file);
-    tmp_out.persist(output)
+    Ok(())
 }
 
 /// The in-memory path of [`sort_file`]: reads the whole input, sorts it and writes it to
