@@ -1,7 +1,7 @@
-//! `sort_file`: sorting a file into another file under a memory budget; and the streamed
+//! `sort_file`: sorting a file into another file under a memory budget; the streamed
 //! forms ([`Sorter`], [`sort_file_with`]) whose input is pushed by a producer or whose
 //! sorted output goes to a consumer instead of a file (see [`Sorter`] for the I/O they
-//! save).
+//! save); and [`sort_array`], which sorts a mapped array where it lies.
 //!
 //! # How it works
 //! * **Fits the budget** (the data plus the sort's scratch space, see
@@ -53,6 +53,7 @@
 //! so what a killed sort left behind is recognised (its lock is free) and removed by the next
 //! sort that uses the same directories, or explicitly with [`remove_stale_sort_files`].
 
+mod array;
 mod streamed;
 
 use std::fs::File;
@@ -73,6 +74,7 @@ use crate::sys::{lock_file, Lock};
 use crate::temp::{self, TempFile};
 use crate::with_dtype;
 
+pub use array::sort_array;
 pub use streamed::{sort_file_with, sort_raw_file_with, Sorter};
 
 /// Bytes per read or write system call: large enough for full disk speed, small enough that
@@ -92,7 +94,8 @@ const PARTS_PER_WORKER: usize = 4;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Phase {
-    /// The whole input fits the budget: read, sort and write it in one pass.
+    /// The whole input fits the budget: read, sort and write it in one pass (for
+    /// [`sort_array`], sort it in place in the mapping).
     InMemory,
     /// Reading budget-sized pieces, sorting them and writing them as runs.
     RunFormation,
@@ -286,7 +289,7 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |c| c.get())
 }
 
-/// What [`sort_file`], [`sort_file_with`] or [`Sorter::finish_with`] did.
+/// What [`sort_file`], [`sort_array`], [`sort_file_with`] or [`Sorter::finish_with`] did.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct SortReport {
