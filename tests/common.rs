@@ -86,6 +86,24 @@ pub fn python(script: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
+/// SplitMix64: reproducible test data without a dependency.
+pub fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The names of the files in `dir` other than `keep`: what an operation left behind.
+pub fn leftovers(dir: &Path, keep: &[&str]) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !keep.contains(&n.as_str()))
+        .collect()
+}
+
 /// A fresh scratch directory, removed when dropped.
 pub fn tmpdir() -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -184,9 +202,14 @@ impl Multiset {
     /// Adds the elements of `v`.
     pub fn feed<T: bytemuck::Pod>(&mut self, v: &[T]) {
         for x in v {
+            // Eight bytes at a time (each step a bijection of the word, so distinct
+            // elements of up to 8 bytes never collide).
             let mut h = 0xcbf2_9ce4_8422_2325u64;
-            for &b in bytemuck::bytes_of(x) {
-                h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+            for word in bytemuck::bytes_of(x).chunks(8) {
+                let mut w = [0u8; 8];
+                w[..word.len()].copy_from_slice(word);
+                h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x100_0000_01b3);
+                h ^= h >> 29;
             }
             h ^= h >> 31;
             h = h.wrapping_mul(0x7fb5_d329_728e_a185);
