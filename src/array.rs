@@ -5,6 +5,7 @@
 //! slices runs on it. See [the mapping contract](crate#safety-the-mmap-contract) for what
 //! the safe constructors guarantee and what they cannot.
 
+use std::fs::File;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut, Range};
 use std::path::{Path, PathBuf};
@@ -369,6 +370,10 @@ impl<T: Pod> AsRef<[T]> for MappedArray<T> {
 /// * [`open_copy_on_write`](MappedArrayMut::open_copy_on_write): changes stay private.
 /// * [`anonymous`](MappedArrayMut::anonymous): zeroed scratch memory backed by no file.
 ///
+/// To sort one, use [`sort::sort_array`](crate::sort::sort_array), which sorts in memory
+/// when the array fits the memory budget and out of core otherwise; `sort::par_sort` on a
+/// mapping larger than memory thrashes.
+///
 /// # Examples
 ///
 /// ```
@@ -729,6 +734,69 @@ impl<T: Pod> MappedArrayMut<T> {
             bytes.start = 0;
         }
         self.array.map.flush(bytes, true)
+    }
+
+    /// The file the elements live in (a pending array's temporary file), its path, and the
+    /// byte offset of the first element: what an out-of-core sort reads. `None` for
+    /// copy-on-write and anonymous arrays, whose changes reach no file.
+    pub(crate) fn backing_file(&self) -> Option<(&File, &Path, u64)> {
+        let map = &self.array.map;
+        let file = map.shared_file()?;
+        let path = map.path().expect("a file mapping has a path");
+        Some((file, path, self.array.layout.offset as u64))
+    }
+
+    /// Puts `new` in place of the array's file and maps it. `new` is a complete, synced
+    /// temporary file in the same directory with this array's header and length (a sorted
+    /// copy of it). An opened file is replaced atomically: `new` takes the old file's owner
+    /// and permission bits and is renamed over its path. A created array that is not
+    /// persisted yet takes `new` as its pending file instead, and the old one is removed.
+    /// On error the array and its file are unchanged, and `new` is removed.
+    pub(crate) fn replace_file(&mut self, new: TempFile) -> Result<()> {
+        let old_len = self.array.map.bytes().len() as u64;
+        let new_len = new
+            .file()
+            .metadata()
+            .map_err(|e| Error::io(new.path(), "stat", e))?
+            .len();
+        if new_len != old_len {
+            return Err(Error::SizeMismatch {
+                path: new.path().into(),
+                expected: old_len,
+                actual: new_len,
+            });
+        }
+        let file = new
+            .file()
+            .try_clone()
+            .map_err(|e| Error::io(new.path(), "dup", e))?;
+        // The new file is under a fresh name no other writer uses, and locked exclusively
+        // where the filesystem has flock; the lock goes with it under the old name, where it
+        // keeps other outcore users out as the old file's lock did.
+        let guard = Guard::from_lock(Lock::Exclusive, new.lock());
+        let mut map = Mapping::map_file(file, new.path(), Mode::ReadWrite, guard)?;
+        match self.pending.take() {
+            Some((old, dest)) => {
+                self.array.map = map;
+                self.pending = Some((new, dest));
+                drop(old);
+            }
+            None => {
+                let dest = self
+                    .array
+                    .map
+                    .path()
+                    .expect("a file mapping has a path")
+                    .to_path_buf();
+                if let Some(old) = self.array.map.shared_file() {
+                    new.take_owner_and_mode(old, &dest)?;
+                }
+                new.persist(&dest)?;
+                map.set_path(dest);
+                self.array.map = map;
+            }
+        }
+        Ok(())
     }
 
     /// Turns this into a read-only array (keeping the mapping and its lock). A pending

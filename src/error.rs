@@ -289,6 +289,20 @@ pub enum Error {
         min: u64,
     },
 
+    /// A copy-on-write or anonymous array too large to sort in memory: out of core, a sort
+    /// puts its result in a file, and the changes of such an array reach no file.
+    #[error("{what}: sorting this {kind} array in memory needs {needed} bytes, more than the budget of {budget} bytes, and its changes reach no file to sort it into out of core; open the file with MappedArrayMut::open, or sort it into a new file with sort_file")]
+    NoFileToSortInto {
+        /// The array: its file's path, or `<anonymous>`.
+        what: String,
+        /// "copy-on-write" or "anonymous".
+        kind: &'static str,
+        /// The memory the in-memory sort needs: the array and the sort's scratch, in bytes.
+        needed: u64,
+        /// The memory budget, in bytes.
+        budget: u64,
+    },
+
     /// A histogram of zero bins was asked for.
     #[error("a histogram needs at least one bin")]
     NoBins,

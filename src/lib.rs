@@ -6,7 +6,8 @@
 //! demand and writes dirty pages back, so the page cache, not the process, holds the data,
 //! and arrays far larger than RAM work. Parallel kernels run over **page-aligned chunks**
 //! ([`chunk`]) so threads never share a page, and sorting falls back to an external merge
-//! sort when the data exceeds the memory budget ([`sort`]).
+//! sort when the data exceeds the memory budget ([`sort`]; a mapped array of any size sorts
+//! where it lies with [`sort::sort_array`]).
 //!
 //! ```
 //! use outcore::{MappedArray, MappedArrayMut};

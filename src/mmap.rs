@@ -233,6 +233,12 @@ impl Mapping {
         self.path.as_deref()
     }
 
+    /// The file of a shared file mapping, which sees the mapping's writes; `None` for
+    /// copy-on-write and anonymous mappings, whose pages exist nowhere else.
+    pub(crate) fn shared_file(&self) -> Option<&File> {
+        self.file.as_ref().filter(|_| self.shared_file)
+    }
+
     pub(crate) fn set_path(&mut self, path: PathBuf) {
         self.path = Some(path);
     }

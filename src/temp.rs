@@ -94,6 +94,20 @@ impl TempFile {
         allocate(&self.file, len, &self.path)
     }
 
+    /// Gives the file the owner, group and permission bits of `old` (at `old_path`), before
+    /// it replaces it. The owner is changed where this process may (root may, others only to
+    /// a group they belong to); otherwise the file stays this process's, as any file it
+    /// creates.
+    pub(crate) fn take_owner_and_mode(&self, old: &File, old_path: &Path) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = old.metadata().map_err(|e| Error::io(old_path, "stat", e))?;
+        // Before the mode: a change of owner clears the set-user-ID and set-group-ID bits.
+        let _ = std::os::unix::fs::fchown(&self.file, Some(meta.uid()), Some(meta.gid()));
+        self.file
+            .set_permissions(meta.permissions())
+            .map_err(|e| Error::io(&self.path, "chmod", e))
+    }
+
     /// Syncs the file and renames it to `dest`, then syncs the directory so the rename
     /// survives a crash. Nothing can fail after the rename: an error means `dest` is
     /// untouched. The lock stays with the file's other open descriptors.

@@ -10,6 +10,7 @@ mod faults;
 mod fuzz_npy;
 mod kernels;
 mod quantile;
+mod sort_array;
 mod sort_external;
 mod sort_memory;
 mod summary;

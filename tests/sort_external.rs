@@ -11,7 +11,7 @@ use outcore::sort::{
 };
 use outcore::{DType, Element, Error};
 
-use crate::common;
+use crate::common::{self, leftovers, splitmix};
 
 /// A `.npy` file of `data` with a v1 header, as numpy writes it (header padded to 64 bytes).
 fn write_npy<T: Element>(path: &Path, shape: &[usize], data: &[T]) {
@@ -51,14 +51,6 @@ fn read_npy<T: Pod>(path: &Path) -> Vec<T> {
     from_bytes(&bytes[hlen..])
 }
 
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn patterns(n: usize, seed: u64) -> Vec<(&'static str, Vec<u64>)> {
     let mut s = seed;
     let random: Vec<u64> = (0..n).map(|_| splitmix(&mut s)).collect();
@@ -73,15 +65,6 @@ fn patterns(n: usize, seed: u64) -> Vec<(&'static str, Vec<u64>)> {
         ("all-equal", equal),
         ("few-unique", few),
     ]
-}
-
-/// Files in `dir` other than `keep`.
-fn leftovers(dir: &Path, keep: &[&str]) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !keep.contains(&n.as_str()))
-        .collect()
 }
 
 fn opts(memory: usize, threads: usize) -> SortOptions {

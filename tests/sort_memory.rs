@@ -9,6 +9,7 @@ use outcore::ParOptions;
 use proptest::prelude::*;
 
 use crate::common;
+use crate::common::multiset;
 
 /// xorshift64*: reproducible test data without a dependency.
 struct Rng(u64);
@@ -23,24 +24,6 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-}
-
-/// Order-independent checksum of the elements' bytes: equal for two slices that are
-/// permutations of each other (and, with overwhelming probability, only then).
-fn multiset<T: bytemuck::Pod>(v: &[T]) -> (u64, u64, usize) {
-    let mut sum = 0u64;
-    let mut xor = 0u64;
-    for x in v {
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
-        for &b in bytemuck::bytes_of(x) {
-            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-        h ^= h >> 31;
-        h = h.wrapping_mul(0x7fb5_d329_728e_a185);
-        sum = sum.wrapping_add(h);
-        xor ^= h.rotate_left(17);
-    }
-    (sum, xor, v.len())
 }
 
 /// Asserts `got == want`, reporting the first difference rather than both vectors.

@@ -1,7 +1,7 @@
-//! `sort_file`: sorting a file into another file under a memory budget; and the streamed
+//! `sort_file`: sorting a file into another file under a memory budget; the streamed
 //! forms ([`Sorter`], [`sort_file_with`]) whose input is pushed by a producer or whose
 //! sorted output goes to a consumer instead of a file (see [`Sorter`] for the I/O they
-//! save).
+//! save); and [`sort_array`], which sorts a mapped array where it lies.
 //!
 //! # How it works
 //! * **Fits the budget** (the data plus the sort's scratch space, see
@@ -53,6 +53,7 @@
 //! so what a killed sort left behind is recognised (its lock is free) and removed by the next
 //! sort that uses the same directories, or explicitly with [`remove_stale_sort_files`].
 
+mod array;
 mod streamed;
 
 use std::fs::File;
@@ -73,6 +74,7 @@ use crate::sys::{lock_file, Lock};
 use crate::temp::{self, TempFile};
 use crate::with_dtype;
 
+pub use array::sort_array;
 pub use streamed::{sort_file_with, sort_raw_file_with, Sorter};
 
 /// Bytes per read or write system call: large enough for full disk speed, small enough that
@@ -92,7 +94,8 @@ const PARTS_PER_WORKER: usize = 4;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Phase {
-    /// The whole input fits the budget: read, sort and write it in one pass.
+    /// The whole input fits the budget: read, sort and write it in one pass (for
+    /// [`sort_array`], sort it in place in the mapping).
     InMemory,
     /// Reading budget-sized pieces, sorting them and writing them as runs.
     RunFormation,
@@ -286,7 +289,7 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |c| c.get())
 }
 
-/// What [`sort_file`], [`sort_file_with`] or [`Sorter::finish_with`] did.
+/// What [`sort_file`], [`sort_array`], [`sort_file_with`] or [`Sorter::finish_with`] did.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct SortReport {
@@ -843,6 +846,22 @@ fn sort_typed<T: SortKey>(
     output: &Path,
     opts: &SortOptions,
 ) -> Result<SortReport> {
+    let (tmp_out, report) = sort_to_temp::<T>(input, file, data_offset, output, opts)?;
+    finish_output(tmp_out, output)?;
+    Ok(report)
+}
+
+/// Sorts the `T`s of `file` from `data_offset` on (after a header copied from the input)
+/// into a complete temporary file next to `output`, in memory or out of core as the budget
+/// decides. The caller syncs it ([`sync_output`]) and puts it in place; dropping it removes
+/// it.
+fn sort_to_temp<T: SortKey>(
+    input: &Path,
+    file: File,
+    data_offset: u64,
+    output: &Path,
+    opts: &SortOptions,
+) -> Result<(TempFile, SortReport)> {
     let budget = opts.checked_budget::<T>()?;
     let mut job = Job::for_file::<T>(input, file, data_offset, opts)?;
     // A `.npy` output gets the input's header: same dtype, same shape.
@@ -887,8 +906,7 @@ fn sort_typed<T: SortKey>(
             .push((Phase::FinalMerge, job.phase_start.elapsed()));
         drop(run_dir);
     }
-    finish_output(tmp_out, output)?;
-    Ok(report)
+    Ok((tmp_out, report))
 }
 
 /// The first `len` bytes of `file` (a `.npy` input's header; nothing for a raw one).
@@ -960,13 +978,19 @@ fn create_output(output: &Path, header: &[u8], bytes: u64) -> Result<TempFile> {
 
 /// Syncs the complete output and renames it over `output`.
 fn finish_output(tmp_out: TempFile, output: &Path) -> Result<()> {
+    sync_output(&tmp_out)?;
+    tmp_out.persist(output)
+}
+
+/// Syncs the complete output, then drops it from the page cache.
+fn sync_output(tmp_out: &TempFile) -> Result<()> {
     let (out_file, out_path) = (tmp_out.file(), tmp_out.path());
     // Written back and dropped from the cache, so that it is not charged to this process.
     out_file
         .sync_data()
         .map_err(|e| Error::io(out_path, "fsync", e))?;
     fileio::drop_all(out_file);
-    tmp_out.persist(output)
+    Ok(())
 }
 
 /// The in-memory path of [`sort_file`]: reads the whole input, sorts it and writes it to

@@ -45,6 +45,15 @@ use crate::error::Result;
 /// use [`par_sort_stable`] to keep them in input order. Primitive types larger than 8 MiB
 /// are sorted in place, with scratch memory bounded by [`par_sort_scratch_bytes`].
 ///
+/// For a [`MappedArrayMut`](crate::MappedArrayMut), use [`sort_array`](super::sort_array)
+/// instead: it sorts in place with this function when the array fits the memory budget,
+/// and out of core otherwise. `par_sort` on a mapping larger than the memory the process
+/// may use thrashes the page cache: its passes touch every page, some in scattered order,
+/// and each page is read back from disk and written out again many times (a 2 GiB mapping in
+/// a 512 MiB memory cgroup was still sorting after 10 minutes; it takes seconds in memory).
+/// Like any access to a mapping, it also depends on no other program truncating the file
+/// meanwhile (see [the mmap contract](crate#safety-the-mmap-contract)).
+///
 /// # Examples
 /// ```
 /// let mut v = vec![3.0, f64::NAN, -0.0, 0.0, f64::NEG_INFINITY, 1.5];

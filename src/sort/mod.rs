@@ -1,5 +1,10 @@
 //! Sorting: keys, in-memory parallel sort, and the external merge sort for files larger
 //! than the memory budget.
+//!
+//! To sort a [`MappedArrayMut`](crate::MappedArrayMut) of any size, use [`sort_array`]: in
+//! place in memory when it fits the budget, out of core otherwise, with the sorted file put
+//! in place atomically. [`par_sort`] sorts slices in memory, a mapping's too, but takes no
+//! account of memory.
 
 mod external;
 mod fileio;
@@ -10,8 +15,8 @@ mod merge;
 mod radix;
 
 pub use external::{
-    remove_stale_sort_files, sort_file, sort_file_with, sort_raw_file, sort_raw_file_with, Phase,
-    ProgressFn, SortOptions, SortReport, Sorter,
+    remove_stale_sort_files, sort_array, sort_file, sort_file_with, sort_raw_file,
+    sort_raw_file_with, Phase, ProgressFn, SortOptions, SortReport, Sorter,
 };
 pub use key::{RadixKey, Record, SortKey};
 pub use memory::{
