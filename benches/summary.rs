@@ -183,13 +183,11 @@ fn main() {
             let lo: f64 = args[2].parse().expect("LO");
             let hi: f64 = args[3].parse().expect("HI");
             let a = open(path);
-            let d = stream::describe(
-                &a,
-                &summary_opts(lo, hi),
-                &ParOptions::new(),
-                &Stream::new(),
-            )
-            .expect("describe");
+            // As `outcore stats` does: pages released behind the pass.
+            let mut s = Stream::new();
+            s.release_behind(true);
+            let d = stream::describe(&a, &summary_opts(lo, hi), &ParOptions::new(), &s)
+                .expect("describe");
             let h = d.histogram.expect("histogram").counts;
             println!(
                 "{{\"secs\": {}, \"count\": {}, \"nan_count\": {}, \"sum\": {:?}, \"mean\": {:?}, \

@@ -375,7 +375,8 @@ fn count_bins<T: Numeric>(c: &[T], counts: &mut [u64], lo: f64, hi: f64, norm: f
             // bin is closed, so the second never goes past it.
             let below = x < i * step + lo;
             let above = i < last && x >= (i + 1.0) * step + lo;
-            let i = i - f64::from(u8::from(below)) + f64::from(u8::from(above));
+            let i = if below { i - 1.0 } else { i };
+            let i = if above { i + 1.0 } else { i };
             let i = if inside { i } else { bins as f64 };
             // A whole number below 2^52 plus 2^52 holds it in its low mantissa bits: a
             // conversion that vectorises (`as u32` saturates, and does not).

@@ -431,13 +431,67 @@ pub struct Summary<T: Numeric> {
     pub passes: u32,
 }
 
+/// NaN count, min and max, argmin and argmax from one scan: [`NanCountReducer`],
+/// [`MinMaxReducer`], [`ArgMinReducer`] and [`ArgMaxReducer`] fused. The block's min and max
+/// come first; the first minimum and maximum are then the first elements equal to them (a
+/// search that stops early and needs no second comparison per element), and without a
+/// NaN there is nothing to count. The results are those reducers' own, bit for bit.
+#[derive(Clone, Copy, Debug, Default)]
+struct ExtremaReducer;
+
+type Arg<T> = Option<(usize, T)>;
+
+/// The index of the first element of `s` for which `hit` holds, checked 16 at a time
+/// without a branch per element.
+fn first<T: Copy>(s: &[T], hit: impl Fn(T) -> bool) -> Option<usize> {
+    const W: usize = 16;
+    let mut it = s.chunks_exact(W);
+    for (k, c) in (&mut it).enumerate() {
+        if c.iter().fold(false, |a, &x| a | hit(x)) {
+            return c.iter().position(|&x| hit(x)).map(|i| k * W + i);
+        }
+    }
+    let done = s.len() - it.remainder().len();
+    it.remainder()
+        .iter()
+        .position(|&x| hit(x))
+        .map(|i| done + i)
+}
+
+impl<T: Numeric> Reducer<T> for ExtremaReducer {
+    type Acc = (u64, Option<(T, T)>, (Arg<T>, Arg<T>));
+    fn fold_chunk(&self, start: usize, chunk: &[T]) -> Self::Acc {
+        let Some((lo, hi)) = min_max_chunk(chunk) else {
+            return (0, None, (None, None));
+        };
+        let at = |i: Option<usize>| i.map(|i| (start + i, chunk[i]));
+        if is_nan(lo) {
+            let nan = at(first(chunk, is_nan));
+            let n = count_serial(chunk, &|x: &T| is_nan(*x)) as u64;
+            return (n, Some((lo, hi)), (nan, nan));
+        }
+        // `==` makes -0.0 and 0.0 equal, as the kernels' strict `<` keeps the first of them.
+        let amin = at(first(chunk, |x| x == lo));
+        let amax = at(first(chunk, |x| x == hi));
+        (0, Some((lo, hi)), (amin, amax))
+    }
+    fn combine(&self, a: Self::Acc, b: Self::Acc) -> Self::Acc {
+        (
+            a.0 + b.0,
+            Reducer::<T>::combine(&MinMaxReducer, a.1, b.1),
+            (
+                pick_arg::<T, false>(a.2 .0, b.2 .0),
+                pick_arg::<T, true>(a.2 .1, b.2 .1),
+            ),
+        )
+    }
+}
+
 /// The reducer behind [`Summary`]: the built-in reducers, fused.
 type SummaryReducer = (
-    NanCountReducer,
+    ExtremaReducer,
     SumReducer,
     MomentsReducer,
-    MinMaxReducer,
-    (ArgMinReducer, ArgMaxReducer),
     Option<HistogramReducer>,
 );
 
@@ -449,12 +503,10 @@ fn summary_from<T: Numeric>(
     ddof: u64,
     hist: Option<(HistogramReducer, Vec<u64>)>,
 ) -> Summary<T> {
-    let (nans, sum, moments, min_max, (amin, amax), _) = acc.unwrap_or((
-        0,
+    let ((nans, min_max, (amin, amax)), sum, moments, _) = acc.unwrap_or((
+        (0, None, (None, None)),
         num_traits::Zero::zero(),
         Moments::EMPTY,
-        None,
-        (None, None),
         None,
     ));
     Summary {
@@ -511,21 +563,14 @@ where
             None
         }
     };
-    let r: SummaryReducer = (
-        NanCountReducer,
-        SumReducer,
-        MomentsReducer,
-        MinMaxReducer,
-        (ArgMinReducer, ArgMaxReducer),
-        fixed.clone(),
-    );
+    let r: SummaryReducer = (ExtremaReducer, SumReducer, MomentsReducer, fixed.clone());
     let acc = run(p, &r)?;
     let len = p.data().len();
-    let hist = match (fixed, acc.as_ref().and_then(|a| a.5.clone())) {
+    let hist = match (fixed, acc.as_ref().and_then(|a| a.3.clone())) {
         (Some(h), Some(counts)) => Some((h, counts)),
         (Some(h), None) => Some((h, vec![0; o.bins])),
         (None, _) if o.bins > 0 => {
-            let h = HistogramReducer::new(o.bins, data_range(acc.as_ref().and_then(|a| a.3))?)?;
+            let h = HistogramReducer::new(o.bins, data_range(acc.as_ref().and_then(|a| a.0 .1))?)?;
             // The second pass, only when there is data to count.
             let counts = if len == 0 {
                 vec![0; o.bins]
@@ -714,15 +759,6 @@ pub(crate) mod axis {
 
     use super::*;
 
-    type LaneReducer = (
-        NanCountReducer,
-        SumReducer,
-        MomentsReducer,
-        MinMaxReducer,
-        (ArgMinReducer, ArgMaxReducer),
-        Option<HistogramReducer>,
-    );
-
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn describe_lanes<T: Numeric + SortKey + Element>(
         a: &MappedArray<T>,
@@ -755,14 +791,7 @@ pub(crate) mod axis {
                 })
             }
         };
-        let r: LaneReducer = (
-            NanCountReducer,
-            SumReducer,
-            MomentsReducer,
-            MinMaxReducer,
-            (ArgMinReducer, ArgMaxReducer),
-            hist.clone(),
-        );
+        let r: SummaryReducer = (ExtremaReducer, SumReducer, MomentsReducer, hist.clone());
         let data = a.as_slice();
         // Lanes: `n_lanes` of `lane_len` elements. In memory, either each lane is
         // contiguous, or the lanes interleave (element i of lane k at i * n_lanes + k).
@@ -775,7 +804,7 @@ pub(crate) mod axis {
         let size = std::mem::size_of::<T>().max(1);
         let lag = crate::stream::RELEASE_LAG_BYTES / size;
         let finish = |acc: Option<SummaryAcc<T>>| {
-            let counts = acc.as_ref().and_then(|a| a.5.clone());
+            let counts = acc.as_ref().and_then(|a| a.3.clone());
             let h = hist
                 .clone()
                 .map(|h| (h, counts.unwrap_or_else(|| vec![0; o.bins])));
