@@ -264,8 +264,8 @@ macro_rules! numeric_float {
 
 numeric_float!(f32, f64);
 
-/// Bytes per block of the reductions: each chunk is folded in blocks of this size, and the
-/// blocks' results are combined as a tree. A block stays in L2 while every statistic of a
+/// Bytes per block of the reductions: each chunk is folded in blocks of this size, the
+/// blocks' results are combined as a tree into the chunk's, and the chunks' as a tree. A block stays in L2 while every statistic of a
 /// fused pass ([`describe`], [`reduce_fused`]) reads it, so fusing `k` statistics costs one
 /// read of memory, not `k`; the separate kernels fold the same blocks, so the fused results
 /// are theirs bit for bit.
@@ -277,24 +277,42 @@ pub(crate) fn block_len<T>() -> usize {
 }
 
 /// Runs `f(start, block)` on the blocks of at most [`REDUCE_BLOCK_BYTES`] of every chunk
-/// (from the chunk's start), the chunks in parallel, and returns the results in order.
-pub(crate) fn per_block<T, R, F>(data: &[T], opts: &ParOptions, f: F) -> Result<Vec<R>>
+/// (from the chunk's start), the chunks in parallel, combines each chunk's block results as
+/// a tree with `combine`, and returns the chunks' results in order (none for an empty
+/// chunk). One result per chunk is kept, not one per block.
+pub(crate) fn per_block<T, R, F, C>(
+    data: &[T],
+    opts: &ParOptions,
+    f: F,
+    combine: C,
+) -> Result<Vec<R>>
 where
     T: Sync,
     R: Send,
     F: Fn(usize, &[T]) -> R + Sync + Send,
+    C: Fn(R, R) -> R + Sync + Send,
 {
-    let parts = per_chunk(data, opts, |start, c| in_blocks(start, c, &f))?;
+    let parts = per_chunk(data, opts, |start, c| {
+        fold_blocks_of(start, c, &f, &combine)
+    })?;
     Ok(parts.into_iter().flatten().collect())
 }
 
-/// `f(start, block)` on the consecutive blocks of one chunk that starts at `start`.
-pub(crate) fn in_blocks<T, R>(start: usize, c: &[T], f: &impl Fn(usize, &[T]) -> R) -> Vec<R> {
+/// `f(start, block)` on the consecutive blocks of one chunk that starts at `start`, combined
+/// as a tree; `None` for an empty chunk.
+pub(crate) fn fold_blocks_of<T, R>(
+    start: usize,
+    c: &[T],
+    f: &impl Fn(usize, &[T]) -> R,
+    combine: &impl Fn(R, R) -> R,
+) -> Option<R> {
     let n = block_len::<T>();
-    c.chunks(n)
+    let parts = c
+        .chunks(n)
         .enumerate()
         .map(|(i, b)| f(start + i * n, b))
-        .collect()
+        .collect();
+    combine_tree(parts, combine)
 }
 
 /// Runs `f` on every chunk of `data` in parallel and returns the results in chunk order.

@@ -24,10 +24,14 @@ pub(crate) trait Passes<T>: Sync {
     /// How many passes have been run.
     fn count(&self) -> u32;
 
-    /// [`pass`](Passes::pass) on the reduction blocks of each chunk (see
-    /// [`super::per_block`]): the granularity of the built-in reductions.
-    fn pass_blocks<A: Send>(&self, f: impl Fn(usize, &[T]) -> A + Sync + Send) -> Result<Vec<A>> {
-        let parts = self.pass(|start, c| super::in_blocks(start, c, &f))?;
+    /// [`pass`](Passes::pass) on the reduction blocks of each chunk, combined per chunk with
+    /// `combine` (see [`super::per_block`]): the granularity of the built-in reductions.
+    fn pass_blocks<A: Send>(
+        &self,
+        f: impl Fn(usize, &[T]) -> A + Sync + Send,
+        combine: impl Fn(A, A) -> A + Sync + Send,
+    ) -> Result<Vec<A>> {
+        let parts = self.pass(|start, c| super::fold_blocks_of(start, c, &f, &combine))?;
         Ok(parts.into_iter().flatten().collect())
     }
 }

@@ -48,13 +48,13 @@ pub(crate) fn fold_blocks<T, A>(
     data: &[T],
     opts: &ParOptions,
     fold: impl Fn(&[T]) -> A + Sync + Send,
-    combine: impl Fn(A, A) -> A,
+    combine: impl Fn(A, A) -> A + Sync + Send,
 ) -> Result<Option<A>>
 where
     T: Sync,
     A: Send,
 {
-    let parts = per_block(data, opts, |_, c| fold(c))?;
+    let parts = per_block(data, opts, |_, c| fold(c), &combine)?;
     Ok(combine_tree(parts, &combine))
 }
 
@@ -315,7 +315,7 @@ pub fn min_max<T: Numeric>(data: &[T]) -> Option<(T, T)> {
 /// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
 /// cannot be started.
 pub fn min_max_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Option<(T, T)>> {
-    let parts = per_block(data, opts, |_, c| min_max_chunk(c))?;
+    let parts = per_block(data, opts, |_, c| min_max_chunk(c), merge_opt_min_max)?;
     Ok(combine_tree(
         parts.into_iter().flatten().collect(),
         &merge_min_max,
@@ -378,7 +378,7 @@ fn nan_min_max_chunk<T: Numeric>(s: &[T]) -> Option<(T, T)> {
 }
 
 fn nan_min_max_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Option<(T, T)>> {
-    let parts = per_block(data, opts, |_, c| nan_min_max_chunk(c))?;
+    let parts = per_block(data, opts, |_, c| nan_min_max_chunk(c), merge_opt_min_max)?;
     Ok(combine_tree(
         parts.into_iter().flatten().collect(),
         &merge_min_max,
@@ -460,8 +460,40 @@ fn arg_chunk<T: Numeric, const MAX: bool>(start: usize, s: &[T]) -> Option<Arg<T
     best
 }
 
+/// [`merge_min_max`] of two optional results.
+fn merge_opt_min_max<T: Numeric>(a: Option<(T, T)>, b: Option<(T, T)>) -> Option<(T, T)> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(merge_min_max(a, b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// The earlier of two block results in order, as [`arg_with`] scans them: the first NaN
+/// wins, then the first strictly better value.
+fn pick<T: Numeric, const MAX: bool>(a: Option<Arg<T>>, b: Option<Arg<T>>) -> Option<Arg<T>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(
+            if is_nan(a.value)
+                || (!is_nan(b.value)
+                    && !(if MAX {
+                        b.value > a.value
+                    } else {
+                        b.value < a.value
+                    }))
+            {
+                a
+            } else {
+                b
+            },
+        ),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 fn arg_with<T: Numeric, const MAX: bool>(data: &[T], opts: &ParOptions) -> Result<Option<usize>> {
-    let parts = per_block(data, opts, arg_chunk::<T, MAX>)?;
+    let parts = per_block(data, opts, arg_chunk::<T, MAX>, pick::<T, MAX>)?;
     // Chunks are in order: the first NaN wins, then the first strictly better value.
     let mut best: Option<Arg<T>> = None;
     for a in parts.into_iter().flatten() {
@@ -535,7 +567,7 @@ pub fn count_with<T: Sync>(
     opts: &ParOptions,
     pred: impl Fn(&T) -> bool + Sync + Send,
 ) -> Result<usize> {
-    let parts = per_block(data, opts, |_, c| count_serial(c, &pred))?;
+    let parts = per_block(data, opts, |_, c| count_serial(c, &pred), |a, b| a + b)?;
     Ok(parts.into_iter().sum())
 }
 

@@ -2,7 +2,7 @@
 
 use num_traits::Zero;
 
-use super::{combine_tree, defaults, is_nan, per_block, Numeric, LANES, MOMENT_BLOCK};
+use super::{combine_tree, defaults, is_nan, per_block, per_chunk, Numeric, LANES, MOMENT_BLOCK};
 use crate::chunk::ParOptions;
 use crate::cpu::{multiversion, Isa};
 use crate::error::{Error, Result};
@@ -144,7 +144,12 @@ pub fn moments<T: Numeric>(data: &[T]) -> Moments {
 /// # Errors
 /// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn moments_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Moments> {
-    let parts = per_block(data, opts, |_, c| Moments::of_slice::<T, false>(c))?;
+    let parts = per_block(
+        data,
+        opts,
+        |_, c| Moments::of_slice::<T, false>(c),
+        Moments::merge,
+    )?;
     Ok(combine_tree(parts, &Moments::merge).unwrap_or(Moments::EMPTY))
 }
 
@@ -158,7 +163,12 @@ pub fn nanmoments<T: Numeric>(data: &[T]) -> Moments {
 /// # Errors
 /// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn nanmoments_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Moments> {
-    let parts = per_block(data, opts, |_, c| Moments::of_slice::<T, true>(c))?;
+    let parts = per_block(
+        data,
+        opts,
+        |_, c| Moments::of_slice::<T, true>(c),
+        Moments::merge,
+    )?;
     Ok(combine_tree(parts, &Moments::merge).unwrap_or(Moments::EMPTY))
 }
 
@@ -191,12 +201,17 @@ pub fn nanmean<T: Numeric>(data: &[T]) -> f64 {
 /// # Errors
 /// [`Error::ThreadPool`] if the options' thread pool cannot be started.
 pub fn nanmean_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<f64> {
-    let parts = per_block(data, opts, |_, c| {
-        (
-            T::nansum_serial(c),
-            super::reduce::count_serial(c, &|x: &T| !is_nan(*x)),
-        )
-    })?;
+    let parts = per_block(
+        data,
+        opts,
+        |_, c| {
+            (
+                T::nansum_serial(c),
+                super::reduce::count_serial(c, &|x: &T| !is_nan(*x)),
+            )
+        },
+        |a, b| (a.0 + b.0, a.1 + b.1),
+    )?;
     let (s, n) =
         combine_tree(parts, &|a, b| (a.0 + b.0, a.1 + b.1)).unwrap_or((T::Total::zero(), 0));
     Ok(if n == 0 {
@@ -317,7 +332,8 @@ pub fn histogram_with<T: Numeric>(
     let step = (hi - lo) / bins as f64;
     let norm = bins as f64 / (hi - lo);
     let isa = Isa::active();
-    let parts = per_block(data, opts, |_, c| {
+    // Counts are integers: any grouping gives the same, so one call per chunk.
+    let parts = per_chunk(data, opts, |_, c| {
         let mut counts = vec![0u64; bins];
         count_bins_isa(isa, c, &mut counts, lo, hi, norm, step);
         counts
@@ -351,18 +367,20 @@ multiversion! {
 /// vectorises it: the edges `edges[i] = i * step + lo` are recomputed in the same `f64`
 /// arithmetic (so with the same bits), the index is kept in `f64` until the end, and a
 /// block's indices are computed before any is counted (out-of-range values and NaN get index
-/// `bins`, a slot that is dropped). The counts go to four interleaved tables, so that a run
-/// of values in one bin does not wait on one counter.
+/// `bins`, a slot that is dropped). The counts go to four interleaved tables (one for more
+/// than 1024 bins), so that a run of values in one bin does not wait on one counter.
 #[inline(always)]
 fn count_bins<T: Numeric>(c: &[T], counts: &mut [u64], lo: f64, hi: f64, norm: f64, step: f64) {
     const BLOCK: usize = 512;
-    const TABLES: usize = 4;
     const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
     const MANTISSA: u64 = (1 << 52) - 1;
     let bins = counts.len();
     let last = (bins - 1) as f64;
     let slots = bins + 1;
-    let mut tables = vec![0u64; TABLES * slots];
+    // Four tables for a few bins (a run in one bin is the common case); one for many, where
+    // consecutive values rarely share a bin and four tables would cost more than they save.
+    let tables_n = if bins <= 1024 { 4 } else { 1 };
+    let mut tables = vec![0u64; tables_n * slots];
     let mut idx = [0u64; BLOCK];
     for block in c.chunks(BLOCK) {
         for (k, &x) in idx.iter_mut().zip(block) {
@@ -370,7 +388,10 @@ fn count_bins<T: Numeric>(c: &[T], counts: &mut [u64], lo: f64, hi: f64, norm: f
             let inside = x >= lo && x <= hi;
             // Out-of-range values (and NaN) are searched as `lo`, then sent to the spare slot.
             let x = if inside { x } else { lo };
-            let i = ((x - lo) * norm).min(last).trunc();
+            // NaN (from an infinite `x - lo` times a zero `norm`) counts as 0, as `as usize`
+            // makes it.
+            let t = (x - lo) * norm;
+            let i = (if t >= 0.0 { t } else { 0.0 }).min(last).trunc();
             // `x >= lo == edges[0]`, so the first correction never goes below bin 0; the last
             // bin is closed, so the second never goes past it.
             let below = x < i * step + lo;
@@ -383,7 +404,11 @@ fn count_bins<T: Numeric>(c: &[T], counts: &mut [u64], lo: f64, hi: f64, norm: f
             *k = (i + TWO_POW_52).to_bits() & MANTISSA;
         }
         let idx = &idx[..block.len()];
-        let mut quads = idx.chunks_exact(TABLES);
+        if tables_n == 1 {
+            idx.iter().for_each(|&k| tables[k as usize] += 1);
+            continue;
+        }
+        let mut quads = idx.chunks_exact(4);
         for q in &mut quads {
             for (t, &k) in q.iter().enumerate() {
                 tables[t * slots + k as usize] += 1;
@@ -394,13 +419,77 @@ fn count_bins<T: Numeric>(c: &[T], counts: &mut [u64], lo: f64, hi: f64, norm: f
         }
     }
     for (b, count) in counts.iter_mut().enumerate() {
-        *count += (0..TABLES).map(|t| tables[t * slots + b]).sum::<u64>();
+        *count += (0..tables_n).map(|t| tables[t * slots + b]).sum::<u64>();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// numpy's bin rule written plainly, one element at a time, with a table of edges.
+    fn bins_plain(v: &[f64], bins: usize, lo: f64, hi: f64) -> Vec<u64> {
+        let step = (hi - lo) / bins as f64;
+        let mut edges: Vec<f64> = (0..=bins).map(|i| i as f64 * step + lo).collect();
+        edges[bins] = hi;
+        let norm = bins as f64 / (hi - lo);
+        let mut counts = vec![0u64; bins];
+        for &x in v {
+            if !(x >= lo && x <= hi) {
+                continue;
+            }
+            let mut i = (((x - lo) * norm) as usize).min(bins - 1);
+            if x < edges[i] {
+                i -= 1;
+            }
+            if i != bins - 1 && x >= edges[i + 1] {
+                i += 1;
+            }
+            counts[i] += 1;
+        }
+        counts
+    }
+
+    /// The vectorised bin search against the plain one, on every ISA, on edges, on the
+    /// range's ends, outside it, on NaN and infinities, and on ranges so wide that `hi - lo`
+    /// overflows.
+    #[test]
+    fn count_bins_matches_the_plain_rule() {
+        let ranges = [
+            (0.0, 1.0),
+            (-3.0, 7.0),
+            (-1e308, 1e308),
+            (f64::MIN, f64::MAX),
+            (1e-300, 2e-300),
+            (5.0, 5.0 + 1e-12),
+            (1e17, 1e17),
+            (0.0, 5e-324),
+        ];
+        for (lo, hi) in ranges {
+            for bins in [1, 2, 3, 7, 64, 1000, 1025, 5000] {
+                let step = (hi - lo) / bins as f64;
+                let mut v: Vec<f64> = (0..=bins).map(|i| i as f64 * step + lo).collect();
+                v.extend((0..2000).map(|i| lo + (hi / 2000.0 - lo / 2000.0) * i as f64));
+                v.extend([
+                    lo,
+                    hi,
+                    f64::NAN,
+                    f64::INFINITY,
+                    f64::NEG_INFINITY,
+                    0.0,
+                    -0.0,
+                ]);
+                v.extend([f64::MIN, f64::MAX, lo - 1.0, hi + 1.0, 1e308, -1e308]);
+                let want = bins_plain(&v, bins, lo, hi);
+                let norm = bins as f64 / (hi - lo);
+                for isa in Isa::available() {
+                    let mut got = vec![0u64; bins];
+                    count_bins_isa(isa, &v, &mut got, lo, hi, norm, step);
+                    assert_eq!(got, want, "{isa:?}, range ({lo}, {hi}), {bins} bins");
+                }
+            }
+        }
+    }
 
     #[test]
     fn merge_equals_whole() {

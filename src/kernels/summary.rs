@@ -15,12 +15,14 @@ use crate::stream::Stream;
 
 /// A fold over chunks that can be run alone or fused with others into a single pass.
 ///
-/// [`fold_chunk`](Reducer::fold_chunk) folds one chunk (megabytes, in parallel with the
-/// others); [`combine`](Reducer::combine) merges the results of neighbouring chunks and must
-/// be associative. The runners ([`reduce_fused`], [`stream::reduce_fused`](crate::stream::reduce_fused))
-/// combine the chunk results in chunk order as the balanced tree the kernels use, so a
-/// reducer that calls a kernel's serial loop gives that kernel's result bit for bit, for any
-/// thread count.
+/// [`fold_chunk`](Reducer::fold_chunk) folds one block of a chunk (at most
+/// [`REDUCE_BLOCK_BYTES`](super::REDUCE_BLOCK_BYTES), so that every reducer of a fused pass
+/// reads it from L2; chunks run in parallel); [`combine`](Reducer::combine) merges the
+/// results of neighbouring blocks and chunks and must be associative. The runners
+/// ([`reduce_fused`], [`stream::reduce_fused`](crate::stream::reduce_fused)) combine each
+/// chunk's block results, then the chunks' results, in order as the balanced trees the
+/// kernels use, so a reducer that calls a kernel's serial loop gives that kernel's result
+/// bit for bit, for any thread count.
 ///
 /// Tuples of up to six reducers are reducers (each element sees every chunk: one pass,
 /// several answers), and so is `Option<R>` (`None` computes nothing). The built-in
@@ -297,7 +299,7 @@ impl<T: Numeric> Reducer<T> for HistogramReducer {
 }
 
 fn run<T, R: Reducer<T>, P: Passes<T>>(p: &P, r: &R) -> Result<Option<R::Acc>> {
-    let parts = p.pass_blocks(|start, c| r.fold_chunk(start, c))?;
+    let parts = p.pass_blocks(|start, c| r.fold_chunk(start, c), |a, b| r.combine(a, b))?;
     Ok(combine_tree(parts, &|a, b| r.combine(a, b)))
 }
 
