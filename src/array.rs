@@ -788,10 +788,14 @@ impl<T: Pod> MappedArrayMut<T> {
                     .path()
                     .expect("a file mapping has a path")
                     .to_path_buf();
+                // Through a symbolic link, the link's target is replaced; the array keeps the
+                // path it was opened with.
+                let mut real = dest.clone();
                 if let Some(old) = self.array.map.shared_file() {
-                    new.take_owner_and_mode(old, &dest)?;
+                    real = same_file_at(&dest, old)?;
+                    new.take_owner_and_mode(old, &real)?;
                 }
-                new.persist(&dest)?;
+                new.persist(&real)?;
                 map.set_path(dest);
                 self.array.map = map;
             }
@@ -833,5 +837,24 @@ impl<T: Pod> AsRef<[T]> for MappedArrayMut<T> {
 impl<T: Pod> AsMut<[T]> for MappedArrayMut<T> {
     fn as_mut(&mut self) -> &mut [T] {
         self.as_mut_slice()
+    }
+}
+
+/// The real path of `path` (symbolic links resolved) if it names the file `file` is open on
+/// (same device and inode); [`Error::FileReplaced`] if it names another file or none. A
+/// rename over the returned path replaces exactly the file the caller has open, and a link
+/// is not replaced by a regular file.
+fn same_file_at(path: &Path, file: &std::fs::File) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let replaced = || Error::FileReplaced {
+        path: path.to_path_buf(),
+    };
+    let real = std::fs::canonicalize(path).map_err(|_| replaced())?;
+    let at = std::fs::metadata(&real).map_err(|_| replaced())?;
+    let open = file.metadata().map_err(|e| Error::io(path, "stat", e))?;
+    if (at.dev(), at.ino()) == (open.dev(), open.ino()) {
+        Ok(real)
+    } else {
+        Err(replaced())
     }
 }

@@ -289,6 +289,15 @@ pub enum Error {
         min: u64,
     },
 
+    /// The path an array was opened from no longer names the file it maps (the file was
+    /// renamed, replaced or removed since): a result that replaces the array's file would
+    /// land on another file, so nothing was replaced.
+    #[error("{path} is no longer the file this array maps (renamed, replaced or removed since it was opened); nothing was written to it")]
+    FileReplaced {
+        /// The path the array was opened from.
+        path: PathBuf,
+    },
+
     /// A copy-on-write or anonymous array too large to sort in memory: out of core, a sort
     /// puts its result in a file, and the changes of such an array reach no file.
     #[error("{what}: sorting this {kind} array in memory needs {needed} bytes, more than the budget of {budget} bytes, and its changes reach no file to sort it into out of core; open the file with MappedArrayMut::open, or sort it into a new file with sort_file")]

@@ -95,14 +95,18 @@ impl TempFile {
     }
 
     /// Gives the file the owner, group and permission bits of `old` (at `old_path`), before
-    /// it replaces it. The owner is changed where this process may (root may, others only to
-    /// a group they belong to); otherwise the file stays this process's, as any file it
-    /// creates.
+    /// it replaces it. The owner is changed where this process may (root may); otherwise the
+    /// file is this process's, with `old`'s group where this process belongs to it. ACLs and
+    /// extended attributes are not copied.
     pub(crate) fn take_owner_and_mode(&self, old: &File, old_path: &Path) -> Result<()> {
         use std::os::unix::fs::MetadataExt;
         let meta = old.metadata().map_err(|e| Error::io(old_path, "stat", e))?;
         // Before the mode: a change of owner clears the set-user-ID and set-group-ID bits.
-        let _ = std::os::unix::fs::fchown(&self.file, Some(meta.uid()), Some(meta.gid()));
+        // Where the owner cannot be given (not root), the group still can, if this process
+        // belongs to it, so that the group keeps the access it had.
+        if std::os::unix::fs::fchown(&self.file, Some(meta.uid()), Some(meta.gid())).is_err() {
+            let _ = std::os::unix::fs::fchown(&self.file, None, Some(meta.gid()));
+        }
         self.file
             .set_permissions(meta.permissions())
             .map_err(|e| Error::io(&self.path, "chmod", e))

@@ -543,3 +543,46 @@ fn sorts_a_mapped_array_four_times_its_memory_cap() {
     drop(on_disk);
     assert_eq!(leftovers(dir.path(), &["big.npy"]), Vec::<String>::new());
 }
+
+/// A file moved away and another put at its path while the array is open: the sorted data
+/// must not replace the stranger, and a path through a symbolic link sorts the link's target
+/// and keeps the link.
+#[test]
+fn a_replaced_path_is_not_overwritten_and_a_link_is_kept() {
+    let (dir, path, data) = fixture();
+    let mut a = MappedArrayMut::<u64>::open(&path).unwrap();
+    let moved = dir.path().join("moved.npy");
+    std::fs::rename(&path, &moved).unwrap();
+    let stranger: Vec<u64> = (0..10u64).collect();
+    write(&path, &stranger);
+    let e = sort_array(&mut a, &opts(TINY)).unwrap_err();
+    assert!(
+        matches!(&e, Error::FileReplaced { path: p } if p == &path),
+        "{e}"
+    );
+    assert_eq!(&a[..], &data[..], "the array is untouched");
+    assert_eq!(&MappedArray::<u64>::open(&path).unwrap()[..], &stranger[..]);
+    drop(a);
+    assert_eq!(&MappedArray::<u64>::open(&moved).unwrap()[..], &data[..]);
+    assert_eq!(
+        leftovers(dir.path(), &["x.npy", "moved.npy"]),
+        Vec::<String>::new()
+    );
+
+    let link = dir.path().join("link.npy");
+    std::os::unix::fs::symlink(&moved, &link).unwrap();
+    let mut a = MappedArrayMut::<u64>::open(&link).unwrap();
+    assert!(sort_array(&mut a, &opts(TINY)).unwrap().external);
+    assert_sorted(&a, &data, "through a link");
+    assert_eq!(a.path(), Some(link.as_path()), "the array keeps its path");
+    drop(a);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_sorted(
+        &MappedArray::<u64>::open(&moved).unwrap(),
+        &data,
+        "the link's target",
+    );
+}
