@@ -469,52 +469,33 @@ fn merge_opt_min_max<T: Numeric>(a: Option<(T, T)>, b: Option<(T, T)>) -> Option
     }
 }
 
-/// The earlier of two block results in order, as [`arg_with`] scans them: the first NaN
-/// wins, then the first strictly better value.
-fn pick<T: Numeric, const MAX: bool>(a: Option<Arg<T>>, b: Option<Arg<T>>) -> Option<Arg<T>> {
+/// The first NaN wins, then the strictly better value, then the earlier one: the order of
+/// the kernels' scan over chunk results, which is associative.
+pub(crate) fn pick_arg<T: Numeric, const MAX: bool>(
+    a: Option<(usize, T)>,
+    b: Option<(usize, T)>,
+) -> Option<(usize, T)> {
     match (a, b) {
-        (Some(a), Some(b)) => Some(
-            if is_nan(a.value)
-                || (!is_nan(b.value)
-                    && !(if MAX {
-                        b.value > a.value
-                    } else {
-                        b.value < a.value
-                    }))
-            {
-                a
-            } else {
-                b
-            },
-        ),
-        (a, None) => a,
-        (None, b) => b,
+        (Some(x), Some(y)) => Some(if is_nan(x.1) {
+            x
+        } else if is_nan(y.1) || (MAX && y.1 > x.1) || (!MAX && y.1 < x.1) {
+            y
+        } else {
+            x
+        }),
+        (x, None) => x,
+        (None, y) => y,
     }
 }
 
 fn arg_with<T: Numeric, const MAX: bool>(data: &[T], opts: &ParOptions) -> Result<Option<usize>> {
-    let parts = per_block(data, opts, arg_chunk::<T, MAX>, pick::<T, MAX>)?;
-    // Chunks are in order: the first NaN wins, then the first strictly better value.
-    let mut best: Option<Arg<T>> = None;
-    for a in parts.into_iter().flatten() {
-        if is_nan(a.value) {
-            return Ok(Some(a.index));
-        }
-        let better = match best {
-            None => true,
-            Some(b) => {
-                if MAX {
-                    a.value > b.value
-                } else {
-                    a.value < b.value
-                }
-            }
-        };
-        if better {
-            best = Some(a);
-        }
-    }
-    Ok(best.map(|a| a.index))
+    let block = |start, c: &[T]| arg_chunk::<T, MAX>(start, c).map(|a| (a.index, a.value));
+    let parts = per_block(data, opts, block, pick_arg::<T, MAX>)?;
+    // In order: the first NaN wins, then the first strictly better value.
+    Ok(parts
+        .into_iter()
+        .fold(None, pick_arg::<T, MAX>)
+        .map(|a| a.0))
 }
 
 /// Index of the first minimum (numpy's `argmin`): `None` for an empty slice; the index of

@@ -4,7 +4,7 @@
 
 use super::passes::{serial, FilePasses, Passes, SlicePasses};
 use super::quantile::{quantiles_in, QuantileMethod, QuantileValue, DEFAULT_QUANTILE_MEMORY};
-use super::reduce::{count_serial, min_max_chunk};
+use super::reduce::{count_serial, min_max_chunk, pick_arg};
 use super::{combine_tree, defaults, is_nan, Moments, Numeric};
 use crate::array::MappedArray;
 use crate::chunk::ParOptions;
@@ -189,25 +189,6 @@ pub struct ArgMinReducer;
 /// NaN if there is one).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ArgMaxReducer;
-
-/// The first NaN wins, then the strictly better value, then the earlier one: the order of
-/// the kernels' scan over chunk results, which is associative.
-fn pick_arg<T: Numeric, const MAX: bool>(
-    a: Option<(usize, T)>,
-    b: Option<(usize, T)>,
-) -> Option<(usize, T)> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(if is_nan(x.1) {
-            x
-        } else if is_nan(y.1) || (MAX && y.1 > x.1) || (!MAX && y.1 < x.1) {
-            y
-        } else {
-            x
-        }),
-        (x, None) => x,
-        (None, y) => y,
-    }
-}
 
 impl<T: Numeric> Reducer<T> for ArgMinReducer {
     type Acc = Option<(usize, T)>;
