@@ -218,8 +218,10 @@ pub fn ensure_free_space(dir: impl AsRef<Path>, needed: u64) -> Result<()> {
 /// crashed) before finishing; files of writers still running are left alone. Returns how
 /// many were removed.
 ///
-/// A temporary file is one whose name contains [`TEMP_MARKER`]; it is stale when its
-/// advisory lock can be taken, because a live writer holds it exclusively. The temporary
+/// A temporary file is one whose name contains [`TEMP_MARKER`]; it is stale when the
+/// process named in it (`…{pid}-{n}`) is not running and its advisory lock can be taken (a
+/// live writer holds it exclusively, once it has it: the pid covers the moment between
+/// creating and locking). The temporary
 /// directories of Zarr outputs are locked and removed (with their contents) the same way.
 ///
 /// # Errors
@@ -231,6 +233,9 @@ pub fn remove_stale_temp_files(dir: impl AsRef<Path>) -> Result<usize> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         if !name.to_string_lossy().contains(TEMP_MARKER) {
+            continue;
+        }
+        if owner_alive(&name.to_string_lossy(), TEMP_MARKER) {
             continue;
         }
         let path = entry.path();
@@ -249,4 +254,15 @@ pub fn remove_stale_temp_files(dir: impl AsRef<Path>) -> Result<usize> {
         }
     }
     Ok(removed)
+}
+
+/// Whether the process named in a temporary name (`…MARKER{pid}-{n}…`) is running. Its
+/// files are not stale even when unlocked: between creating a file and locking it, a
+/// process holds no lock yet, and another's clean-up must not take the file then.
+pub(crate) fn owner_alive(name: &str, marker: &str) -> bool {
+    let Some(rest) = name.split(marker).nth(1) else {
+        return false;
+    };
+    let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    !pid.is_empty() && Path::new("/proc").join(&pid).exists()
 }

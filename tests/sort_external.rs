@@ -550,13 +550,17 @@ fn disk_full_is_checked_up_front() {
 #[test]
 fn stale_temp_files_are_removed() {
     let dir = common::tmpdir();
-    // Left by killed sorts: nobody holds their locks.
-    let dead = dir.path().join(".outcore-sort-4242-0");
+    // Left by killed sorts: nobody holds their locks, and their pids (above Linux's
+    // largest pid_max, 2^22) run no process.
+    let dead = dir.path().join(".outcore-sort-4194399-0");
     std::fs::create_dir(&dead).unwrap();
     std::fs::write(dead.join("run-0-0"), b"x").unwrap();
-    std::fs::write(dir.path().join(".out.npy.outcore-tmp-4242-1"), b"x").unwrap();
+    std::fs::write(dir.path().join(".out.npy.outcore-tmp-4194399-1"), b"x").unwrap();
+    // A running process's directory, not locked yet (just created): kept.
+    let mine = format!(".outcore-sort-{}-7", std::process::id());
+    std::fs::create_dir(dir.path().join(&mine)).unwrap();
     // A live sort's run directory: locked.
-    let live = dir.path().join(".outcore-sort-4243-0");
+    let live = dir.path().join(".outcore-sort-4194400-0");
     std::fs::create_dir(&live).unwrap();
     let lock = std::fs::File::open(&live).unwrap();
     lock.lock().unwrap();
@@ -564,9 +568,16 @@ fn stale_temp_files_are_removed() {
     assert_eq!(remove_stale_sort_files(dir.path()).unwrap(), 2);
     let mut left = leftovers(dir.path(), &[]);
     left.sort();
-    assert_eq!(left, [".outcore-sort-4243-0", "other"]);
+    let mut want = vec![
+        ".outcore-sort-4194400-0".to_string(),
+        mine.clone(),
+        "other".into(),
+    ];
+    want.sort();
+    assert_eq!(left, want);
     drop(lock);
     assert_eq!(remove_stale_sort_files(dir.path()).unwrap(), 1);
+    assert!(dir.path().join(&mine).exists());
 }
 
 /// Pushes `data` into a [`Sorter`] in pieces of varying size (and the tail one by one) and

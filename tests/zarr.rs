@@ -432,10 +432,10 @@ fn stale_temporary_directories_are_removed_and_live_ones_kept() {
     let dir = tmpdir();
     let stale = dir
         .path()
-        .join(format!(".x.zarr{}999999-0", outcore::TEMP_MARKER));
+        .join(format!(".x.zarr{}4194399-0", outcore::TEMP_MARKER));
     let live = dir
         .path()
-        .join(format!(".y.zarr{}999999-1", outcore::TEMP_MARKER));
+        .join(format!(".y.zarr{}4194399-1", outcore::TEMP_MARKER));
     for d in [&stale, &live] {
         std::fs::create_dir_all(d.join("c")).unwrap();
         std::fs::write(d.join("c").join("0"), b"chunk").unwrap();

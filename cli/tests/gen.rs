@@ -501,8 +501,8 @@ fn an_unwritable_directory_is_a_clear_error() {
 fn a_run_removes_the_temporary_files_of_killed_runs_but_not_of_live_ones() {
     let dir = tmpdir();
     let out = dir.path().join("out.npy");
-    let dead = dir.path().join(".out.npy.outcore-tmp-999999-0");
-    let live = dir.path().join(".other.npy.outcore-tmp-999999-1");
+    let dead = dir.path().join(".out.npy.outcore-tmp-4194399-0");
+    let live = dir.path().join(".other.npy.outcore-tmp-4194399-1");
     std::fs::write(&dead, b"left by a killed run").unwrap();
     std::fs::write(&live, b"being written").unwrap();
     // A live writer holds its temporary file's lock.
@@ -522,7 +522,7 @@ fn a_run_removes_the_temporary_files_of_killed_runs_but_not_of_live_ones() {
     assert!(stderr.contains("removed 1 temporary file"), "{stderr}");
     assert_eq!(
         listing(dir.path()),
-        [".other.npy.outcore-tmp-999999-1", "out.npy"]
+        [".other.npy.outcore-tmp-4194399-1", "out.npy"]
     );
     drop(held);
 }

@@ -706,6 +706,9 @@ pub fn remove_stale_sort_files(dir: impl AsRef<Path>) -> Result<usize> {
         {
             continue;
         }
+        if temp::owner_alive(&entry.file_name().to_string_lossy(), RUN_DIR_PREFIX) {
+            continue;
+        }
         let path = entry.path();
         let Ok(d) = File::open(&path) else { continue };
         if d.try_lock().is_ok() && std::fs::remove_dir_all(&path).is_ok() {
