@@ -1,6 +1,7 @@
 //! The operating system, seen from one place: what outcore reads from `/proc` and `/sys`
 //! and the system calls it makes beyond memmap2's (`flock`, `posix_fadvise`,
-//! `sync_file_range`, `posix_fallocate`, `mincore`, `getrlimit`, `statvfs`, `sysconf`).
+//! `sync_file_range`, `posix_fallocate`, `fallocate` to punch holes, `mincore`, `getrlimit`,
+//! `statvfs`, `sysconf`).
 //!
 //! Every `unsafe` block calling libc sits here with a `// SAFETY:` comment that says why it
 //! holds; the rest of the crate calls these safe wrappers and never names `libc`. The
@@ -276,6 +277,34 @@ pub(crate) fn fallocate(file: &File, len: u64) -> io::Result<Fallocate> {
         libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL => Ok(Fallocate::Unsupported),
         // posix_fallocate returns the error number instead of setting errno.
         e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Frees the disk blocks of bytes `offset..offset + len` of `file` (`fallocate` with
+/// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`): they read as zeros afterwards and the size
+/// does not change. Only whole filesystem blocks are freed; a partial block at either end
+/// is zeroed, so callers pass block-aligned ranges.
+///
+/// # Errors
+/// The error `fallocate` reports (`EOPNOTSUPP` where the filesystem cannot punch holes).
+pub(crate) fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let (Ok(off), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    };
+    // SAFETY: fallocate only reads its integer arguments; the descriptor is open for the
+    // lifetime of `file`, which outlives the call.
+    let rc = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            off,
+            len,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

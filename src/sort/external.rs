@@ -1198,7 +1198,12 @@ fn run_workers(
 fn open_runs<'a, K: 'a>(runs: impl IntoIterator<Item = &'a Run<K>>) -> Result<Vec<File>> {
     runs.into_iter()
         .map(|r| {
-            let f = File::open(&r.path).map_err(|e| Error::io(&r.path, "open", e))?;
+            // Writable too: the merge frees the blocks it has consumed (see `merge`).
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&r.path)
+                .map_err(|e| Error::io(&r.path, "open", e))?;
             fileio::advise(&f, 0, 0, Hint::Random);
             Ok(f)
         })
@@ -1280,6 +1285,7 @@ fn merge_level<T: SortKey>(
         temp::allocate(&f, len * job.elem_size as u64, &path)?;
         // Each input holds a buffer and prefetches the next; plus the output buffer.
         let buf = (per_worker / (2 * group.len() + 1) / job.elem_size).max(1);
+        let out_elems = merge::unit_elems::<T>().min(buf);
         let mut w = StreamWriter::new(&f, &path, 0);
         let mut sampler = Sampler::new(len, plan.samples_per_run);
         let sources: Vec<Source<'_, T::Key>> = group
@@ -1291,7 +1297,7 @@ fn merge_level<T: SortKey>(
                 range: 0..run.len,
             })
             .collect();
-        merge::merge::<T, _, Halt>(&sources, buf, buf, &pool, |piece| {
+        merge::merge::<T, _, Halt>(&sources, buf, out_elems, &pool, |piece| {
             if stop.load(Ordering::Relaxed) {
                 return Err(Halt::Stopped);
             }
@@ -1351,12 +1357,15 @@ fn final_merge<T: SortKey>(
     let per_worker = budget / workers;
     // Each input holds a buffer and prefetches the next; plus the output buffer.
     let buf = (per_worker / (2 * runs.len() + 1) / job.elem_size).max(1);
+    // Small output pieces stay in the cache until they are copied out; the writer hands
+    // the disk large chunks whatever their size.
+    let out_elems = merge::unit_elems::<T>().min(buf);
     let pool = BufferPool::default();
     run_workers(parts, workers, &|p, stop| {
         let start: u64 = cuts[p].iter().sum();
         let mut w = StreamWriter::new(out, out_path, data_offset + start * size);
         let sources = merge::part_sources(runs, &files, &cuts, p);
-        merge::merge::<T, _, Halt>(&sources, buf, buf, &pool, |piece| {
+        merge::merge::<T, _, Halt>(&sources, buf, out_elems, &pool, |piece| {
             if stop.load(Ordering::Relaxed) {
                 return Err(Halt::Stopped);
             }

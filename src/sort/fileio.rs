@@ -4,8 +4,9 @@
 //! Under a memory cgroup the page cache a process fills is charged to it, so streaming several
 //! gigabytes through `read`/`write` would push a capped process to its limit even though its
 //! own buffers are small. Every read here is followed by `POSIX_FADV_DONTNEED` on the bytes it
-//! consumed, and every write is pushed to the disk with `sync_file_range` one chunk behind and
-//! then dropped, so the cache holds at most about two chunks per stream.
+//! consumed, and every write is pushed to the disk with `sync_file_range` in chunks, a few of
+//! them in flight, each waited for and dropped once newer ones are, so the cache holds a few
+//! chunks per stream ([`StreamWriter`]).
 //!
 //! `POSIX_FADV_DONTNEED` only drops page-cache folios that lie wholly inside the range, and
 //! the page cache holds large folios (up to 2 MiB) that do not respect our chunk boundaries
@@ -50,6 +51,13 @@ pub(crate) fn advise(file: &File, offset: u64, len: u64, hint: Hint) {
     let _ = sys::fadvise(file, offset, len, hint);
 }
 
+/// Frees the disk blocks of bytes `offset..offset + len` of a temporary `file` whose data
+/// there is no longer needed ([`sys::punch_hole`]). Failures are ignored: the blocks are
+/// then freed when the file is removed.
+pub(crate) fn free(file: &File, offset: u64, len: u64) {
+    let _ = sys::punch_hole(file, offset, len);
+}
+
 /// Reads `buf.len()` bytes at `offset`, then drops them from the page cache.
 pub(crate) fn read_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
     file.read_exact_at(buf, offset).map_err(|e| {
@@ -67,15 +75,29 @@ pub(crate) fn read_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> 
     Ok(())
 }
 
-/// Writes a stream of chunks at increasing offsets of a file (its own range of the file,
-/// so several writers may share one file), keeping at most two chunks in the page cache:
-/// writeback of each chunk starts as soon as it is written, and the chunk before is waited
-/// for and dropped.
+/// Bytes of written data handed to the disk at once (one `sync_file_range`): large enough
+/// for full-sized requests whatever size the pieces written are.
+const WRITEBACK_CHUNK: u64 = 4 << 20;
+
+/// Write-back chunks a stream keeps in flight before it waits for the oldest. With one, the
+/// writer stalled on every chunk until the disk had taken the one before; two keep the
+/// disk's queue busy while the writer fills the next.
+const WRITEBACK_DEPTH: usize = 2;
+
+/// Writes a stream of pieces at increasing offsets of a file (its own range of the file,
+/// so several writers may share one file), keeping few of its pages in the page cache:
+/// every [`WRITEBACK_CHUNK`] written is handed to the disk at once (`sync_file_range`), and
+/// once more than [`WRITEBACK_DEPTH`] chunks are in flight the oldest is waited for and
+/// dropped. The cache holds at most about `WRITEBACK_DEPTH + 1` chunks per stream.
 pub(crate) struct StreamWriter<'a> {
     file: &'a File,
     path: &'a Path,
+    /// Where the next piece goes.
     offset: u64,
-    pending: Option<(u64, u64)>,
+    /// Start of the bytes written but not yet handed to the disk (`started..offset`).
+    started: u64,
+    /// Chunks handed to the disk and not yet waited for, oldest first.
+    in_flight: std::collections::VecDeque<(u64, u64)>,
 }
 
 impl<'a> StreamWriter<'a> {
@@ -84,7 +106,8 @@ impl<'a> StreamWriter<'a> {
             file,
             path,
             offset,
-            pending: None,
+            started: offset,
+            in_flight: std::collections::VecDeque::with_capacity(WRITEBACK_DEPTH + 1),
         }
     }
 
@@ -95,17 +118,31 @@ impl<'a> StreamWriter<'a> {
         self.file
             .write_all_at(bytes, self.offset)
             .map_err(|e| Error::io(self.path, "write", e))?;
-        let len = bytes.len() as u64;
-        sys::sync_file_range(self.file, self.offset, len, Writeback::Start)
-            .map_err(|e| Error::io(self.path, "write back", e))?;
-        self.retire()?;
-        self.pending = Some((self.offset, len));
-        self.offset += len;
+        self.offset += bytes.len() as u64;
+        if self.offset - self.started >= WRITEBACK_CHUNK {
+            self.start_writeback()?;
+            while self.in_flight.len() > WRITEBACK_DEPTH {
+                self.retire_oldest()?;
+            }
+        }
         Ok(())
     }
 
-    fn retire(&mut self) -> Result<()> {
-        if let Some((off, len)) = self.pending.take() {
+    /// Hands the bytes written since the last call to the disk.
+    fn start_writeback(&mut self) -> Result<()> {
+        let (off, len) = (self.started, self.offset - self.started);
+        if len > 0 {
+            sys::sync_file_range(self.file, off, len, Writeback::Start)
+                .map_err(|e| Error::io(self.path, "write back", e))?;
+            self.in_flight.push_back((off, len));
+            self.started = self.offset;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest chunk in flight and drops it from the cache.
+    fn retire_oldest(&mut self) -> Result<()> {
+        if let Some((off, len)) = self.in_flight.pop_front() {
             sys::sync_file_range(self.file, off, len, Writeback::Wait)
                 .map_err(|e| Error::io(self.path, "write back", e))?;
             drop_consumed(self.file, off, off + len);
@@ -113,20 +150,29 @@ impl<'a> StreamWriter<'a> {
         Ok(())
     }
 
-    /// Waits for the last chunk and drops it from the cache. Durability is the caller's
-    /// `fdatasync`.
+    /// Hands the rest to the disk, waits for every chunk and drops them from the cache.
+    /// Durability is the caller's `fdatasync`.
     ///
     /// # Errors
-    /// An I/O error if the write-back of the last chunk failed.
+    /// An I/O error if the write-back of a chunk failed.
     pub(crate) fn finish(mut self) -> Result<()> {
-        self.retire()
+        self.start_writeback()?;
+        while !self.in_flight.is_empty() {
+            self.retire_oldest()?;
+        }
+        Ok(())
     }
 }
 
 impl Drop for StreamWriter<'_> {
     fn drop(&mut self) {
-        // Only reached without `finish` on an error path, which reports its own error.
-        let _ = self.retire();
+        // Only reached with chunks left on an error path, which reports its own error: wait
+        // for what was started, so no write-back of a file being removed is left running.
+        while !self.in_flight.is_empty() {
+            if self.retire_oldest().is_err() {
+                break;
+            }
+        }
     }
 }
 

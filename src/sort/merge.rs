@@ -4,8 +4,10 @@
 //! # Why a loser tree
 //! Each output element costs one replay from a leaf to the root: `⌈log2 k⌉` comparisons, each
 //! against a single stored loser, with no sibling to look at (a binary heap's sift-down
-//! compares both children at every level, about twice as many comparisons). Ties are broken
-//! by run index, so the merge is stable with respect to run order.
+//! compares both children at every level, about twice as many comparisons). The replay
+//! compares keys only: ties go either way, so the merge is not stable, which costs nothing
+//! since the runs themselves come from an unstable sort. (Breaking ties by run index made
+//! each level's compare-and-select longer, and the replay is one dependent chain.)
 //!
 //! # Why a key-range split
 //! One loser tree is one thread. To keep every core busy in the final merge, the output is
@@ -26,7 +28,8 @@ use super::key::SortKey;
 use crate::error::{Error, Result};
 
 /// A sorted run on disk: `len` elements of `T` from byte `offset` of `path`, with every
-/// `stride`-th key kept in memory.
+/// `stride`-th key kept in memory. The file is the sort's own temporary, read once: a merge
+/// frees its blocks as it consumes them.
 #[derive(Debug)]
 pub(crate) struct Run<K> {
     pub(crate) path: PathBuf,
@@ -71,21 +74,41 @@ impl<K> Sampler<K> {
     }
 }
 
-/// Reads elements `next..end` of a run in buffers of a fixed size.
+/// Bytes a cursor reads at once: small enough that a merge's read buffers stay in the
+/// CPU's caches (the data the kernel copies in is merged before it is evicted), so the
+/// merge's loads hit the cache instead of waiting for memory. The disk sees the prefetch
+/// windows, which are larger.
+const READ_UNIT: usize = 256 << 10;
+
+/// Elements of `T` in a [`READ_UNIT`]: also a good size for the pieces a merge writes, which
+/// are then copied out of the cache too.
+pub(crate) fn unit_elems<T>() -> usize {
+    (READ_UNIT / std::mem::size_of::<T>().max(1)).max(1)
+}
+
+/// Reads elements `next..end` of a run: from the page cache in units of [`READ_UNIT`] bytes,
+/// into which the kernel is asked to read the run ahead in windows of `window` elements.
 struct Cursor<'a, T> {
     file: &'a File,
     run_path: &'a std::path::Path,
     offset: u64,
     next: u64,
     end: u64,
-    /// At least `cap` elements long; `buf[pos..filled]` are the unread ones.
+    /// Elements up to here have been asked for (`POSIX_FADV_WILLNEED`).
+    asked: u64,
+    /// Bytes of the file from here to the read position are consumed but still on disk.
+    free_from: u64,
+    window: u64,
+    /// At least `unit` elements long; `buf[pos..filled]` are the unread ones.
     buf: Vec<T>,
-    cap: usize,
+    unit: usize,
     filled: usize,
     pos: usize,
 }
 
 impl<'a, T: Pod> Cursor<'a, T> {
+    /// A cursor over `range` of `run` that may hold `cap` elements: a read unit in `buf`,
+    /// and up to about twice the rest in the page cache, read ahead.
     fn new<K>(
         run: &'a Run<K>,
         file: &'a File,
@@ -93,29 +116,50 @@ impl<'a, T: Pod> Cursor<'a, T> {
         cap: usize,
         buf: Vec<T>,
     ) -> Self {
-        let cap = (cap as u64).min(range.end - range.start).max(1) as usize;
+        let len = range.end - range.start;
+        let cap = (cap as u64).min(len).max(1);
+        let unit = (unit_elems::<T>() as u64).min(cap);
         Cursor {
             file,
             run_path: &run.path,
             offset: run.offset,
             next: range.start,
             end: range.end,
-            buf: sized(buf, cap),
-            cap,
+            asked: range.start,
+            free_from: (run.offset + range.start * std::mem::size_of::<T>() as u64)
+                .next_multiple_of(FREE_ALIGN),
+            window: (cap - unit).max(unit),
+            buf: sized(buf, unit as usize),
+            unit: unit as usize,
             filled: 0,
             pos: 0,
         }
     }
 
-    /// Loads the next buffer; `false` when the range is exhausted.
+    /// Loads the next unit; `false` when the range is exhausted.
     fn refill(&mut self) -> Result<bool> {
-        let n = (self.cap as u64).min(self.end - self.next) as usize;
+        let n = (self.unit as u64).min(self.end - self.next) as usize;
         self.pos = 0;
         self.filled = n;
         if n == 0 {
             return Ok(false);
         }
-        let off = self.offset + self.next * std::mem::size_of::<T>() as u64;
+        let size = std::mem::size_of::<T>() as u64;
+        // Keep at least a window asked for beyond this unit, a window at a time, so that the
+        // disk reads ahead in large requests while the units before are merged. (Run files
+        // have the kernel's own readahead turned off; see `fileio::Hint`.)
+        if self.asked < self.end && self.asked < self.next + n as u64 + self.window {
+            let from = self.asked.max(self.next);
+            let to = (from + self.window).min(self.end);
+            fileio::advise(
+                self.file,
+                self.offset + from * size,
+                (to - from) * size,
+                fileio::Hint::WillNeed,
+            );
+            self.asked = to;
+        }
+        let off = self.offset + self.next * size;
         fileio::read_at(
             self.file,
             self.run_path,
@@ -123,21 +167,33 @@ impl<'a, T: Pod> Cursor<'a, T> {
             off,
         )?;
         self.next += n as u64;
-        // Ask the kernel to start reading the next buffer now, so that it arrives while
-        // this one is merged. (Run files have readahead turned off; see `fileio::Hint`.)
-        let ahead = (self.cap as u64).min(self.end - self.next);
-        if ahead > 0 {
-            let size = std::mem::size_of::<T>() as u64;
-            fileio::advise(
-                self.file,
-                self.offset + self.next * size,
-                ahead * size,
-                fileio::Hint::WillNeed,
-            );
-        }
+        self.free_consumed();
         Ok(true)
     }
+
+    /// Gives the disk blocks of the consumed data back to the filesystem, a window at a
+    /// time. Runs are the sort's own temporary files, read once: freeing them as the merge
+    /// goes spreads the cost of deleting them (tens of milliseconds a run, spent waiting for
+    /// the filesystem, all at the end otherwise) over the merge, where it overlaps the
+    /// other workers' I/O. Only whole aligned blocks inside this cursor's consumed range are
+    /// freed, never a byte another part of the merge may still read. Best effort: a
+    /// filesystem without hole punching (or a run opened read-only) keeps the blocks until
+    /// the run is removed.
+    fn free_consumed(&mut self) {
+        let size = std::mem::size_of::<T>() as u64;
+        let to = (self.offset + self.next * size) / FREE_ALIGN * FREE_ALIGN;
+        if to >= self.free_from + self.window * size
+            || (self.next == self.end && to > self.free_from)
+        {
+            fileio::free(self.file, self.free_from, to - self.free_from);
+            self.free_from = to;
+        }
+    }
 }
+
+/// Alignment of the ranges [`Cursor::free_consumed`] frees: a filesystem block (4 KiB on
+/// ext4 and XFS by default). A partial block at either end would be zeroed, not freed.
+const FREE_ALIGN: u64 = 4096;
 
 /// `buf` grown to at least `len` elements (a reused buffer keeps its pages: no new page
 /// faults, no zeroing).
@@ -179,10 +235,9 @@ pub(crate) fn part_sources<'a, K>(
 }
 
 /// Merges `sources` (each sorted) and hands the output to `emit` in order, in pieces of at
-/// most `out_elems` elements. Each source is read in buffers of `buf_elems` elements, taken
-/// from `pool` and given back at the end; the next buffer's worth of each source is
-/// prefetched into the page cache, so a merge holds about `(2 * sources + 1) * buf_elems`
-/// elements in memory.
+/// most `out_elems` elements. Each source may hold `buf_elems` elements: a small read buffer
+/// (taken from `pool` and given back at the end) and, in the page cache, a window read ahead,
+/// so a merge holds about `(2 * sources) * buf_elems + out_elems` elements in memory.
 ///
 /// `emit`'s error type is the merge's: any that an outcore [`Error`] converts into, so that a
 /// caller can stop the merge with a reason of its own.
@@ -239,15 +294,15 @@ where
                 bufs.push(cursors.remove(w as usize).buf);
                 break;
             }
-            // Replay the winner's new key from its leaf to the root. The comparison is
-            // written to be branch-free: which of the two moves up is unpredictable.
+            // Replay the winner's new key from its leaf to the root, without branches:
+            // which of the two moves up is unpredictable.
             let mut win = (c.buf[c.pos].sort_key(), w);
             let mut n = (w as usize + k) / 2;
             while n > 0 {
                 let node = tree[n];
-                let node_wins = node < win;
-                tree[n] = if node_wins { win } else { node };
-                win = if node_wins { node } else { win };
+                let node_wins = node.0 < win.0;
+                tree[n] = std::hint::select_unpredictable(node_wins, win, node);
+                win = std::hint::select_unpredictable(node_wins, node, win);
                 n /= 2;
             }
             tree[0] = win;
@@ -272,8 +327,8 @@ where
 }
 
 /// A loser tree over the cursors' current keys: node `n` (1..k) holds the loser of its
-/// match as `(key, cursor)`, node 0 the overall winner; leaves are `k..2k`. Ties go to the
-/// lower cursor index (tuple order), which keeps the merge stable in run order.
+/// match as `(key, cursor)`, node 0 the overall winner; leaves are `k..2k`. Keys alone are
+/// compared, as in the replay.
 fn build_tree<T: SortKey>(cursors: &[Cursor<'_, T>]) -> Vec<(T::Key, u32)> {
     let k = cursors.len();
     let head = |i: usize| (cursors[i].buf[cursors[i].pos].sort_key(), i as u32);
@@ -284,7 +339,7 @@ fn build_tree<T: SortKey>(cursors: &[Cursor<'_, T>]) -> Vec<(T::Key, u32)> {
     }
     for n in (1..k).rev() {
         let (l, r) = (win[2 * n], win[2 * n + 1]);
-        (win[n], tree[n]) = if l < r { (l, r) } else { (r, l) };
+        (win[n], tree[n]) = if l.0 <= r.0 { (l, r) } else { (r, l) };
     }
     tree[0] = win[1];
     tree
