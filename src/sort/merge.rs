@@ -107,8 +107,8 @@ struct Cursor<'a, T> {
 }
 
 impl<'a, T: Pod> Cursor<'a, T> {
-    /// A cursor over `range` of `run` that may hold `cap` elements: a read unit in `buf`,
-    /// and up to about twice the rest in the page cache, read ahead.
+    /// A cursor over `range` of `run` that may hold `2 * cap` elements: a read unit in
+    /// `buf`, and less than twice the rest of `cap` in the page cache, read ahead.
     fn new<K>(
         run: &'a Run<K>,
         file: &'a File,
@@ -118,7 +118,8 @@ impl<'a, T: Pod> Cursor<'a, T> {
     ) -> Self {
         let len = range.end - range.start;
         let cap = (cap as u64).min(len).max(1);
-        let unit = (unit_elems::<T>() as u64).min(cap);
+        // A unit in `buf` and under two windows read ahead: no more than `2 * cap` in all.
+        let unit = (unit_elems::<T>() as u64).min(cap / 2).max(1);
         Cursor {
             file,
             run_path: &run.path,
@@ -128,7 +129,7 @@ impl<'a, T: Pod> Cursor<'a, T> {
             asked: range.start,
             free_from: (run.offset + range.start * std::mem::size_of::<T>() as u64)
                 .next_multiple_of(FREE_ALIGN),
-            window: (cap - unit).max(unit),
+            window: (cap - unit).max(1),
             buf: sized(buf, unit as usize),
             unit: unit as usize,
             filled: 0,
