@@ -833,7 +833,7 @@ fn level_groups(lens: &[u64], fan_in: usize) -> Vec<Vec<usize>> {
     while need > 0 && r - next >= 2 {
         let g = fan_in.min(need + 1).min(r - next);
         let mut group = order[next..next + g].to_vec();
-        // In run order, so that equal keys keep the order of the runs they came from.
+        // In run order: the same input always gives the same merge levels.
         group.sort_unstable();
         groups.push(group);
         next += g;
