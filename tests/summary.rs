@@ -306,6 +306,52 @@ fn fused_equals_the_separate_kernels_bit_for_bit() {
     );
 }
 
+/// Several blocks of the fused loop (for `f64`, 32768 elements; its parts, 2048): the first
+/// minimum and maximum in late parts, signed zeros tied for the minimum, values on the
+/// histogram's edges (its exact path), a NaN late, and lengths off every block size; with
+/// 64 bins (counted in pairs) and 100 (counted one by one) too.
+#[test]
+fn fused_loop_over_many_blocks_equals_the_kernels() {
+    let base: Vec<f64> = (0..100_003u64)
+        .map(|i| ((i * 7919) % 1000) as f64 / 8.0 + 1.0)
+        .collect();
+    let mut v = base.clone();
+    v[40_000] = -0.0;
+    v[40_001] = 0.0;
+    v[70_000] = 0.0;
+    v[50_000] = 200.0;
+    v[90_000] = 200.0;
+    check_all("f64, zeros tied for the minimum", &v);
+    let mut w = v.clone();
+    w[80_000] = f64::NAN;
+    w[99_000] = f64::NAN;
+    check_all("f64 with a late NaN", &w);
+    let zeros: Vec<f64> = (0..70_001u64)
+        .map(|i| {
+            if (i * 2_654_435_761) % 7 < 3 {
+                -0.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    check_all("f64 signed zeros", &zeros);
+    let f: Vec<f32> = (0..140_001u64)
+        .map(|i| ((i * 7919) % 1000) as f32 / 8.0 - 60.0)
+        .collect();
+    check_all("f32 on edges", &f);
+    for bins in [64, 100] {
+        for data in [&base, &w] {
+            let mut d = DescribeOptions::new();
+            d.bins(bins).range(0.0, 160.0);
+            for o in all_opts() {
+                let s = kernels::describe_with(data, &d, o).unwrap();
+                assert_kernels("bins", &s, data, bins, Some((0.0, 160.0)), 0, o);
+            }
+        }
+    }
+}
+
 #[test]
 fn percentiles_in_the_summary_equal_the_kernel() {
     let v: Vec<i64> = (0..50_000).map(|i| (i * 7919) % 10_007 - 5000).collect();

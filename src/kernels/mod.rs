@@ -71,6 +71,7 @@ use crate::error::Result;
 
 mod axis;
 mod filter;
+mod fused;
 mod map;
 pub(crate) mod passes;
 pub(crate) mod quantile;
@@ -171,6 +172,18 @@ pub trait Numeric:
 
     /// A sum as `f64` (rounded).
     fn total_to_f64(t: Self::Total) -> f64;
+
+    /// The slice as `f64`s if this is `f64` (for the loops written for one float type).
+    #[doc(hidden)]
+    fn as_f64s(_: &[Self]) -> Option<&[f64]> {
+        None
+    }
+
+    /// The slice as `f32`s if this is `f32`.
+    #[doc(hidden)]
+    fn as_f32s(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
 }
 
 /// Whether `x` is NaN. For integers `x != x` is always false and the check compiles away.
@@ -237,7 +250,7 @@ numeric_signed!(i8 => true, i16 => true, i32 => true, i64 => false);
 numeric_unsigned!(u8 => true, u16 => true, u32 => true, u64 => false);
 
 macro_rules! numeric_float {
-    ($($t:ty),*) => {$(
+    ($($t:ty => $as_self:ident),*) => {$(
         impl sealed::Sealed for $t {}
         impl Numeric for $t {
             type Total = $t;
@@ -258,11 +271,14 @@ macro_rules! numeric_float {
             fn total_to_f64(t: $t) -> f64 {
                 t as f64
             }
+            fn $as_self(s: &[Self]) -> Option<&[Self]> {
+                Some(s)
+            }
         }
     )*};
 }
 
-numeric_float!(f32, f64);
+numeric_float!(f32 => as_f32s, f64 => as_f64s);
 
 /// Bytes per block of the reductions: each chunk is folded in blocks of this size, the
 /// blocks' results are combined as a tree into the chunk's, and the chunks' as a tree. A block stays in L2 while every statistic of a

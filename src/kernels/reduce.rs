@@ -134,11 +134,22 @@ pub(crate) fn pairwise_sum<F: Float, const SKIP_NAN: bool>(s: &[F]) -> F {
     pairwise_sum::<F, SKIP_NAN>(a) + pairwise_sum::<F, SKIP_NAN>(b)
 }
 
+/// The pairwise sum of consecutive leaves of [`PAIRWISE_BLOCK`] elements (`len` in all,
+/// `leaves[i]` the [`lanes_sum`] of leaf `i`): [`pairwise_sum`]'s tree, for the fused
+/// summary ([`super::fused`]), which sums the leaves in its own loop.
+pub(crate) fn pairwise_of_leaves<F: Float>(leaves: &[F], len: usize) -> F {
+    if len <= PAIRWISE_BLOCK {
+        return leaves.first().copied().unwrap_or_else(F::zero);
+    }
+    let half = ((len / 2).div_ceil(PAIRWISE_BLOCK) * PAIRWISE_BLOCK).min(len);
+    let (a, b) = leaves.split_at(half / PAIRWISE_BLOCK);
+    pairwise_of_leaves(a, half) + pairwise_of_leaves(b, len - half)
+}
+
 #[inline(always)]
 fn lanes_sum<F: Float, const SKIP_NAN: bool>(s: &[F]) -> F {
     let mut acc = [F::zero(); LANES];
-    let mut it = s.chunks_exact(LANES);
-    for c in &mut it {
+    for c in s.chunks_exact(LANES) {
         let c: &[F; LANES] = c.try_into().expect("exact chunk");
         for i in 0..LANES {
             let x = if SKIP_NAN && c[i].is_nan() {
@@ -149,7 +160,14 @@ fn lanes_sum<F: Float, const SKIP_NAN: bool>(s: &[F]) -> F {
             acc[i] = acc[i] + x;
         }
     }
-    for (i, &x) in it.remainder().iter().enumerate() {
+    lanes_finish::<F, SKIP_NAN>(acc, s.chunks_exact(LANES).remainder())
+}
+
+/// The end of [`lanes_sum`] once its loop has summed the whole chunks of [`LANES`] into
+/// `acc`: the remainder `rest` into the first lanes, then the lanes combined as a tree.
+#[inline(always)]
+pub(crate) fn lanes_finish<F: Float, const SKIP_NAN: bool>(mut acc: [F; LANES], rest: &[F]) -> F {
+    for (i, &x) in rest.iter().enumerate() {
         if !(SKIP_NAN && x.is_nan()) {
             acc[i] = acc[i] + x;
         }
@@ -256,13 +274,26 @@ fn min_max_lanes<T: Numeric>(s: &[T]) -> (T, T, bool) {
             mx[i] = if x > mx[i] { x } else { mx[i] };
         }
     }
+    min_max_finish(mn, mx, probe, it.remainder(), first)
+}
+
+/// The end of [`min_max_lanes`] once its loop has folded the whole chunks of [`LANES`] into
+/// the lanes `mn`, `mx` and `probe`: the lanes combined, then the remainder `rest`.
+#[inline(always)]
+pub(crate) fn min_max_finish<T: Numeric>(
+    mn: [T; LANES],
+    mx: [T; LANES],
+    probe: [T; LANES],
+    rest: &[T],
+    first: T,
+) -> (T, T, bool) {
     let mut maybe_nan = probe.iter().any(|&p| is_nan(p));
     let (mut lo, mut hi) = (mn[0], mx[0]);
     for i in 1..LANES {
         lo = if mn[i] < lo { mn[i] } else { lo };
         hi = if mx[i] > hi { mx[i] } else { hi };
     }
-    for &x in it.remainder() {
+    for &x in rest {
         maybe_nan |= is_nan(x);
         lo = if x < lo { x } else { lo };
         hi = if x > hi { x } else { hi };
@@ -574,16 +605,14 @@ mod tests {
             fn check<T: Numeric>(v: &[T]) {
                 let bits = |r: (T, T, bool)| format!("{:?}", r);
                 let want = bits(min_max_lanes_isa(Isa::Baseline, v));
-                let (lo, hi) = (-1e3, 1e3);
                 let bins = 37;
-                let norm = bins as f64 / (hi - lo);
-                let step = (hi - lo) / bins as f64;
+                let rule = crate::kernels::stats::BinRule::new(bins, -1e3, 1e3);
                 let mut want_h = vec![0u64; bins];
-                crate::kernels::stats::count_bins_isa(Isa::Baseline, v, &mut want_h, lo, hi, norm, step);
+                crate::kernels::stats::count_bins_isa(Isa::Baseline, v, &mut want_h, &rule);
                 for isa in Isa::available() {
                     assert_eq!(bits(min_max_lanes_isa(isa, v)), want, "{isa:?}");
                     let mut h = vec![0u64; bins];
-                    crate::kernels::stats::count_bins_isa(isa, v, &mut h, lo, hi, norm, step);
+                    crate::kernels::stats::count_bins_isa(isa, v, &mut h, &rule);
                     assert_eq!(h, want_h, "{isa:?}");
                 }
             }

@@ -2,16 +2,20 @@
 //! histogram in one pass, bit for bit what the separate kernels give; and [`Reducer`], the
 //! way to fuse folds of one's own with the built-in ones.
 
+use super::fused::summarize_isa;
 use super::passes::{serial, FilePasses, Passes, SlicePasses};
 use super::quantile::{quantiles_in, QuantileMethod, QuantileValue, DEFAULT_QUANTILE_MEMORY};
 use super::reduce::{count_serial, min_max_chunk, pick_arg};
-use super::{combine_tree, defaults, is_nan, Moments, Numeric};
+use super::stats::{BinCounter, BinRule};
+use super::{combine_tree, defaults, is_nan, Moments, Numeric, MOMENT_BLOCK};
 use crate::array::MappedArray;
 use crate::chunk::ParOptions;
+use crate::cpu::Isa;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::sort::SortKey;
 use crate::stream::Stream;
+use num_traits::{Float, NumCast};
 
 /// A fold over chunks that can be run alone or fused with others into a single pass.
 ///
@@ -237,6 +241,7 @@ impl<T: Numeric> Reducer<T> for NanCountReducer {
 pub struct HistogramReducer {
     bins: usize,
     range: (f64, f64),
+    rule: BinRule,
 }
 
 impl HistogramReducer {
@@ -249,21 +254,31 @@ impl HistogramReducer {
     pub fn new(bins: usize, range: (f64, f64)) -> Result<HistogramReducer> {
         // The kernel's own checks, on no data.
         super::histogram_with::<f64>(&[], bins, Some(range), serial())?;
-        Ok(HistogramReducer { bins, range })
+        let (lo, hi) = widened(range);
+        Ok(HistogramReducer {
+            bins,
+            range,
+            rule: BinRule::new(bins, lo, hi),
+        })
     }
 
     /// The `bins + 1` bin edges, as `np.histogram` returns them: `linspace(lo, hi, bins +
     /// 1)` after widening a zero-width range by 0.5 on each side.
     pub fn edges(&self) -> Vec<f64> {
-        let (mut lo, mut hi) = self.range;
-        if lo == hi {
-            lo -= 0.5;
-            hi += 0.5;
-        }
+        let (lo, hi) = widened(self.range);
         let step = (hi - lo) / self.bins as f64;
         let mut edges: Vec<f64> = (0..=self.bins).map(|i| i as f64 * step + lo).collect();
         edges[self.bins] = hi;
         edges
+    }
+}
+
+/// numpy's range for a histogram: an empty one widened by 0.5 on each side.
+fn widened((lo, hi): (f64, f64)) -> (f64, f64) {
+    if lo == hi {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
     }
 }
 
@@ -470,15 +485,93 @@ impl<T: Numeric> Reducer<T> for ExtremaReducer {
     }
 }
 
-/// The reducer behind [`Summary`]: the built-in reducers, fused.
-type SummaryReducer = (
-    ExtremaReducer,
-    SumReducer,
-    MomentsReducer,
-    Option<HistogramReducer>,
-);
+/// The reducer behind [`Summary`]: the built-in reducers, fused; for `f32` and `f64`, run
+/// as one loop ([`fused`](super::fused)) that gives each of them bit for bit.
+#[derive(Clone, Debug)]
+struct SummaryReducer {
+    parts: (
+        ExtremaReducer,
+        SumReducer,
+        MomentsReducer,
+        Option<HistogramReducer>,
+    ),
+}
 
-type SummaryAcc<T> = <SummaryReducer as Reducer<T>>::Acc;
+impl SummaryReducer {
+    fn new(hist: Option<HistogramReducer>) -> SummaryReducer {
+        SummaryReducer {
+            parts: (ExtremaReducer, SumReducer, MomentsReducer, hist),
+        }
+    }
+
+    /// [`Reducer::fold_chunk`] of the parts from the one loop, on `f`: `chunk` itself, as
+    /// its own float type `F`.
+    fn fold_floats<T: Numeric, F: Float + Numeric>(&self, start: usize, f: &[F]) -> SummaryAcc<T> {
+        // `F` is `T`: the conversions are the identity.
+        let same = |x: F| -> T { NumCast::from(x).expect("the same float type") };
+        let hist = self.parts.3.as_ref();
+        let mut counter = hist.map(|h| BinCounter::new(h.bins));
+        let b = summarize_isa(
+            Isa::active(),
+            f,
+            hist.map(|h| &h.rule).zip(counter.as_mut()),
+        );
+        let counts = hist.zip(counter).map(|(h, c)| {
+            let mut counts = vec![0; h.bins];
+            c.finish(&mut counts);
+            counts
+        });
+        let at = |i: usize| Some((start + i, same(f[i])));
+        let extrema = match b.maybe_nan.then(|| f.iter().position(|x| x.is_nan())) {
+            // As `min_max_chunk` and `ExtremaReducer` find a NaN.
+            Some(Some(i)) => {
+                let n = f[i..].iter().filter(|x| x.is_nan()).count() as u64;
+                (n, Some((same(f[i]), same(f[i]))), (at(i), at(i)))
+            }
+            _ => {
+                // The first minimum is in the first part whose running minimum is the
+                // block's (or in the last, partial part); likewise the maximum.
+                let from = |j: Option<usize>| j.unwrap_or(b.running.len()) * MOMENT_BLOCK;
+                let i = from(b.running.iter().position(|r| r.0 == b.lo));
+                let amin = first(&f[i..], |x| x == b.lo).map(|k| i + k);
+                let i = from(b.running.iter().position(|r| r.1 == b.hi));
+                let amax = first(&f[i..], |x| x == b.hi).map(|k| i + k);
+                (
+                    0,
+                    Some((same(b.lo), same(b.hi))),
+                    (amin.and_then(at), amax.and_then(at)),
+                )
+            }
+        };
+        let sum = same(b.sum).widen();
+        (extrema, sum, b.moments, counts)
+    }
+}
+
+impl<T: Numeric> Reducer<T> for SummaryReducer {
+    type Acc = SummaryAcc<T>;
+    fn fold_chunk(&self, start: usize, chunk: &[T]) -> Self::Acc {
+        if !chunk.is_empty() {
+            if let Some(f) = T::as_f64s(chunk) {
+                return self.fold_floats(start, f);
+            }
+            if let Some(f) = T::as_f32s(chunk) {
+                return self.fold_floats(start, f);
+            }
+        }
+        self.parts.fold_chunk(start, chunk)
+    }
+    fn combine(&self, a: Self::Acc, b: Self::Acc) -> Self::Acc {
+        Reducer::<T>::combine(&self.parts, a, b)
+    }
+}
+
+type SummaryAcc<T> = (
+    <ExtremaReducer as Reducer<T>>::Acc,
+    <T as Numeric>::Total,
+    Moments,
+    Option<Vec<u64>>,
+);
 
 fn summary_from<T: Numeric>(
     len: usize,
@@ -546,7 +639,7 @@ where
             None
         }
     };
-    let r: SummaryReducer = (ExtremaReducer, SumReducer, MomentsReducer, fixed.clone());
+    let r = SummaryReducer::new(fixed.clone());
     let acc = run(p, &r)?;
     let len = p.data().len();
     let hist = match (fixed, acc.as_ref().and_then(|a| a.3.clone())) {
@@ -774,7 +867,7 @@ pub(crate) mod axis {
                 })
             }
         };
-        let r: SummaryReducer = (ExtremaReducer, SumReducer, MomentsReducer, hist.clone());
+        let r = SummaryReducer::new(hist.clone());
         let data = a.as_slice();
         // Lanes: `n_lanes` of `lane_len` elements. In memory, either each lane is
         // contiguous, or the lanes interleave (element i of lane k at i * n_lanes + k).

@@ -1,0 +1,102 @@
+//! The fused summary's loop for `f32` and `f64`: the sum, the moments, the minimum and
+//! maximum and the histogram's counts of a block from one loop over each part of it, where
+//! the separate kernels run one loop each.
+//!
+//! Each result is the separate kernel's bit for bit, because the loop keeps the kernels'
+//! own accumulators side by side: the pairwise sum's lanes, restarted on every leaf of
+//! [`PAIRWISE_BLOCK`] elements; the moments' lanes, restarted on every part of
+//! [`MOMENT_BLOCK`] elements; min, max and the NaN probe in lanes over the whole block. The
+//! kernels' own ends ([`lanes_finish`], [`block_moments_from`], [`min_max_finish`],
+//! [`pairwise_of_leaves`]) then finish them. A part of [`MOMENT_BLOCK`] elements (16 KiB of
+//! `f64`) stays in L1 while its second moment pass and its bins are computed.
+
+use num_traits::Float;
+
+use super::reduce::{lanes_finish, min_max_finish, pairwise_of_leaves};
+use super::stats::{block_moments_from, BinCounter, BinRule, BIN_BLOCK};
+use super::{Moments, Numeric, LANES, MOMENT_BLOCK, PAIRWISE_BLOCK};
+use crate::cpu::multiversion;
+
+// The parts must hold whole leaves and whole blocks of bins.
+const _: () = assert!(MOMENT_BLOCK.is_multiple_of(PAIRWISE_BLOCK) && MOMENT_BLOCK == BIN_BLOCK);
+
+/// What [`summarize`] finds in one block.
+pub(crate) struct BlockSummary<F> {
+    /// The block's sum, as [`Numeric::sum_serial`].
+    pub(crate) sum: F,
+    /// Its moments, as `Moments::of_slice`.
+    pub(crate) moments: Moments,
+    /// Min, max and whether a NaN may be present, as `min_max_lanes`.
+    pub(crate) lo: F,
+    pub(crate) hi: F,
+    pub(crate) maybe_nan: bool,
+    /// For each whole part of [`MOMENT_BLOCK`] elements, the minimum and maximum of the
+    /// block up to its end: where to look for the first minimum and maximum.
+    pub(crate) running: Vec<(F, F)>,
+}
+
+multiversion! {
+    /// [`summarize`] for `isa`.
+    pub(crate) fn summarize_isa[F: Float + Numeric](
+        b: &[F],
+        hist: Option<(&BinRule, &mut BinCounter)>,
+    ) -> BlockSummary<F> => summarize;
+}
+
+/// The sum, moments, min and max of the non-empty block `b`, and its bins counted into
+/// `hist`'s counter.
+#[allow(clippy::eq_op)] // `x - x` is the NaN probe.
+#[inline(always)]
+fn summarize<F: Float + Numeric>(
+    b: &[F],
+    mut hist: Option<(&BinRule, &mut BinCounter)>,
+) -> BlockSummary<F> {
+    let first = b[0];
+    let mut mn = [first; LANES];
+    let mut mx = [first; LANES];
+    let mut probe = [F::zero(); LANES];
+    let mut leaves = Vec::with_capacity(b.len().div_ceil(PAIRWISE_BLOCK));
+    let mut running = Vec::with_capacity(b.len() / MOMENT_BLOCK);
+    let mut moments = Moments::EMPTY;
+    let mut idx = [0u32; BIN_BLOCK];
+    for part in b.chunks(MOMENT_BLOCK) {
+        let mut macc = [0f64; LANES];
+        for leaf in part.chunks(PAIRWISE_BLOCK) {
+            let mut acc = [F::zero(); LANES];
+            let mut it = leaf.chunks_exact(LANES);
+            for c in &mut it {
+                let c: &[F; LANES] = c.try_into().expect("exact chunk");
+                for i in 0..LANES {
+                    let x = c[i];
+                    acc[i] = acc[i] + x;
+                    macc[i] += x.as_();
+                    probe[i] = probe[i] + (x - x);
+                    mn[i] = if x < mn[i] { x } else { mn[i] };
+                    mx[i] = if x > mx[i] { x } else { mx[i] };
+                }
+            }
+            leaves.push(lanes_finish::<F, false>(acc, it.remainder()));
+        }
+        let cnt = [(part.len() / LANES) as u32; LANES];
+        moments = moments.merge(block_moments_from::<F, false>(part, macc, cnt));
+        if let Some((rule, counter)) = hist.as_mut() {
+            rule.indices(part, &mut idx);
+            counter.add(&idx[..part.len()]);
+        }
+        if part.len() == MOMENT_BLOCK {
+            let lo = mn.iter().fold(mn[0], |a, &x| if x < a { x } else { a });
+            let hi = mx.iter().fold(mx[0], |a, &x| if x > a { x } else { a });
+            running.push((lo, hi));
+        }
+    }
+    let (lo, hi, maybe_nan) =
+        min_max_finish(mn, mx, probe, b.chunks_exact(LANES).remainder(), first);
+    BlockSummary {
+        sum: pairwise_of_leaves(&leaves, b.len()),
+        moments,
+        lo,
+        hi,
+        maybe_nan,
+        running,
+    }
+}
