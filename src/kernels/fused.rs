@@ -26,7 +26,8 @@ pub(crate) struct BlockSummary<F> {
     pub(crate) sum: F,
     /// Its moments, as `Moments::of_slice`.
     pub(crate) moments: Moments,
-    /// Min, max and whether a NaN may be present, as `min_max_lanes`.
+    /// Min and max as `min_max_lanes`, and whether a NaN may be present (true if there is
+    /// one).
     pub(crate) lo: F,
     pub(crate) hi: F,
     pub(crate) maybe_nan: bool,
@@ -45,7 +46,6 @@ multiversion! {
 
 /// The sum, moments, min and max of the non-empty block `b`, and its bins counted into
 /// `hist`'s counter.
-#[allow(clippy::eq_op)] // `x - x` is the NaN probe.
 #[inline(always)]
 fn summarize<F: Float + Numeric>(
     b: &[F],
@@ -54,7 +54,6 @@ fn summarize<F: Float + Numeric>(
     let first = b[0];
     let mut mn = [first; LANES];
     let mut mx = [first; LANES];
-    let mut probe = [F::zero(); LANES];
     let mut leaves = Vec::with_capacity(b.len().div_ceil(PAIRWISE_BLOCK));
     let mut running = Vec::with_capacity(b.len() / MOMENT_BLOCK);
     let mut moments = Moments::EMPTY;
@@ -70,7 +69,6 @@ fn summarize<F: Float + Numeric>(
                     let x = c[i];
                     acc[i] = acc[i] + x;
                     macc[i] += x.as_();
-                    probe[i] = probe[i] + (x - x);
                     mn[i] = if x < mn[i] { x } else { mn[i] };
                     mx[i] = if x > mx[i] { x } else { mx[i] };
                 }
@@ -89,10 +87,16 @@ fn summarize<F: Float + Numeric>(
             running.push((lo, hi));
         }
     }
+    // `min_max_lanes` probes for NaN with `x - x` in lanes of their own; here the sum is the
+    // probe (a NaN anywhere makes it NaN, as an infinity does in `x - x`): `maybe_nan` may
+    // differ from the kernel's only where the block holds no NaN, and it is only a hint to
+    // look for one.
+    let sum = pairwise_of_leaves(&leaves, b.len());
+    let probe = [if sum.is_nan() { sum } else { F::zero() }; LANES];
     let (lo, hi, maybe_nan) =
         min_max_finish(mn, mx, probe, b.chunks_exact(LANES).remainder(), first);
     BlockSummary {
-        sum: pairwise_of_leaves(&leaves, b.len()),
+        sum,
         moments,
         lo,
         hi,

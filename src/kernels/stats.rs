@@ -442,9 +442,11 @@ impl BinRule {
         let to_u32 = |i: f64| (i + TWO_POW_52).to_bits() as u32;
         let (lo, hi, last, margin) = (self.lo, self.hi, self.last, self.margin);
         let idx = &mut idx[..c.len()];
-        // The least distance of an index from a whole number, per lane (NaN or infinite
-        // distances make it NaN or negative: then not above the margin).
-        let mut least = [1f64; LANES];
+        // The least and greatest fraction of the computed indices of the values inside the
+        // range, per lane. Inside, `t >= 0`; an infinite or NaN `t` (only where the margin
+        // is 1) fails the check below either way.
+        let mut least = [0.5f64; LANES];
+        let mut most = [0.5f64; LANES];
         let mut it = c.chunks_exact(LANES);
         for (x, k) in (&mut it).zip(idx.chunks_exact_mut(LANES)) {
             let x: &[T; LANES] = x.try_into().expect("exact chunk");
@@ -452,13 +454,10 @@ impl BinRule {
                 let x: f64 = x[l].as_();
                 let inside = x >= lo && x <= hi;
                 let t = (x - lo) * self.norm;
-                let t = if t > 0.0 { t } else { 0.0 };
                 let i = (if t < last { t } else { last }).trunc();
-                let f = t - i;
-                let g = 1.0 - f;
-                let d = if f < g { f } else { g };
-                let d = if inside { d } else { 1.0 };
-                least[l] = if d < least[l] { d } else { least[l] };
+                let f = if inside { t - i } else { 0.5 };
+                least[l] = if f < least[l] { f } else { least[l] };
+                most[l] = if f > most[l] { f } else { most[l] };
                 k[l] = to_u32(if inside { i } else { self.bins as f64 });
             }
         }
@@ -466,8 +465,8 @@ impl BinRule {
         for (k, &x) in idx[done..].iter_mut().zip(it.remainder()) {
             *k = to_u32(self.exact(x.as_()));
         }
-        // `d <= margin` would miss a NaN distance.
-        if !least.iter().all(|&d| d > margin) {
+        let far = least.iter().all(|&f| f > margin) && most.iter().all(|&f| f < 1.0 - margin);
+        if !far {
             for (k, &x) in idx[..done].iter_mut().zip(c) {
                 *k = to_u32(self.exact(x.as_()));
             }
