@@ -5,6 +5,7 @@
 //! cargo bench -p outcore-bench --bench summary -- sum FILE.npy
 //! cargo bench -p outcore-bench --bench summary -- describe FILE.npy LO HI
 //! cargo bench -p outcore-bench --bench summary -- quantiles FILE.npy
+//! PARTS_N=32768 PARTS_REPS=2000 cargo bench -p outcore-bench --bench summary -- parts FILE.npy
 //! ```
 //!
 //! FILE is a 1-D `.npy` of `f64` (`outcore gen --dtype f64 --dist normal --size 8GiB --out
@@ -15,6 +16,10 @@
 //!   the summary with a 64-bin histogram over `[min, max]` (one fused pass), the histogram
 //!   alone, and median + p1 + p99. It prints the median GB/s, the range, and each median
 //!   ratio to the same round's sum.
+//! * `parts` times each statistic of the summary alone and the summary itself, hot, over
+//!   the first `PARTS_N` values (default 2^27), each pass repeated `PARTS_REPS` times (default
+//!   1), best of 3: with 32768 values (256 KiB, one chunk, so one thread) it measures the
+//!   loops in cache.
 //! * `sum`, `describe` and `quantiles` each run one pass (or the quantiles' passes) and
 //!   print one line of JSON with the seconds and the results, so that a driver
 //!   (`benches/summary_cold.py`) can time them cold, under a memory cap, one process each.
@@ -163,7 +168,7 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     let usage =
-        "usage: summary hot FILE [ROUNDS] | sum FILE | describe FILE LO HI | quantiles FILE";
+        "usage: summary hot FILE [ROUNDS] | parts FILE | sum FILE | describe FILE LO HI | quantiles FILE";
     let (mode, path) = match args.as_slice() {
         [m, p, ..] => (m.as_str(), Path::new(p)),
         _ => panic!("{usage}"),
