@@ -30,8 +30,9 @@
 //!   detect NaN without a branch by adding `x - x` into a lane (0 for every finite `x`,
 //!   NaN for NaN and ±inf); only if that lane ends up NaN is the chunk searched for a real
 //!   NaN. A `bool` flag per lane measured about half as fast (it did not vectorise well).
-//!   The crate is built for baseline x86-64 (SSE2); wider vectors come from building with
-//!   `-C target-cpu=native`.
+//!   The crate is built for baseline x86-64 (SSE2); the hottest loops (min/max, the
+//!   histogram, the fused summary) are also compiled for AVX2 and AVX-512 and chosen at run
+//!   time ([`crate::cpu`]).
 //! - **Float sums** are pairwise: blocks of [`PAIRWISE_BLOCK`] elements summed in
 //!   [`LANES`] lanes, blocks combined as a balanced tree, chunk totals combined as a tree
 //!   too. The error grows as `O(log n)` like numpy's pairwise sum (which uses blocks of
@@ -43,6 +44,13 @@
 //!   two passes over the block while it is in L1 (mean, then squared deviations), and the
 //!   blocks' `(count, mean, M2)` are merged with the formula of Chan, Golub and LeVeque.
 //!   That is as stable as a two-pass variance over the whole array, in one pass over memory.
+//! - **The fused summary** ([`describe`], [`reduce_fused`]) folds each block of
+//!   [`REDUCE_BLOCK_BYTES`] once for all its statistics. For `f32` and `f64` it is one loop
+//!   per part of [`MOMENT_BLOCK`] elements that keeps the separate kernels' accumulators side
+//!   by side (the pairwise sum's, the moments', min/max) and bins the part while it is in
+//!   L1, so each result is still the separate kernel's bit for bit. The histogram's bin
+//!   search skips numpy's edge comparisons where the computed index is provably far from
+//!   an edge, and counts up to 64 bins by pairs of values.
 //! - **NaN** follows numpy: `sum`, `mean`, `variance`, `min`, `max` propagate NaN; `argmin`
 //!   and `argmax` return the index of the first NaN. The `nan*` variants skip NaN. NaN is
 //!   detected as `x != x`, which is false for every integer, so one generic code path
