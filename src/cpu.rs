@@ -183,6 +183,25 @@ pub(crate) fn clamp(isa: Isa) -> Isa {
     isa.min(Isa::detect())
 }
 
+/// Asks the CPU to bring the cache line of `s[i]` into its caches (a hint: nothing is
+/// read, an `i` past the end is harmless, and nothing happens on other architectures). For
+/// loops whose next load depends on a pointer chase, such as a merge's loser tree, where
+/// the hardware prefetcher does not see the streams coming.
+#[inline(always)]
+pub(crate) fn prefetch<T>(s: &[T], i: usize) {
+    // Address arithmetic only (`wrapping_add` needs no valid target).
+    let p = s.as_ptr().wrapping_add(i).cast::<i8>();
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` needs SSE, which every x86-64 CPU has (it is in the baseline
+    // the crate is built for). It dereferences nothing: a prefetch of any address, mapped
+    // or not, never faults and has no effect but on the caches.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -80,6 +80,12 @@ impl<K> Sampler<K> {
 /// windows, which are larger.
 const READ_UNIT: usize = 256 << 10;
 
+/// How far ahead in a cursor's buffer the merge prefetches, in bytes. With 18 runs of
+/// `u64` merged from tmpfs (no disk), prefetching 256, 512 or 2048 bytes ahead made the
+/// merge 10–15% faster alike (the read units of all cursors do not fit in L2, and the
+/// hardware prefetcher does not follow that many streams interleaved one element at a time).
+const PREFETCH_AHEAD: usize = 512;
+
 /// Elements of `T` in a [`READ_UNIT`]: also a good size for the pieces a merge writes, which
 /// are then copied out of the cache too.
 pub(crate) fn unit_elems<T>() -> usize {
@@ -276,6 +282,7 @@ where
         cursors.push(c);
     }
     let mut o = 0usize;
+    let ahead = (PREFETCH_AHEAD / std::mem::size_of::<T>().max(1)).max(1);
     // Each round merges the live cursors until one runs dry, then drops it and rebuilds the
     // tree (O(k), k times in all): the hot loop needs no "exhausted" checks.
     while cursors.len() > 1 {
@@ -284,6 +291,8 @@ where
         loop {
             let (_, w) = tree[0];
             let c = &mut cursors[w as usize];
+            // The replay below waits on this cursor's next keys: ask for them early.
+            crate::cpu::prefetch(&c.buf, c.pos + ahead);
             out[o] = c.buf[c.pos];
             o += 1;
             c.pos += 1;
