@@ -496,31 +496,32 @@ const _: () = assert!((PAIR_BINS + 1) * (PAIR_BINS + 1) <= PAIR_TABLE);
 /// wait on one counter.
 pub(crate) struct BinCounter {
     slots: usize,
-    /// `slots^2` pair counters (in a table of [`PAIR_TABLE`]).
-    pairs: Box<[u32; PAIR_TABLE]>,
-    /// Or `tables * slots` counters.
-    table: Vec<u32>,
-    tables: usize,
+    counters: Counters,
     /// Increments since the last fold into `wide`, which keep every `u32` from overflowing.
     pending: u64,
     wide: Vec<u64>,
 }
 
+/// [`BinCounter`]'s 32-bit counters.
+enum Counters {
+    /// `slots^2` pair counters, in a table of [`PAIR_TABLE`].
+    Pairs(Box<[u32; PAIR_TABLE]>),
+    /// `n` interleaved tables of `slots` counters.
+    Tables(usize, Vec<u32>),
+}
+
 impl BinCounter {
     pub(crate) fn new(bins: usize) -> BinCounter {
         let slots = bins + 1;
-        let tables = if bins <= PAIR_BINS {
-            0
-        } else if bins <= 1024 {
-            4
+        let counters = if bins <= PAIR_BINS {
+            Counters::Pairs(Box::new([0; PAIR_TABLE]))
         } else {
-            1
+            let n = if bins <= 1024 { 4 } else { 1 };
+            Counters::Tables(n, vec![0; n * slots])
         };
         BinCounter {
             slots,
-            pairs: Box::new([0; PAIR_TABLE]),
-            table: vec![0; tables * slots],
-            tables,
+            counters,
             pending: 0,
             wide: vec![0; slots],
         }
@@ -534,35 +535,34 @@ impl BinCounter {
         }
         self.pending += idx.len() as u64;
         let slots = self.slots;
-        let table = &mut self.table[..];
-        if self.tables == 0 {
-            let pairs_table = &mut *self.pairs;
-            let half = idx.len() / 2;
-            let mut pairs = [0u32; BIN_BLOCK / 2];
-            for part in idx[..2 * half].chunks(BIN_BLOCK) {
-                let h = part.len() / 2;
-                let pairs = &mut pairs[..h];
-                for ((p, &a), &b) in pairs.iter_mut().zip(&part[..h]).zip(&part[h..2 * h]) {
-                    *p = a * slots as u32 + b;
-                }
-                pairs
-                    .iter()
-                    .for_each(|&p| pairs_table[p as usize & (PAIR_TABLE - 1)] += 1);
-            }
-            if !idx.len().is_multiple_of(2) {
-                self.wide[idx[idx.len() - 1] as usize] += 1;
-            }
-        } else if self.tables == 1 {
-            idx.iter().for_each(|&k| table[k as usize] += 1);
-        } else {
-            let mut quads = idx.chunks_exact(4);
-            for q in &mut quads {
-                for (t, &k) in q.iter().enumerate() {
-                    table[t * slots + k as usize] += 1;
+        match &mut self.counters {
+            Counters::Pairs(table) => {
+                let mut pairs = [0u32; BIN_BLOCK / 2];
+                for part in idx.chunks(BIN_BLOCK) {
+                    let h = part.len() / 2;
+                    let pairs = &mut pairs[..h];
+                    for ((p, &a), &b) in pairs.iter_mut().zip(&part[..h]).zip(&part[h..2 * h]) {
+                        *p = a * slots as u32 + b;
+                    }
+                    pairs
+                        .iter()
+                        .for_each(|&p| table[p as usize & (PAIR_TABLE - 1)] += 1);
+                    if !part.len().is_multiple_of(2) {
+                        self.wide[part[part.len() - 1] as usize] += 1;
+                    }
                 }
             }
-            for &k in quads.remainder() {
-                table[k as usize] += 1;
+            Counters::Tables(1, table) => idx.iter().for_each(|&k| table[k as usize] += 1),
+            Counters::Tables(_, table) => {
+                let mut quads = idx.chunks_exact(4);
+                for q in &mut quads {
+                    for (t, &k) in q.iter().enumerate() {
+                        table[t * slots + k as usize] += 1;
+                    }
+                }
+                for &k in quads.remainder() {
+                    table[k as usize] += 1;
+                }
             }
         }
     }
@@ -570,19 +570,22 @@ impl BinCounter {
     /// Moves the 32-bit counters into the wide ones.
     fn fold(&mut self) {
         let s = self.slots;
-        if self.tables == 0 {
-            for (a, row) in self.pairs[..s * s].chunks_exact_mut(s).enumerate() {
-                self.wide[a] += row.iter().map(|&c| c as u64).sum::<u64>();
-                for (w, c) in self.wide.iter_mut().zip(row.iter_mut()) {
-                    *w += *c as u64;
-                    *c = 0;
+        match &mut self.counters {
+            Counters::Pairs(table) => {
+                for (a, row) in table[..s * s].chunks_exact_mut(s).enumerate() {
+                    self.wide[a] += row.iter().map(|&c| c as u64).sum::<u64>();
+                    for (w, c) in self.wide.iter_mut().zip(row.iter_mut()) {
+                        *w += *c as u64;
+                        *c = 0;
+                    }
                 }
             }
-        } else {
-            for t in self.table.chunks_exact_mut(s) {
-                for (w, c) in self.wide.iter_mut().zip(t.iter_mut()) {
-                    *w += *c as u64;
-                    *c = 0;
+            Counters::Tables(_, table) => {
+                for t in table.chunks_exact_mut(s) {
+                    for (w, c) in self.wide.iter_mut().zip(t.iter_mut()) {
+                        *w += *c as u64;
+                        *c = 0;
+                    }
                 }
             }
         }

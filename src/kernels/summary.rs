@@ -6,7 +6,7 @@ use super::fused::summarize_isa;
 use super::passes::{serial, FilePasses, Passes, SlicePasses};
 use super::quantile::{quantiles_in, QuantileMethod, QuantileValue, DEFAULT_QUANTILE_MEMORY};
 use super::reduce::{count_serial, min_max_chunk, pick_arg};
-use super::stats::{BinCounter, BinRule};
+use super::stats::{count_bins_isa, BinCounter, BinRule};
 use super::{combine_tree, defaults, is_nan, Moments, Numeric, MOMENT_BLOCK};
 use crate::array::MappedArray;
 use crate::chunk::ParOptions;
@@ -285,8 +285,10 @@ fn widened((lo, hi): (f64, f64)) -> (f64, f64) {
 impl<T: Numeric> Reducer<T> for HistogramReducer {
     type Acc = Vec<u64>;
     fn fold_chunk(&self, _: usize, chunk: &[T]) -> Vec<u64> {
-        super::histogram_with(chunk, self.bins, Some(self.range), serial())
-            .expect("range checked in HistogramReducer::new")
+        // The kernel's chunk loop, with the rule made once in `new`.
+        let mut counts = vec![0; self.bins];
+        count_bins_isa(Isa::active(), chunk, &mut counts, &self.rule);
+        counts
     }
     fn combine(&self, mut a: Vec<u64>, b: Vec<u64>) -> Vec<u64> {
         a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
