@@ -27,8 +27,9 @@
 #                     concurrent `dd bs=8M` read equal slices of the input (one stream does
 #                     not reach this disk's read limit; see readall) while a writer started at
 #                     the same moment writes a new file D1 of the same size (a 1 MiB random block,
-#                     repeated: not the input's data, and not zeros) in four streams with
-#                     write-back started as it goes, as outcore writes (see WRITER), and
+#                     repeated: not the input's data, and not zeros) in four streams (one
+#                     in a round's second measurement) with write-back started as it goes,
+#                     as outcore writes (see WRITER), and
 #                     fdatasyncs it (its start-up, ~20 ms of Python, is included); the
 #                     pass ends when both have finished. Pass 2: the same with D1 as the
 #                     source and a new D2 as the destination. The read and the write are
@@ -77,6 +78,7 @@ CAP=${CAP:-1024}               # memory cap, MiB
 MEM_MIB=${MEM_MIB:-$(( CAP * 3 / 4 ))}   # budget given to each sorter, MiB
 ROUNDS=${ROUNDS:-6}
 READERS=${READERS:-8}          # concurrent readers in the overlapped bound
+WSTREAMS=4                     # its writer's streams (see step_obound)
 MEMCAP=${MEMCAP:-../shared/tools/memcap}
 PY=${OUTCORE_PYTHON:-python3}
 CHECK=benches/check_u64.py
@@ -139,18 +141,21 @@ put() { V[$1]+="$2 "; }
 
 # Writes $2 bytes of non-zero data to a new file $1 and prints the seconds this took (from
 # just before the file is created until its fdatasync has returned). It writes the way outcore
-# does, the fastest way measured on this disk: the file reserved (posix_fallocate), then four
+# does, the fastest way measured on this disk: the file reserved (posix_fallocate), then $3
 # streams over equal ranges of it, each handing every 8 MiB written to the disk at once
 # (sync_file_range) with two such chunks in flight, waiting for the oldest and dropping it
-# from the page cache. Plain buffered writes and one fdatasync at the end, the writer before
-# this one, left the writing to the kernel's flusher and were 3-5x slower on some days
+# from the page cache. Alone, four streams wrote 4 GiB faster than one (2.2 s against
+# 3.0 s); beside eight readers, one let the reads through faster (a 4 GiB pass in 3.5 s
+# against 3.7-3.9 s, alternated): a round measures its bound with each and keeps the faster.
+# Plain buffered writes and one fdatasync at the end, the writer before this one, left the
+# writing to the kernel's flusher and were 3-5x slower on some days
 # (4 GiB alone: 7.3-12.9 s against 2.2-2.4 s this way, alternated, same hour; O_DIRECT in
 # 8 MiB writes: 2.7-3.0 s), which made the bound a slow moment of the flusher instead of
 # a limit of the disk.
 WRITER='
 import ctypes, os, sys, threading, time
 path, size = sys.argv[1], int(sys.argv[2])
-STREAMS, CHUNK, START, WAIT = 4, 8 << 20, 2, 7
+STREAMS, CHUNK, START, WAIT = int(sys.argv[3]), 8 << 20, 2, 7
 libc = ctypes.CDLL(None, use_errno=True)
 libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
 def sfr(fd, off, n, flags):
@@ -214,7 +219,7 @@ opass() {
   t0=$(now)
   readall "$src" >"$WORK/read.log" &
   r=$!
-  "$PY" -I -S -c "$WRITER" "$dst" "$size" >"$WORK/write.log" &
+  "$PY" -I -S -c "$WRITER" "$dst" "$size" "$WSTREAMS" >"$WORK/write.log" &
   w=$!
   BG="$r $w"
   wait "$r"; wait "$w"
@@ -235,7 +240,7 @@ obound() {
   opass "$WORK/d1" "$WORK/d2"
   rm -f "$WORK/d1" "$WORK/d2"
   OB=$(echo "$p1 + $P_WALL" | bc -l)
-  OB_NOTE="pass 1 $(f2 "$p1") s: read $(f2 "$r1") s || write $(f2 "$w1") s; pass 2 $(f2 "$P_WALL") s: read $(f2 "$P_READ") s || write $(f2 "$P_WRITE") s"
+  OB_NOTE="$WSTREAMS-stream writer; pass 1 $(f2 "$p1") s: read $(f2 "$r1") s || write $(f2 "$w1") s; pass 2 $(f2 "$P_WALL") s: read $(f2 "$P_READ") s || write $(f2 "$P_WRITE") s"
   [ "${3:-}" = keep ] || put "$key.ob" "$OB"
   put "$key.ob_read_mbs" "$(echo "$size / 1000000 / $r1" | bc -l)"
   put "$key.ob_read_mbs" "$(echo "$size / 1000000 / $P_READ" | bc -l)"
@@ -344,7 +349,7 @@ fi
 # Warm the disk: write and delete twice the data (non-zero, in case the disk treats zeros
 # specially), so that the timed writes reuse blocks written before.
 t0=$(now)
-"$PY" -I -S -c "$WRITER" "$WORK/warm" $(( 2 * BYTES )) >/dev/null
+"$PY" -I -S -c "$WRITER" "$WORK/warm" $(( 2 * BYTES )) 4 >/dev/null
 t1=$(now)
 rm -f "$WORK/warm"; sync
 echo "# disk warmed: $(mib $(( 2 * BYTES ))) MiB written and synced in $(f2 "$(secs "$t0" "$t1")") s, deleted"
@@ -356,7 +361,11 @@ echo "## $N u64 ($(mib "$BYTES") MiB), cap ${CAP} MiB, budget ${MEM_MIB} MiB, $R
 # cost, so a slow measurement must not flatter the sorters' ratios.
 OB_FIRST=""
 step_obound() {
+  # The first measurement of a round writes with four streams, the second with one (see
+  # WSTREAMS).
+  [ -z "$OB_FIRST" ] && WSTREAMS=4 || WSTREAMS=1
   obound "$IN" big keep
+  WSTREAMS=4
   echo "overlapped bound         $(f2 "$OB") s  ($OB_NOTE)"
   if [ -z "$OB_FIRST" ]; then
     OB_FIRST=$OB
