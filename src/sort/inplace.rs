@@ -15,7 +15,7 @@
 //! 1. The bits in which the keys differ (one parallel read, skipped when a few sampled keys
 //!    already differ in the top bit: then all 64 bits stand in). The *digit* is the top 16
 //!    of them.
-//! 2. **Buckets** ([`bucket_table`]): a sample of 16 Ki elements estimates how the digits
+//! 2. **Buckets** ([`bucket_table`](radix::bucket_table)): a sample of 16 Ki elements estimates how the digits
 //!    are spread. If splitting on the digit's top bits (up to 256 buckets, about a quarter
 //!    of a part each) leaves every bucket within 3/4 of a part, that is the split. Otherwise (skewed
 //!    keys: floats, whose exponents cluster) a table maps every digit value to a bucket so
@@ -79,10 +79,6 @@ use crate::cpu::Isa;
 /// At most 2^8 = 256 buckets per partition, whose block buffers (2 KiB each, 512 KiB per
 /// task) stay in L2.
 const MAX_BITS: u32 = 8;
-
-/// Width of the digit whose values are mapped to buckets by a table (256 KiB of counters
-/// for the sample, a 64 KiB table).
-const TABLE_BITS: u32 = 16;
 
 /// Elements sampled to choose the buckets of a partition.
 const SAMPLE: usize = 1 << 14;
@@ -277,7 +273,7 @@ where
 
 /// Partitions `data` (larger than `part`) in place on the top bits of `mask` (a superset of
 /// the bits in which its keys differ, whose top bit does vary), then sorts every bucket.
-/// `by_bits`: split on the top bits alone rather than by a sample (see [`bucket_table`]).
+/// `by_bits`: split on the top bits alone rather than by a sample (see [`bucket_table`](radix::bucket_table)).
 ///
 /// Parts are finished by `leaf` (see [`sort_parts`]), which may take a scratch buffer of
 /// one part from `pool` (see [`Lease`]), shared by every level: one buffer per task
@@ -298,7 +294,7 @@ fn partition_and_sort<T, F, L>(
     let n = data.len();
     let part = sizes.part;
     let top = 63 - mask.leading_zeros();
-    let bits = (top + 1).min(TABLE_BITS);
+    let bits = (top + 1).min(radix::TABLE_BITS);
     let shift = top + 1 - bits;
     let dmask = (1u64 << bits) - 1;
     let digit = |x: &T| ((key(x) >> shift) & dmask) as usize;
@@ -308,7 +304,7 @@ fn partition_and_sort<T, F, L>(
     let split = if by_bits {
         None
     } else {
-        bucket_table(data, &digit, bits, want, part, sizes.sample)
+        radix::bucket_table(data, &digit, bits, want, part, sizes.sample)
     };
     let (lens, masks, exact) = match split {
         None => {
@@ -384,12 +380,12 @@ where
         sizes.block,
         sizes.stripe,
     );
-    let masks = vec![mask & low_bits(low); lens.len()];
+    let masks = vec![mask & radix::low_bits(low); lens.len()];
     (lens, masks)
 }
 
 /// Partitions `data` into the buckets that `table` gives each value of `digit` (the key
-/// bits from `shift` up; see [`bucket_table`]); returns the length and the mask of every
+/// bits from `shift` up; see [`bucket_table`](radix::bucket_table)); returns the length and the mask of every
 /// bucket: each drops from `mask` the bits its digits share.
 fn split_by_table<T, D>(
     data: &mut [T],
@@ -412,86 +408,11 @@ where
         sizes.stripe,
     );
     // A bucket's keys agree on the bits its digits share: its mask drops them.
-    let mut masks = vec![0u64; nb];
-    let mut first = 0;
-    for d in 1..=table.len() {
-        if d == table.len() || table[d] != table[first] {
-            let varying = usize::BITS - (first ^ (d - 1)).leading_zeros() + shift;
-            masks[table[first] as usize] = mask & low_bits(varying);
-            first = d;
-        }
-    }
+    let masks = radix::table_masks(table, shift)
+        .into_iter()
+        .map(|m| mask & m)
+        .collect();
     (lens, masks)
-}
-
-/// A mask of the `k` lowest bits.
-fn low_bits(k: u32) -> u64 {
-    if k >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << k) - 1
-    }
-}
-
-/// How a partition should split `data`: `None` on the top bits of `digit` (`bits` wide),
-/// which needs no table, when a sample shows that no bucket would then exceed 3/4 of a
-/// `part`; otherwise the bucket of every digit value, nondecreasing from 0 to at most
-/// `want - 1`, with every bucket holding at least one sampled element (so at least two
-/// buckets, each holding less than all of `data`).
-///
-/// The sample is `sample` elements at pseudo-random positions (one in each of `sample`
-/// equal strides). The table gives each bucket about the same share of it: skewed keys
-/// (floats whose exponents cluster) are split where their elements are, not where the bits
-/// are. A digit is never split; a digit too heavy for one bucket takes a bucket of its
-/// own and is partitioned again on its lower bits. If the whole sample falls into one
-/// digit, the top bits are used after all (the top bit varies in `data`).
-fn bucket_table<T>(
-    data: &[T],
-    digit: &impl Fn(&T) -> usize,
-    bits: u32,
-    want: usize,
-    part: usize,
-    sample: usize,
-) -> Option<Vec<u8>> {
-    let len = 1usize << bits;
-    let mut hist = vec![0u32; len];
-    let s = sample.min(data.len());
-    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ data.len() as u64;
-    for i in 0..s {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let lo = i * data.len() / s;
-        let hi = (i + 1) * data.len() / s;
-        let at = lo + (state % (hi - lo).max(1) as u64) as usize;
-        hist[digit(&data[at])] += 1;
-    }
-    // The largest bucket of a split on the top bits, estimated from the sample.
-    let w = (usize::BITS - (want - 1).leading_zeros()).clamp(1, bits);
-    let largest = hist
-        .chunks(len >> w)
-        .map(|c| c.iter().map(|&h| h as usize).sum::<usize>())
-        .max()
-        .unwrap_or(0);
-    if largest * data.len() / s <= part / 4 * 3 {
-        return None;
-    }
-    let mut table = vec![0u8; len];
-    let mut cur = 0usize;
-    let mut acc = 0usize;
-    let mut in_cur = 0usize;
-    for (d, &h) in hist.iter().enumerate() {
-        table[d] = cur as u8;
-        acc += h as usize;
-        in_cur += h as usize;
-        // Start the next bucket once this one has its share (and something: a heavy digit
-        // may have taken several shares), if sampled elements remain for the next one.
-        if acc >= (cur + 1) * s / want && in_cur > 0 && acc < s && cur + 1 < want {
-            cur += 1;
-            in_cur = 0;
-        }
-    }
-    (cur > 0).then_some(table)
 }
 
 /// A task's scratch buffer, taken from a pool when first needed and returned to it when the
@@ -960,7 +881,7 @@ mod tests {
         let two: Vec<usize> = (0..10_000).map(|i| [7, 9000][i % 2]).collect();
         for (data, want) in [(&heavy, 4), (&heavy, 256), (&spread, 256), (&two, 16)] {
             // Sample everything, so that "holds a sampled element" means "non-empty".
-            let table = bucket_table(data, &|&d: &usize| d, 16, want, 1, data.len())
+            let table = radix::bucket_table(data, &|&d: &usize| d, 16, want, 1, data.len())
                 .expect("a table: the top-bit split overflows a part of 1");
             assert!(table.windows(2).all(|w| w[0] <= w[1] && w[1] - w[0] <= 1));
             let nb = *table.last().unwrap() as usize + 1;

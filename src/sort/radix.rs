@@ -245,7 +245,13 @@ pub(crate) fn sort_between<T, F>(
     }
 }
 
-/// One MSD pass on the top varying bits (`src` → `dst`), then the buckets in parallel.
+/// One MSD pass (`src` → `dst`), then the buckets in parallel.
+///
+/// The digit is the top varying bits of `mask`, as many as give buckets of about half a
+/// leaf, unless a sample shows that skewed keys (floats, whose exponents cluster) would then
+/// leave a bucket larger than a leaf: such keys would take a pass for every few bits their
+/// heavy digits share. Then a table over the top [`TABLE_BITS`] bits gives the buckets
+/// equal shares of the sample instead ([`bucket_table`]), as the in-place partition does.
 fn msd<T, F>(src: &mut [T], dst: &mut [T], key: &F, mask: u64, out_in_dst: bool, tuning: &Tuning)
 where
     T: bytemuck::Pod + Send + Sync,
@@ -259,11 +265,115 @@ where
         .next_power_of_two()
         .trailing_zeros();
     let w = want.clamp(1, MSD_MAX_BITS).min(top + 1);
-    let shift = top + 1 - w;
-    let nb = 1usize << w;
-    let dmask = (nb - 1) as u64;
-    let digit = |x: &T| ((key(x) >> shift) & dmask) as usize;
+    let tbits = (top + 1).min(TABLE_BITS);
+    let tshift = top + 1 - tbits;
+    let tmask = (1u64 << tbits) - 1;
+    let table_digit = move |k: u64| ((k >> tshift) & tmask) as usize;
+    let table = if tbits > w {
+        let buckets = (1usize << w).min(256);
+        let sample = (SAMPLE_PER_BUCKET * buckets).min(n);
+        bucket_table(
+            src,
+            &|x: &T| table_digit(key(x)),
+            tbits,
+            buckets,
+            tuning.leaf,
+            sample,
+        )
+    } else {
+        None
+    };
+    match table {
+        None => {
+            let shift = top + 1 - w;
+            let dmask = (1u64 << w) - 1;
+            let below = low_bits(shift);
+            msd_pass(
+                src,
+                dst,
+                key,
+                mask,
+                out_in_dst,
+                tuning,
+                1 << w,
+                &|k: u64| ((k >> shift) & dmask) as usize,
+                Some(dmask << shift),
+                &|_| below,
+            );
+        }
+        Some(table) => {
+            let masks = table_masks(&table, tshift);
+            msd_pass(
+                src,
+                dst,
+                key,
+                mask,
+                out_in_dst,
+                tuning,
+                masks.len(),
+                &|k: u64| table[table_digit(k)] as usize,
+                None,
+                &|b| masks[b],
+            );
+        }
+    }
+}
 
+/// Sampled elements per bucket when [`msd`] looks for skew: enough that a uniform input's
+/// largest bucket is rarely estimated above 3/4 of a leaf when its buckets hold half of one.
+const SAMPLE_PER_BUCKET: usize = 64;
+
+/// Key bits a bucket table covers: 2^16 one-byte entries (64 KiB, in L2).
+pub(crate) const TABLE_BITS: u32 = 16;
+
+/// A mask of the `k` lowest bits.
+pub(crate) fn low_bits(k: u32) -> u64 {
+    if k >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << k) - 1
+    }
+}
+
+/// For each bucket of `table` (over the key bits from `shift` up), the bits in which its
+/// keys may differ: those below `shift`, and those in which its first and last digits differ.
+pub(crate) fn table_masks(table: &[u8], shift: u32) -> Vec<u64> {
+    let nb = table.last().map_or(1, |&b| b as usize + 1);
+    let mut masks = vec![0u64; nb];
+    let mut first = 0;
+    for d in 1..=table.len() {
+        if d == table.len() || table[d] != table[first] {
+            let varying = usize::BITS - (first ^ (d - 1)).leading_zeros() + shift;
+            masks[table[first] as usize] = low_bits(varying);
+            first = d;
+        }
+    }
+    masks
+}
+
+/// The MSD pass of [`msd`] on the digit `digit(key)` (`nb` values): one read counts it and
+/// learns the bits in which keys really differ; if `bits` (the digit's key bits, when it is
+/// a plain bit field) turn out constant, nothing moves and the sort goes on with the bits
+/// that differ. Otherwise every block scatters into its own ranges of `dst`, and bucket `b`
+/// is sorted on the bits of `mask` within `bucket_mask(b)`.
+#[allow(clippy::too_many_arguments)]
+fn msd_pass<T, F, D>(
+    src: &mut [T],
+    dst: &mut [T],
+    key: &F,
+    mask: u64,
+    out_in_dst: bool,
+    tuning: &Tuning,
+    nb: usize,
+    digit: &D,
+    bits: Option<u64>,
+    bucket_mask: &(dyn Fn(usize) -> u64 + Sync),
+) where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+    D: Fn(u64) -> usize + Sync,
+{
+    let n = src.len();
     let threads = rayon::current_num_threads();
     let nblocks = if n >= tuning.par_min && threads > 1 {
         (threads * 4)
@@ -275,7 +385,7 @@ where
     let block_len = n.div_ceil(nblocks);
     // The same read counts the digit and learns the bits in which keys really differ.
     let k0 = key(&src[0]);
-    let count = |c: &[T]| msd_count_isa(tuning.isa, c, key, k0, nb, shift, dmask);
+    let count = |c: &[T]| msd_count_isa(tuning.isa, c, key, k0, nb, digit);
     let (counts, diffs): (Vec<Vec<usize>>, Vec<u64>) = if nblocks > 1 {
         src.par_chunks(block_len).map(count).unzip()
     } else {
@@ -283,7 +393,7 @@ where
         (vec![h], vec![d])
     };
     let mask = mask & diffs.iter().fold(0, |a, b| a | b);
-    if mask & (dmask << shift) == 0 {
+    if bits.is_some_and(|b| mask & b == 0) {
         // Every key shares these bits (`mask` was only a bound): no move; go on with the
         // bits that do differ, if any.
         return sort_between(src, dst, key, mask, out_in_dst, tuning);
@@ -302,32 +412,36 @@ where
             rest = tail;
         }
     }
+    let digit_of = |x: &T| digit(key(x));
     if nblocks > 1 {
         src.par_chunks(block_len)
             .zip(outs)
-            .for_each(|(c, mut o)| scatter_isa(tuning.isa, c, &mut o, &digit));
+            .for_each(|(c, mut o)| scatter_isa(tuning.isa, c, &mut o, &digit_of));
     } else if let Some(mut o) = outs.pop() {
-        scatter_isa(tuning.isa, src, &mut o, &digit);
+        scatter_isa(tuning.isa, src, &mut o, &digit_of);
     }
 
     // The elements are now in `dst`; each bucket is sorted from there, with its range of
     // `src` as scratch, and must end where the caller wants the result.
-    let low_mask = if shift == 0 {
-        0
-    } else {
-        mask & ((1u64 << shift) - 1)
-    };
     let mut buckets = Vec::with_capacity(nb);
     let (mut s, mut d) = (src, dst);
-    for &len in &bucket_len {
+    for (b, &len) in bucket_len.iter().enumerate() {
         let (s1, s2) = std::mem::take(&mut s).split_at_mut(len);
         let (d1, d2) = std::mem::take(&mut d).split_at_mut(len);
-        buckets.push((d1, s1));
+        buckets.push((d1, s1, mask & bucket_mask(b)));
         s = s2;
         d = d2;
     }
-    let sub =
-        |(d1, s1): (&mut [T], &mut [T])| sort_between(d1, s1, key, low_mask, !out_in_dst, tuning);
+    let exact = bits.is_none();
+    let sub = |(d1, s1, mut m): (&mut [T], &mut [T], u64)| {
+        if exact && !d1.is_empty() && d1.len() <= tuning.leaf {
+            // A bucket of several digits may vary in fewer bits than their common prefix
+            // allows, and the leaf sort spends its passes from the top varying bit. (A
+            // larger bucket learns its bits in its own MSD pass.)
+            m &= fold_diff_isa(tuning.isa, d1, key, key(&d1[0]));
+        }
+        sort_between(d1, s1, key, m, !out_in_dst, tuning)
+    };
     if n >= tuning.par_min {
         buckets.into_par_iter().for_each(sub);
     } else {
@@ -335,15 +449,76 @@ where
     }
 }
 
+/// How a partition should split `data`: `None` on the top bits of `digit` (`bits` wide),
+/// which needs no table, when a sample shows that no bucket would then exceed 3/4 of a
+/// `part`; otherwise the bucket of every digit value, nondecreasing from 0 to at most
+/// `want - 1`, with every bucket holding at least one sampled element (so at least two
+/// buckets, each holding less than all of `data`).
+///
+/// The sample is `sample` elements at pseudo-random positions (one in each of `sample`
+/// equal strides). The table gives each bucket about the same share of it: skewed keys
+/// (floats whose exponents cluster) are split where their elements are, not where the bits
+/// are. A digit is never split; a digit too heavy for one bucket takes a bucket of its
+/// own and is partitioned again on its lower bits. If the whole sample falls into one
+/// digit, the top bits are used after all (the top bit varies in `data`).
+pub(crate) fn bucket_table<T>(
+    data: &[T],
+    digit: &impl Fn(&T) -> usize,
+    bits: u32,
+    want: usize,
+    part: usize,
+    sample: usize,
+) -> Option<Vec<u8>> {
+    let len = 1usize << bits;
+    let mut hist = vec![0u32; len];
+    let s = sample.min(data.len());
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ data.len() as u64;
+    for i in 0..s {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let lo = i * data.len() / s;
+        let hi = (i + 1) * data.len() / s;
+        // A position in `lo..hi` from the state's high bits, without a division.
+        let at = lo + ((u128::from(state) * (hi - lo) as u128) >> 64) as usize;
+        hist[digit(&data[at])] += 1;
+    }
+    // The largest bucket of a split on the top bits, estimated from the sample.
+    let w = (usize::BITS - (want - 1).leading_zeros()).clamp(1, bits);
+    let largest = hist
+        .chunks(len >> w)
+        .map(|c| c.iter().map(|&h| h as usize).sum::<usize>())
+        .max()
+        .unwrap_or(0);
+    if largest * data.len() / s <= part / 4 * 3 {
+        return None;
+    }
+    let mut table = vec![0u8; len];
+    let mut cur = 0usize;
+    let mut acc = 0usize;
+    let mut in_cur = 0usize;
+    for (d, &h) in hist.iter().enumerate() {
+        table[d] = cur as u8;
+        acc += h as usize;
+        in_cur += h as usize;
+        // Start the next bucket once this one has its share (and something: a heavy digit
+        // may have taken several shares), if sampled elements remain for the next one.
+        if acc >= (cur + 1) * s / want && in_cur > 0 && acc < s && cur + 1 < want {
+            cur += 1;
+            in_cur = 0;
+        }
+    }
+    (cur > 0).then_some(table)
+}
+
 multiversion! {
     /// [`msd_count`] for `isa`.
-    fn msd_count_isa[T, F: Fn(&T) -> u64](
+    fn msd_count_isa[T, F: Fn(&T) -> u64, D: Fn(u64) -> usize](
         c: &[T],
         key: &F,
         k0: u64,
         nb: usize,
-        shift: u32,
-        dmask: u64,
+        digit: &D,
     ) -> (Vec<usize>, u64) => msd_count;
 }
 
@@ -353,23 +528,22 @@ multiversion! {
         => scatter;
 }
 
-/// The histogram of the digit `(key >> shift) & dmask` (`nb` values) over `c`, and the bits
-/// in which the keys differ from `k0`.
+/// The histogram of `digit(key)` (`nb` values) over `c`, and the bits in which the keys
+/// differ from `k0`.
 #[inline(always)]
-fn msd_count<T, F: Fn(&T) -> u64>(
+fn msd_count<T, F: Fn(&T) -> u64, D: Fn(u64) -> usize>(
     c: &[T],
     key: &F,
     k0: u64,
     nb: usize,
-    shift: u32,
-    dmask: u64,
+    digit: &D,
 ) -> (Vec<usize>, u64) {
     let mut h = vec![0usize; nb];
     let mut diff = 0u64;
     for x in c {
         let k = key(x);
         diff |= k ^ k0;
-        h[((k >> shift) & dmask) as usize] += 1;
+        h[digit(k)] += 1;
     }
     (h, diff)
 }
