@@ -166,6 +166,26 @@ fn large_inputs() {
             .map(|_| (rng.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0)
             .collect();
         check_all(&v, "f64 uniform [-1, 1)");
+        // The same keys as integers: the stable sort's MSD pass meets the skew itself and
+        // splits by a sampled table.
+        let keys: Vec<u64> = v.iter().map(|x| x.sort_key()).collect();
+        check_all(&keys, "u64 skewed like floats");
+        // NaNs of both signs and several payloads among them: the unstable sort rewrites
+        // floats as integers and moves the negative NaNs behind the others.
+        let nans = [
+            f64::NAN,
+            -f64::NAN,
+            f64::from_bits(0xfff0_0000_0000_0007),
+            f64::from_bits(0x7ff0_0000_0000_0001),
+        ];
+        let mixed: Vec<f64> = v
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| if i % 97 == 0 { nans[i % 4] } else { x })
+            .collect();
+        check_all(&mixed, "f64 with NaNs of both signs");
+        let single: Vec<f32> = mixed.iter().map(|&x| x as f32).collect();
+        check_all(&single, "f32 with NaNs of both signs");
         let n = 40_000;
         // Keys that differ only in their low bits, and only in their high bits.
         let low: Vec<u64> = (0..n)

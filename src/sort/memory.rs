@@ -11,8 +11,12 @@
 //!   memory: at most a sixth of the input plus about 10 MiB per thread.
 //! - **Direct** (the same types, in the stable sorts, and [`par_sort`] below 8 MiB): an MSD
 //!   pass out of cache, then LSD inside it (the `radix` module), the key computed on the fly
-//!   at each pass (floats are never rewritten, so NaN payloads survive). Stable. Scratch
-//!   memory: `n * size_of::<T>()` bytes.
+//!   at each pass. Stable. Scratch memory: `n * size_of::<T>()` bytes.
+//!
+//!   [`par_sort`] first rewrites `f32` and `f64` in place as integers that sort in the same
+//!   order, sorts those, and rewrites them back: a pass there and back instead of a key
+//!   computed at every pass. The rewrite is exact, so NaN payloads survive; the stable
+//!   sorts never rewrite their input.
 //! - **By index**: larger records, and keys longer than 8 bytes, are sorted as
 //!   `(top 8 key bytes, index)` pairs; runs of pairs with equal prefixes are then ordered by
 //!   the full key (rare for random keys), and the records are gathered in sorted order and
@@ -61,6 +65,9 @@ use crate::error::Result;
 /// assert_eq!(format!("{v:?}"), "[-inf, -0.0, 0.0, 1.5, 3.0, NaN]");
 /// ```
 pub fn par_sort<T: SortKey>(data: &mut [T]) {
+    if sort_float_bits(data) {
+        return;
+    }
     let prefix = |x: &T| x.sort_key().radix_prefix();
     if direct::<T, T::Key>() {
         inplace::sort(data, &prefix);
@@ -70,6 +77,93 @@ pub fn par_sort<T: SortKey>(data: &mut [T]) {
         inplace::sort_records(data, &prefix, &|p: &mut [T]| {
             sort_by_radix_key(p, &|x: &T| x.sort_key(), None)
         });
+    }
+}
+
+/// Sorts `f32` and `f64` as the unsigned integers of their keys, and returns `true`; any other
+/// type is left alone (`false`).
+///
+/// One parallel pass rewrites each float's bits into an order-preserving integer (negative:
+/// every bit flipped; positive: the sign bit set), the integers are sorted, and one pass
+/// turns them back. The key of every radix pass is then the element itself, where sorting
+/// the floats directly computes the key (and checks for NaN) at every pass: 10^6 `f64`
+/// sorted at about 160 M elements/s this way against 130 M/s on two threads (BENCHMARKS.md).
+///
+/// The rewrite is exactly invertible, so every bit survives, NaN payloads too. NaNs with the
+/// sign bit set would sort first as integers: they are counted in the first pass and moved
+/// behind the positive NaNs at the end (all NaNs are equal in numpy's order).
+fn sort_float_bits<T: SortKey>(data: &mut [T]) -> bool {
+    use std::any::TypeId;
+    if TypeId::of::<T>() == TypeId::of::<f64>() {
+        sort_as_bits::<u64>(bytemuck::cast_slice_mut(data));
+        true
+    } else if TypeId::of::<T>() == TypeId::of::<f32>() {
+        sort_as_bits::<u32>(bytemuck::cast_slice_mut(data));
+        true
+    } else {
+        false
+    }
+}
+
+/// The bits of an IEEE float, as the unsigned integer of its width.
+trait FloatBits: SortKey + Copy + Eq {
+    /// An integer whose order is the float's (for every float but NaN, whose position
+    /// depends on its sign): see [`sort_float_bits`].
+    fn float_to_ordered(self) -> Self;
+    /// The inverse of [`float_to_ordered`](FloatBits::float_to_ordered).
+    fn ordered_to_float(self) -> Self;
+    /// Whether these are the bits of a NaN with the sign bit set.
+    fn is_negative_nan(self) -> bool;
+}
+
+macro_rules! float_bits {
+    ($($u:ty => $i:ty, $exp:expr),*) => {$(
+        impl FloatBits for $u {
+            #[inline(always)]
+            fn float_to_ordered(self) -> $u {
+                const SIGN: $u = 1 << (<$u>::BITS - 1);
+                self ^ (((self as $i) >> (<$u>::BITS - 1)) as $u | SIGN)
+            }
+            #[inline(always)]
+            fn ordered_to_float(self) -> $u {
+                const SIGN: $u = 1 << (<$u>::BITS - 1);
+                self ^ ((((!self) as $i) >> (<$u>::BITS - 1)) as $u | SIGN)
+            }
+            #[inline(always)]
+            fn is_negative_nan(self) -> bool {
+                // Sign set, exponent all ones, mantissa not zero.
+                self > $exp
+            }
+        }
+    )*};
+}
+// The largest bit pattern below the negative NaNs: negative infinity.
+float_bits!(u64 => i64, 0xfff0_0000_0000_0000, u32 => i32, 0xff80_0000);
+
+/// Elements per task of the rewriting passes (256 KiB of `f64`).
+const REWRITE_CHUNK: usize = 32 << 10;
+
+/// [`sort_float_bits`] on the bits.
+fn sort_as_bits<U: FloatBits>(bits: &mut [U]) {
+    let negative_nans: usize = bits
+        .par_chunks_mut(REWRITE_CHUNK)
+        .map(|c| {
+            let mut nans = 0;
+            for x in c {
+                nans += usize::from(x.is_negative_nan());
+                *x = x.float_to_ordered();
+            }
+            nans
+        })
+        .sum();
+    par_sort(bits);
+    bits.par_chunks_mut(REWRITE_CHUNK).for_each(|c| {
+        for x in c {
+            *x = x.ordered_to_float();
+        }
+    });
+    if negative_nans > 0 {
+        bits.rotate_left(negative_nans);
     }
 }
 
@@ -310,4 +404,43 @@ where
             });
     }
     pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rewrite of float bits is its own exact inverse and orders like the sort key,
+    /// for every class of float: both zeros, subnormals, infinities, NaNs of either sign.
+    #[test]
+    fn float_bits_invert_and_order_like_the_key() {
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut bits: Vec<u64> = (0..20_000)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s
+            })
+            .collect();
+        bits.extend([0, 1 << 63, 1, (1 << 63) | 1, 0x7ff0 << 48, 0xfff0 << 48]);
+        bits.extend([0x7ff8 << 48, 0xfff8 << 48, 0x7ff0_0000_0000_0001, u64::MAX]);
+        for &b in &bits {
+            assert_eq!(b.float_to_ordered().ordered_to_float(), b);
+            let f = f64::from_bits(b);
+            assert_eq!(b.is_negative_nan(), f.is_nan() && f.is_sign_negative());
+            let narrow = (f as f32).to_bits();
+            assert_eq!(narrow.float_to_ordered().ordered_to_float(), narrow);
+        }
+        for w in bits.windows(2) {
+            let (a, b) = (f64::from_bits(w[0]), f64::from_bits(w[1]));
+            if !a.is_nan() && !b.is_nan() {
+                assert_eq!(
+                    w[0].float_to_ordered().cmp(&w[1].float_to_ordered()),
+                    a.sort_key().cmp(&b.sort_key()),
+                    "{a} {b}"
+                );
+            }
+        }
+    }
 }
