@@ -269,8 +269,10 @@ where
     let tshift = top + 1 - tbits;
     let tmask = (1u64 << tbits) - 1;
     let table_digit = move |k: u64| ((k >> tshift) & tmask) as usize;
-    let table = if tbits > w {
-        let buckets = (1usize << w).min(256);
+    // A table holds at most 256 buckets (one byte each): wider splits (inputs of over a few
+    // million elements) stay on the bits, and a heavy bucket gets another pass.
+    let table = if tbits > w && w <= 8 {
+        let buckets = 1usize << w;
         let sample = (SAMPLE_PER_BUCKET * buckets).min(n);
         bucket_table(
             src,
