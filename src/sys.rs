@@ -202,6 +202,33 @@ pub(crate) fn fadvise(file: &File, offset: u64, len: u64, hint: Hint) -> io::Res
     }
 }
 
+/// The most bytes one `POSIX_FADV_WILLNEED` on `file` reads: Linux caps each call at the
+/// larger of its block device's `max_sectors_kb` and `read_ahead_kb` (sysfs) and drops the
+/// rest of the range without a word. `None` when the file's device has no request queue in
+/// sysfs (tmpfs, network and some stacked filesystems) or its limits cannot be read.
+pub(crate) fn willneed_limit(file: &File) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = file.metadata().ok()?.dev();
+    let base = std::path::PathBuf::from(format!(
+        "/sys/dev/block/{}:{}",
+        libc::major(dev),
+        libc::minor(dev)
+    ));
+    // A partition's requests go to its disk's queue.
+    let queue = [base.join("queue"), base.join("../queue")]
+        .into_iter()
+        .find(|q| q.is_dir())?;
+    let kib = |name: &str| -> Option<u64> {
+        std::fs::read_to_string(queue.join(name))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let limit = kib("max_sectors_kb")?.max(kib("read_ahead_kb").unwrap_or(0));
+    (limit > 0).then_some(limit << 10)
+}
+
 /// What [`sync_file_range`] does with the range's dirty pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Writeback {

@@ -51,6 +51,28 @@ pub(crate) fn advise(file: &File, offset: u64, len: u64, hint: Hint) {
     let _ = sys::fadvise(file, offset, len, hint);
 }
 
+/// Asks the kernel to read bytes `offset..offset + len` of `file` into the page cache
+/// (`POSIX_FADV_WILLNEED`), in requests of at most `chunk` bytes ([`will_need_chunk`]).
+pub(crate) fn will_need(file: &File, offset: u64, len: u64, chunk: u64) {
+    let end = offset + len;
+    let mut at = offset;
+    while at < end {
+        let n = chunk.max(1).min(end - at);
+        advise(file, at, n, Hint::WillNeed);
+        at += n;
+    }
+}
+
+/// The request size for [`will_need`] on `file`: Linux reads at most the larger of the
+/// device's `max_sectors_kb` and `read_ahead_kb` per `POSIX_FADV_WILLNEED` and silently drops
+/// the rest of the range ([`sys::willneed_limit`]). With common defaults (128 KiB of
+/// read-ahead, 1280 KiB or less per request) a merge's window of a few MiB would be read
+/// ahead only in its first MiB, and the rest read synchronously, a unit at a time, when the
+/// merge got there. Where the limit cannot be read, 128 KiB (the default `read_ahead_kb`).
+pub(crate) fn will_need_chunk(file: &File) -> u64 {
+    sys::willneed_limit(file).unwrap_or(128 << 10)
+}
+
 /// Frees the disk blocks of bytes `offset..offset + len` of a temporary `file` whose data
 /// there is no longer needed ([`sys::punch_hole`]). Failures are ignored: the blocks are
 /// then freed when the file is removed.
@@ -184,4 +206,36 @@ pub(crate) fn create_new(path: &Path) -> Result<File> {
         .create_new(true)
         .open(path)
         .map_err(|e| Error::io(path, "create", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A range three times what one `POSIX_FADV_WILLNEED` reads on the test directory's disk
+    /// is read ahead whole. (Where evicted pages stay, as on tmpfs, there is nothing to see.)
+    #[test]
+    fn will_need_reads_the_whole_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs");
+        let file = File::create(&path).unwrap();
+        let chunk = will_need_chunk(&file).clamp(64 << 10, 16 << 20);
+        let len = 3 * chunk;
+        file.write_all_at(&vec![7u8; len as usize], 0).unwrap();
+        file.sync_all().unwrap();
+        drop(file);
+        let file = File::open(&path).unwrap();
+        drop_all(&file);
+        let resident = || crate::mmap::resident_bytes(&path).unwrap().0;
+        if resident() != 0 {
+            return;
+        }
+        advise(&file, 0, 0, Hint::Random);
+        will_need(&file, 0, len, chunk);
+        let start = std::time::Instant::now();
+        while resident() < len && start.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(resident(), len, "read ahead in requests of {chunk} bytes");
+    }
 }

@@ -105,6 +105,8 @@ struct Cursor<'a, T> {
     /// Bytes of the file from here to the read position are consumed but still on disk.
     free_from: u64,
     window: u64,
+    /// Bytes per read-ahead request ([`fileio::will_need_chunk`]).
+    ask_chunk: u64,
     /// At least `unit` elements long; `buf[pos..filled]` are the unread ones.
     buf: Vec<T>,
     unit: usize,
@@ -120,6 +122,7 @@ impl<'a, T: Pod> Cursor<'a, T> {
         file: &'a File,
         range: std::ops::Range<u64>,
         cap: usize,
+        ask_chunk: u64,
         buf: Vec<T>,
     ) -> Self {
         let len = range.end - range.start;
@@ -136,6 +139,7 @@ impl<'a, T: Pod> Cursor<'a, T> {
             free_from: (run.offset + range.start * std::mem::size_of::<T>() as u64)
                 .next_multiple_of(FREE_ALIGN),
             window: (cap - unit).max(1),
+            ask_chunk,
             buf: sized(buf, unit as usize),
             unit: unit as usize,
             filled: 0,
@@ -158,11 +162,11 @@ impl<'a, T: Pod> Cursor<'a, T> {
         if self.asked < self.end && self.asked < self.next + n as u64 + self.window {
             let from = self.asked.max(self.next);
             let to = (from + self.window).min(self.end);
-            fileio::advise(
+            fileio::will_need(
                 self.file,
                 self.offset + from * size,
                 (to - from) * size,
-                fileio::Hint::WillNeed,
+                self.ask_chunk,
             );
             self.asked = to;
         }
@@ -276,8 +280,10 @@ where
         out_elems,
     );
     let mut cursors: Vec<Cursor<'_, T>> = Vec::with_capacity(live.len());
+    // The runs of a merge lie in one directory: one device, one request limit.
+    let ask_chunk = live.first().map_or(0, |s| fileio::will_need_chunk(s.file));
     for (s, buf) in live.iter().zip(bufs.drain(..)) {
-        let mut c = Cursor::new(s.run, s.file, s.range.clone(), buf_elems, buf);
+        let mut c = Cursor::new(s.run, s.file, s.range.clone(), buf_elems, ask_chunk, buf);
         c.refill()?;
         cursors.push(c);
     }
