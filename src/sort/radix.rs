@@ -783,6 +783,43 @@ fn insertion_sort<T: Copy, F: Fn(&T) -> u64>(v: &mut [T], key: &F) {
 mod tests {
     use super::*;
 
+    /// Sample-based buckets: nondecreasing, at least two, none empty, even when a heavy
+    /// digit takes several buckets' shares (60 % of the keys on one digit).
+    #[test]
+    fn bucket_table_has_no_empty_bucket() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let heavy: Vec<usize> = (0..10_000)
+            .map(|i| {
+                if i % 10 < 6 {
+                    100
+                } else {
+                    200 + (next() % 100) as usize
+                }
+            })
+            .collect();
+        let spread: Vec<usize> = (0..10_000).map(|_| (next() % 65_536) as usize).collect();
+        let two: Vec<usize> = (0..10_000).map(|i| [7, 9000][i % 2]).collect();
+        for (data, want) in [(&heavy, 4), (&heavy, 256), (&spread, 256), (&two, 16)] {
+            // Sample everything, so that "holds a sampled element" means "non-empty".
+            let table = bucket_table(data, &|&d: &usize| d, 16, want, 1, data.len())
+                .expect("a table: the top-bit split overflows a part of 1");
+            assert!(table.windows(2).all(|w| w[0] <= w[1] && w[1] - w[0] <= 1));
+            let nb = *table.last().unwrap() as usize + 1;
+            assert!((2..=want).contains(&nb));
+            let mut count = vec![0; nb];
+            for &d in data.iter() {
+                count[table[d] as usize] += 1;
+            }
+            assert!(count.iter().all(|&c| c > 0), "empty bucket: {count:?}");
+        }
+    }
+
     fn tiny() -> Tuning {
         Tuning {
             small: 4,
