@@ -335,6 +335,52 @@ pub(crate) fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
     }
 }
 
+/// Opens `path` again for reading with `O_DIRECT`: reads that go from the disk straight into
+/// the caller's buffer, bypassing the page cache. Offsets, lengths and buffer addresses must
+/// then be multiples of the device's logical block size ([`DIRECT_ALIGN`] is enough for
+/// every common device).
+///
+/// # Errors
+/// The error `open` reports; `EINVAL` where the filesystem has no direct I/O (tmpfs before
+/// Linux 6.6, some network filesystems).
+pub(crate) fn open_direct(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+}
+
+/// Alignment that satisfies `O_DIRECT` on every common device: 4 KiB, the largest logical
+/// block size in use (most devices need 512 bytes).
+pub(crate) const DIRECT_ALIGN: usize = 4096;
+
+/// Whether `e` is the `EINVAL` a direct read returns when the filesystem or device refuses
+/// its alignment: the caller then reads the same bytes through the page cache.
+pub(crate) fn is_invalid_argument(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINVAL)
+}
+
+/// Asks for the memory of `v`'s whole capacity to be backed by transparent huge pages
+/// (`madvise(MADV_HUGEPAGE)` on the whole pages inside it), where the system allows them
+/// only on request. A buffer that the disk reads into directly is then physically
+/// contiguous in 2 MiB pieces, and a read of several MiB goes to the device as a few large
+/// requests instead of many 1 MiB ones (a request holds at most `max_segments` pieces of
+/// memory, 254 on virtio disks). Best effort: failures are ignored.
+pub(crate) fn advise_huge_pages<T>(v: &mut Vec<T>) {
+    let page = page_size();
+    let start = v.as_mut_ptr() as usize;
+    let end = start + v.capacity() * std::mem::size_of::<T>();
+    let (from, to) = (start.next_multiple_of(page), end / page * page);
+    if to <= from {
+        return;
+    }
+    // SAFETY: MADV_HUGEPAGE changes neither the contents nor the validity of any memory: it
+    // only marks the range as eligible for huge pages. The range lies inside `v`'s own
+    // allocation, held by the exclusive borrow for the call.
+    let _ = unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE) };
+}
+
 /// Whether `e` says the disk or the user's quota is full, or the file would be larger than
 /// the filesystem allows (`ENOSPC`, `EDQUOT`, `EFBIG`).
 pub(crate) fn is_out_of_space(e: &io::Error) -> bool {

@@ -65,6 +65,7 @@ use std::time::{Duration, Instant};
 use bytemuck::Pod;
 
 use super::fileio::{self, Hint, StreamWriter};
+use super::io_pool::{IoPool, IO_THREADS};
 use super::key::SortKey;
 use super::merge::{self, BufferPool, Run, Sampler, Source};
 use crate::chunk::ParOptions;
@@ -1294,10 +1295,11 @@ fn merge_level<T: SortKey>(
             .map(|(run, file)| Source {
                 run,
                 file,
+                direct: None,
                 range: 0..run.len,
             })
             .collect();
-        merge::merge::<T, _, Halt>(&sources, buf, out_elems, &pool, |piece| {
+        merge::merge::<T, _, Halt>(&sources, buf, out_elems, &pool, None, |piece| {
             if stop.load(Ordering::Relaxed) {
                 return Err(Halt::Stopped);
             }
@@ -1361,20 +1363,28 @@ fn final_merge<T: SortKey>(
     // the disk large chunks whatever their size.
     let out_elems = merge::unit_elems::<T>().min(buf);
     let pool = BufferPool::default();
-    run_workers(parts, workers, &|p, stop| {
-        let start: u64 = cuts[p].iter().sum();
-        let mut w = StreamWriter::new(out, out_path, data_offset + start * size);
-        let sources = merge::part_sources(runs, &files, &cuts, p);
-        merge::merge::<T, _, Halt>(&sources, buf, out_elems, &pool, |piece| {
-            if stop.load(Ordering::Relaxed) {
-                return Err(Halt::Stopped);
-            }
-            write_all(&mut w, piece)?;
-            job.report(Phase::FinalMerge, piece.len() as u64 * size, job.bytes())?;
+    // The runs again with `O_DIRECT`, read by I/O threads (`io_pool`); where the filesystem
+    // refuses, through the page cache as before.
+    let direct: Vec<Option<File>> = runs
+        .iter()
+        .map(|r| crate::sys::open_direct(&r.path).ok())
+        .collect();
+    IoPool::scope(IO_THREADS, |io| {
+        run_workers(parts, workers, &|p, stop| {
+            let start: u64 = cuts[p].iter().sum();
+            let mut w = StreamWriter::new(out, out_path, data_offset + start * size);
+            let sources = merge::part_sources(runs, &files, &direct, &cuts, p);
+            merge::merge::<T, _, Halt>(&sources, buf, out_elems, &pool, Some(io), |piece| {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(Halt::Stopped);
+                }
+                write_all(&mut w, piece)?;
+                job.report(Phase::FinalMerge, piece.len() as u64 * size, job.bytes())?;
+                Ok(())
+            })?;
+            w.finish()?;
             Ok(())
-        })?;
-        w.finish()?;
-        Ok(())
+        })
     })
 }
 

@@ -24,8 +24,10 @@ use std::path::PathBuf;
 use bytemuck::Pod;
 
 use super::fileio;
+use super::io_pool::IoPool;
 use super::key::SortKey;
 use crate::error::{Error, Result};
+use crate::sys::DIRECT_ALIGN;
 
 /// A sorted run on disk: `len` elements of `T` from byte `offset` of `path`, with every
 /// `stride`-th key kept in memory. The file is the sort's own temporary, read once: a merge
@@ -92,8 +94,10 @@ pub(crate) fn unit_elems<T>() -> usize {
     (READ_UNIT / std::mem::size_of::<T>().max(1)).max(1)
 }
 
-/// Reads elements `next..end` of a run: from the page cache in units of [`READ_UNIT`] bytes,
-/// into which the kernel is asked to read the run ahead in windows of `window` elements.
+/// Reads elements `next..end` of a run. Read directly ([`Direct`]), it merges one block
+/// while I/O threads read the next into a second buffer. Otherwise it reads from the page
+/// cache in units of [`READ_UNIT`] bytes, into which the kernel is asked to read the run
+/// ahead in windows of `window` elements.
 struct Cursor<'a, T> {
     file: &'a File,
     run_path: &'a std::path::Path,
@@ -112,6 +116,26 @@ struct Cursor<'a, T> {
     unit: usize,
     filled: usize,
     pos: usize,
+    /// Set when the run is read with `O_DIRECT` by I/O threads instead.
+    direct: Option<Direct<'a, T>>,
+}
+
+/// A cursor's direct reads: blocks of the run read by an [`IoPool`] into the cursor's two
+/// buffers in turn, the next in flight while the current one is merged.
+struct Direct<'a, T> {
+    pool: IoPool<'a, T>,
+    /// The run opened with `O_DIRECT`.
+    file: &'a File,
+    /// Bytes per block: a multiple of [`DIRECT_ALIGN`] and so of the element size.
+    block: u64,
+    /// File offset of the next block to ask for (aligned).
+    ask_at: u64,
+    /// File offset just past the cursor's range.
+    end_byte: u64,
+    /// The block in flight and its file offset.
+    pending: Option<(std::sync::mpsc::Receiver<super::io_pool::Done<T>>, u64)>,
+    /// The buffer the next block is read into.
+    spare: Vec<T>,
 }
 
 impl<'a, T: Pod> Cursor<'a, T> {
@@ -124,8 +148,41 @@ impl<'a, T: Pod> Cursor<'a, T> {
         cap: usize,
         ask_chunk: u64,
         buf: Vec<T>,
+        direct: Option<(IoPool<'a, T>, &'a File, Vec<T>)>,
     ) -> Self {
         let len = range.end - range.start;
+        let size = std::mem::size_of::<T>() as u64;
+        if let Some((pool, dfile, spare)) = direct {
+            // Two buffers of `cap` elements each, in whole aligned blocks.
+            let block = (cap as u64 * size) / DIRECT_ALIGN as u64 * DIRECT_ALIGN as u64;
+            let start_byte = run.offset + range.start * size;
+            let mut c = Cursor {
+                file,
+                run_path: &run.path,
+                offset: run.offset,
+                next: range.start,
+                end: range.end,
+                asked: range.end,
+                free_from: start_byte.next_multiple_of(FREE_ALIGN),
+                window: (block / size).max(1),
+                ask_chunk,
+                buf,
+                unit: 0,
+                filled: 0,
+                pos: 0,
+                direct: Some(Direct {
+                    pool,
+                    file: dfile,
+                    block,
+                    ask_at: start_byte / DIRECT_ALIGN as u64 * DIRECT_ALIGN as u64,
+                    end_byte: run.offset + range.end * size,
+                    pending: None,
+                    spare,
+                }),
+            };
+            c.ask_next_block();
+            return c;
+        }
         let cap = (cap as u64).min(len).max(1);
         // A unit in `buf` and under two windows read ahead: no more than `2 * cap` in all.
         let unit = (unit_elems::<T>() as u64).min(cap / 2).max(1);
@@ -144,11 +201,87 @@ impl<'a, T: Pod> Cursor<'a, T> {
             unit: unit as usize,
             filled: 0,
             pos: 0,
+            direct: None,
         }
+    }
+
+    /// Whether [`Cursor::new`] can read `run` with direct I/O in buffers of `cap` elements:
+    /// elements that never straddle an aligned block, and blocks at least that large.
+    fn can_read_direct<K>(run: &Run<K>, cap: usize) -> bool {
+        let size = std::mem::size_of::<T>();
+        size > 0
+            && DIRECT_ALIGN.is_multiple_of(size)
+            && run.offset.is_multiple_of(size as u64)
+            && cap.saturating_mul(size) >= DIRECT_ALIGN
+    }
+
+    /// Sends the spare buffer to be filled with the next block, if any is left.
+    fn ask_next_block(&mut self) {
+        let Some(d) = self.direct.as_mut() else {
+            return;
+        };
+        if d.ask_at >= d.end_byte {
+            return;
+        }
+        // The last block is read to the aligned end: the bytes after the range belong to
+        // another part or lie past the end of the file, and are not used.
+        let len = d
+            .block
+            .min((d.end_byte - d.ask_at).next_multiple_of(DIRECT_ALIGN as u64));
+        let buf = std::mem::take(&mut d.spare);
+        let rx = d.pool.read(d.file, self.file, d.ask_at, len as usize, buf);
+        d.pending = Some((rx, d.ask_at));
+        d.ask_at += len;
+    }
+
+    /// Takes the block in flight as the current one and asks for the next.
+    fn refill_direct(&mut self) -> Result<bool> {
+        self.pos = 0;
+        self.filled = 0;
+        if self.next == self.end {
+            return Ok(false);
+        }
+        let size = std::mem::size_of::<T>() as u64;
+        let d = self.direct.as_mut().expect("a direct cursor");
+        let (answer, at) = d
+            .pending
+            .take()
+            .expect("a block is in flight until the range is read");
+        let done = answer.recv().map_err(|_| {
+            Error::io(
+                self.run_path,
+                "read",
+                std::io::Error::other("the I/O threads stopped"),
+            )
+        })?;
+        let got = done
+            .result
+            .map_err(|e| Error::io(self.run_path, "read", e))? as u64;
+        let from = self.offset + self.next * size;
+        let to = (at + d.block).min(d.end_byte);
+        if at + got < to {
+            return Err(Error::Truncated {
+                path: self.run_path.to_path_buf(),
+                expected: to,
+                actual: self.file.metadata().map(|m| m.len()).unwrap_or(0),
+            });
+        }
+        let first = done.at + ((from - at) / size) as usize;
+        let n = ((to - from) / size) as usize;
+        d.spare = std::mem::replace(&mut self.buf, done.buf);
+        self.pos = first;
+        self.filled = first + n;
+        self.next += n as u64;
+        self.ask_next_block();
+        self.free_consumed();
+        Ok(true)
     }
 
     /// Loads the next unit; `false` when the range is exhausted.
     fn refill(&mut self) -> Result<bool> {
+        if self.direct.is_some() {
+            return self.refill_direct();
+        }
         let n = (self.unit as u64).min(self.end - self.next) as usize;
         self.pos = 0;
         self.filled = n;
@@ -196,7 +329,10 @@ impl<'a, T: Pod> Cursor<'a, T> {
         if to >= self.free_from + self.window * size
             || (self.next == self.end && to > self.free_from)
         {
-            fileio::free(self.file, self.free_from, to - self.free_from);
+            match &self.direct {
+                Some(d) => d.pool.free(self.file, self.free_from, to - self.free_from),
+                None => fileio::free(self.file, self.free_from, to - self.free_from),
+            }
             self.free_from = to;
         }
     }
@@ -223,6 +359,8 @@ pub(crate) type BufferPool<T> = std::sync::Mutex<Vec<Vec<T>>>;
 pub(crate) struct Source<'a, K> {
     pub(crate) run: &'a Run<K>,
     pub(crate) file: &'a File,
+    /// The run opened with `O_DIRECT`, for a merge given I/O threads.
+    pub(crate) direct: Option<&'a File>,
     pub(crate) range: std::ops::Range<u64>,
 }
 
@@ -231,6 +369,7 @@ pub(crate) struct Source<'a, K> {
 pub(crate) fn part_sources<'a, K>(
     runs: &'a [Run<K>],
     files: &'a [File],
+    direct: &'a [Option<File>],
     cuts: &[Vec<u64>],
     p: usize,
 ) -> Vec<Source<'a, K>> {
@@ -240,23 +379,28 @@ pub(crate) fn part_sources<'a, K>(
         .map(|(r, (run, file))| Source {
             run,
             file,
+            direct: direct.get(r).and_then(Option::as_ref),
             range: cuts[p][r]..cuts[p + 1][r],
         })
         .collect()
 }
 
 /// Merges `sources` (each sorted) and hands the output to `emit` in order, in pieces of at
-/// most `out_elems` elements. Each source may hold `buf_elems` elements: a small read buffer
-/// (taken from `pool` and given back at the end) and, in the page cache, a window read ahead,
-/// so a merge holds about `(2 * sources) * buf_elems + out_elems` elements in memory.
+/// most `out_elems` elements. Each source may hold `2 * buf_elems` elements, so a merge
+/// holds about `(2 * sources) * buf_elems + out_elems` elements in memory. Given `io`, the
+/// sources that have a direct file and whose elements tile 4 KiB blocks are read in two
+/// buffers of `buf_elems` (whole blocks), one merged while the I/O threads fill the other.
+/// The rest are read through a small buffer and, in the page cache, a window read ahead.
+/// Buffers are taken from `pool` and given back at the end.
 ///
 /// `emit`'s error type is the merge's: any that an outcore [`Error`] converts into, so that a
 /// caller can stop the merge with a reason of its own.
-pub(crate) fn merge<T, F, E>(
-    sources: &[Source<'_, T::Key>],
+pub(crate) fn merge<'a, T, F, E>(
+    sources: &[Source<'a, T::Key>],
     buf_elems: usize,
     out_elems: usize,
     pool: &BufferPool<T>,
+    io: Option<&IoPool<'a, T>>,
     mut emit: F,
 ) -> std::result::Result<(), E>
 where
@@ -268,11 +412,20 @@ where
         .iter()
         .filter(|s| s.range.start < s.range.end)
         .collect();
+    // Which inputs are read directly, by the I/O threads: those take a second buffer.
+    let direct: Vec<Option<(IoPool<'a, T>, &'a File)>> = live
+        .iter()
+        .map(|s| match (io, s.direct) {
+            (Some(io), Some(d)) if Cursor::<T>::can_read_direct(s.run, buf_elems) => {
+                Some((io.clone(), d))
+            }
+            _ => None,
+        })
+        .collect();
+    let wanted = live.len() + direct.iter().flatten().count() + 1;
     let mut bufs: Vec<Vec<T>> = {
         let mut p = pool.lock().unwrap_or_else(|e| e.into_inner());
-        (0..=live.len())
-            .map(|_| p.pop().unwrap_or_default())
-            .collect()
+        (0..wanted).map(|_| p.pop().unwrap_or_default()).collect()
     };
     let out_elems = out_elems.max(1);
     let mut out = sized(
@@ -282,10 +435,22 @@ where
     let mut cursors: Vec<Cursor<'_, T>> = Vec::with_capacity(live.len());
     // The runs of a merge lie in one directory: one device, one request limit.
     let ask_chunk = live.first().map_or(0, |s| fileio::will_need_chunk(s.file));
-    for (s, buf) in live.iter().zip(bufs.drain(..)) {
-        let mut c = Cursor::new(s.run, s.file, s.range.clone(), buf_elems, ask_chunk, buf);
+    for (s, direct) in live.iter().zip(direct) {
+        let buf = bufs.pop().unwrap_or_default();
+        let direct = direct.map(|(io, d)| (io, d, bufs.pop().unwrap_or_default()));
+        cursors.push(Cursor::new(
+            s.run,
+            s.file,
+            s.range.clone(),
+            buf_elems,
+            ask_chunk,
+            buf,
+            direct,
+        ));
+    }
+    // Every direct cursor's first block is asked for before any is awaited.
+    for c in &mut cursors {
         c.refill()?;
-        cursors.push(c);
     }
     let mut o = 0usize;
     let ahead = (PREFETCH_AHEAD / std::mem::size_of::<T>().max(1)).max(1);
@@ -307,7 +472,9 @@ where
                 o = 0;
             }
             if c.pos == c.filled && !c.refill()? {
-                bufs.push(cursors.remove(w as usize).buf);
+                let done = cursors.remove(w as usize);
+                bufs.push(done.buf);
+                bufs.extend(done.direct.map(|d| d.spare));
                 break;
             }
             // Replay the winner's new key from its leaf to the root, without branches:
@@ -337,7 +504,12 @@ where
         }
     }
     bufs.push(out);
-    bufs.extend(cursors.into_iter().map(|c| c.buf));
+    for c in cursors {
+        bufs.push(c.buf);
+        if let Some(d) = c.direct {
+            bufs.push(d.spare);
+        }
+    }
     pool.lock().unwrap_or_else(|e| e.into_inner()).extend(bufs);
     Ok(())
 }
@@ -509,6 +681,154 @@ mod tests {
         *seed >> 33
     }
 
+    /// Runs of `T` written one after another into one file (so that most start at an
+    /// offset that is not block-aligned), with samples for splitting.
+    fn write_runs<T: SortKey<Key = T> + Copy>(
+        path: &std::path::Path,
+        runs_data: &[Vec<T>],
+        target: u64,
+    ) -> Vec<Run<T>> {
+        let mut f = File::create(path).unwrap();
+        let mut offset = 0u64;
+        let mut runs = Vec::new();
+        for d in runs_data {
+            f.write_all(bytemuck::cast_slice(d)).unwrap();
+            let mut s = Sampler::new(d.len() as u64, target);
+            s.feed(d);
+            let (stride, samples) = s.finish();
+            runs.push(Run {
+                path: path.to_path_buf(),
+                offset,
+                len: d.len() as u64,
+                stride,
+                samples,
+            });
+            offset += std::mem::size_of_val(d.as_slice()) as u64;
+        }
+        f.sync_all().unwrap();
+        runs
+    }
+
+    /// Merges `runs_data` (each sorted) in `parts` parts through the I/O threads, reading
+    /// the runs with `O_DIRECT` where the test directory allows it, and checks the output
+    /// against `slice::sort`.
+    fn check_direct<T: SortKey<Key = T> + Copy + Ord + std::fmt::Debug + Send>(
+        runs_data: Vec<Vec<T>>,
+        buf_elems: usize,
+        parts: usize,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs");
+        let runs = write_runs(&path, &runs_data, 16);
+        // Writable, as the merge's own are: it frees what it has read.
+        let files: Vec<File> = runs
+            .iter()
+            .map(|r| {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&r.path)
+                    .unwrap()
+            })
+            .collect();
+        // Where the filesystem has no direct I/O the cursors read the same blocks from a
+        // plain descriptor: the block arithmetic is tested either way.
+        let direct: Vec<Option<File>> = runs
+            .iter()
+            .map(|r| {
+                Some(
+                    crate::sys::open_direct(&r.path)
+                        .unwrap_or_else(|_| File::open(&r.path).unwrap()),
+                )
+            })
+            .collect();
+        let mut expect: Vec<T> = runs_data.concat();
+        expect.sort_unstable();
+        let cuts = split_points::<T>(&runs, &files, parts).unwrap();
+        let pool = BufferPool::default();
+        let mut got = Vec::new();
+        IoPool::scope(3, |io| {
+            for p in 0..parts {
+                let sources = part_sources(&runs, &files, &direct, &cuts, p);
+                merge::<T, _, Error>(&sources, buf_elems, 1000, &pool, Some(io), |o| {
+                    got.extend_from_slice(o);
+                    Ok(())
+                })
+                .unwrap();
+            }
+        });
+        assert!(
+            got == expect,
+            "{} runs, {buf_elems} elements a buffer, {parts} parts",
+            runs.len()
+        );
+    }
+
+    #[test]
+    fn direct_reads_merge_like_sort() {
+        let mut seed = 11;
+        let mut sorted_u64 = |n: usize, modulus: u64| {
+            let mut v: Vec<u64> = (0..n).map(|_| lcg(&mut seed) % modulus).collect();
+            v.sort_unstable();
+            v
+        };
+        // Runs of odd lengths (every run after the first starts off a block boundary), one
+        // empty, one of a single element; buffers of one block (512 u64) and of several.
+        let runs: Vec<Vec<u64>> = [0, 1, 5000, 12_345, 777, 40_001, 3]
+            .iter()
+            .map(|&n| sorted_u64(n, u64::MAX))
+            .collect();
+        for (buf, parts) in [(512, 1), (512, 5), (3000, 3), (100_000, 2)] {
+            check_direct(runs.clone(), buf, parts);
+        }
+        // Many equal keys: parts cut inside runs of equal keys, at unaligned positions.
+        let dups: Vec<Vec<u64>> = [9000, 7001, 13].iter().map(|&n| sorted_u64(n, 4)).collect();
+        check_direct(dups, 700, 7);
+        // Four-byte elements: 1024 to a block.
+        let mut seed = 5;
+        let runs32: Vec<Vec<u32>> = [4097, 1, 10_000]
+            .iter()
+            .map(|&n| {
+                let mut v: Vec<u32> = (0..n).map(|_| lcg(&mut seed) as u32).collect();
+                v.sort_unstable();
+                v
+            })
+            .collect();
+        check_direct(runs32, 1024, 3);
+    }
+
+    #[test]
+    fn a_run_cut_short_under_direct_reads_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs");
+        let data: Vec<u64> = (0..20_000).collect();
+        let runs = write_runs(&path, &[data], 16);
+        let files = vec![File::open(&path).unwrap()];
+        let direct = vec![Some(
+            crate::sys::open_direct(&path).unwrap_or_else(|_| File::open(&path).unwrap()),
+        )];
+        // Another process truncates the run: the merge reports it, it does not panic.
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(8 * 10_000 + 3)
+            .unwrap();
+        let cuts = vec![vec![0], vec![20_000]];
+        let sources = part_sources(&runs, &files, &direct, &cuts, 0);
+        let r = IoPool::scope(2, |io| {
+            merge::<u64, _, Error>(
+                &sources,
+                1024,
+                1000,
+                &BufferPool::default(),
+                Some(io),
+                |_| Ok(()),
+            )
+        });
+        assert!(matches!(r, Err(Error::Truncated { .. })), "{r:?}");
+    }
+
     #[test]
     fn sampler_keeps_every_stride_th() {
         let v: Vec<u64> = (0..100).collect();
@@ -553,8 +873,8 @@ mod tests {
                         got.len(),
                         "part {p} starts where the last ended"
                     );
-                    let sources = part_sources(&runs, &files, &cuts, p);
-                    merge::<u64, _, Error>(&sources, 4, 5, &BufferPool::default(), |o| {
+                    let sources = part_sources(&runs, &files, &[], &cuts, p);
+                    merge::<u64, _, Error>(&sources, 4, 5, &BufferPool::default(), None, |o| {
                         got.extend_from_slice(o);
                         Ok(())
                     })

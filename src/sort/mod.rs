@@ -9,6 +9,7 @@
 mod external;
 mod fileio;
 mod inplace;
+mod io_pool;
 mod key;
 mod memory;
 mod merge;

@@ -55,6 +55,7 @@ fn merge_into<T: SortKey>(
         .map(|(run, file)| Source {
             run,
             file,
+            direct: None,
             range: 0..run.len,
         })
         .collect();
@@ -69,7 +70,7 @@ fn merge_into<T: SortKey>(
         let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<T>>(1);
         let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<T>>();
         let merger = s.spawn(move || {
-            merge::merge::<T, _, Halt>(sources, buf, buf, pool, |piece| {
+            merge::merge::<T, _, Halt>(sources, buf, buf, pool, None, |piece| {
                 if piece.is_empty() {
                     return Ok(());
                 }
