@@ -1364,7 +1364,9 @@ fn final_merge<T: SortKey>(
     let out_elems = merge::unit_elems::<T>().min(buf);
     let pool = BufferPool::default();
     // The runs again with `O_DIRECT`, read by I/O threads (`io_pool`); where the filesystem
-    // refuses, through the page cache as before.
+    // refuses, through the page cache as before. The runs take at most `file_slots`, half
+    // the open-file limit, so these fit in the other half; where one does not open, that
+    // run is read through the page cache.
     let direct: Vec<Option<File>> = runs
         .iter()
         .map(|r| crate::sys::open_direct(&r.path).ok())

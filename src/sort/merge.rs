@@ -153,8 +153,10 @@ impl<'a, T: Pod> Cursor<'a, T> {
         let len = range.end - range.start;
         let size = std::mem::size_of::<T>() as u64;
         if let Some((pool, dfile, spare)) = direct {
-            // Two buffers of `cap` elements each, in whole aligned blocks.
-            let block = (cap as u64 * size) / DIRECT_ALIGN as u64 * DIRECT_ALIGN as u64;
+            // Two buffers of `cap` elements each (at most MAX_DIRECT_BLOCK), in whole aligned
+            // blocks.
+            let block = (cap as u64 * size).min(MAX_DIRECT_BLOCK) / DIRECT_ALIGN as u64
+                * DIRECT_ALIGN as u64;
             let start_byte = run.offset + range.start * size;
             let mut c = Cursor {
                 file,
@@ -337,6 +339,12 @@ impl<'a, T: Pod> Cursor<'a, T> {
         }
     }
 }
+
+/// The largest block a direct cursor reads at once. A merge cannot start before every
+/// cursor has its first block, so a budget far larger than the runs need would otherwise
+/// make the merge wait for half the budget to be read before it merged anything; the disk
+/// gains nothing from requests this large (it splits them into pieces of `max_sectors_kb`).
+const MAX_DIRECT_BLOCK: u64 = 16 << 20;
 
 /// Alignment of the ranges [`Cursor::free_consumed`] frees: a filesystem block (4 KiB on
 /// ext4 and XFS by default). A partial block at either end would be zeroed, not freed.
