@@ -1,7 +1,7 @@
 //! The operating system, seen from one place: what outcore reads from `/proc` and `/sys`
 //! and the system calls it makes beyond memmap2's (`flock`, `posix_fadvise`,
-//! `sync_file_range`, `posix_fallocate`, `fallocate` to punch holes, `mincore`, `getrlimit`,
-//! `statvfs`, `sysconf`).
+//! `sync_file_range`, `posix_fallocate`, `fallocate` to punch holes, `mincore`, `madvise` on
+//! buffers, `open` with `O_DIRECT`, `getrlimit`, `statvfs`, `sysconf`).
 //!
 //! Every `unsafe` block calling libc sits here with a `// SAFETY:` comment that says why it
 //! holds; the rest of the crate calls these safe wrappers and never names `libc`. The

@@ -21,7 +21,8 @@ use crate::sys;
 
 /// Threads reading for the merges of one phase. Each has one read outstanding, so this is
 /// the read queue depth the disk sees. On this project's test disk (a virtio SSD), 4 and 8
-/// merged alike and 16 was slower (BENCHMARKS.md, "The final merge reads directly").
+/// merged alike and 16 was slower (BENCHMARKS.md, "The final merge reads its runs
+/// directly").
 pub(crate) const IO_THREADS: usize = 4;
 
 /// A block to read: `len` bytes at `offset` of `file` into `buf`, starting at element `at`

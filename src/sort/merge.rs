@@ -139,8 +139,11 @@ struct Direct<'a, T> {
 }
 
 impl<'a, T: Pod> Cursor<'a, T> {
-    /// A cursor over `range` of `run` that may hold `2 * cap` elements: a read unit in
-    /// `buf`, and less than twice the rest of `cap` in the page cache, read ahead.
+    /// A cursor over `range` of `run` that may hold `2 * cap` elements. Given `direct` (the
+    /// I/O threads, the run opened with `O_DIRECT`, and a second buffer; see
+    /// [`Cursor::can_read_direct`]): two blocks of at most `cap`, `buf` and the spare, the
+    /// first asked for here. Otherwise a read unit in `buf`, and less than twice the rest of
+    /// `cap` in the page cache, read ahead.
     fn new<K>(
         run: &'a Run<K>,
         file: &'a File,
