@@ -80,15 +80,21 @@ pub(crate) fn free(file: &File, offset: u64, len: u64) {
     let _ = sys::punch_hole(file, offset, len);
 }
 
+/// The error for a sort's file that ends before byte `expected` (shortened by someone else
+/// while the sort ran).
+pub(crate) fn truncated(file: &File, path: &Path, expected: u64) -> Error {
+    Error::Truncated {
+        path: path.to_path_buf(),
+        expected,
+        actual: file.metadata().map(|m| m.len()).unwrap_or(0),
+    }
+}
+
 /// Reads `buf.len()` bytes at `offset`, then drops them from the page cache.
 pub(crate) fn read_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<()> {
     file.read_exact_at(buf, offset).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            Error::Truncated {
-                path: path.to_path_buf(),
-                expected: offset + buf.len() as u64,
-                actual: file.metadata().map(|m| m.len()).unwrap_or(0),
-            }
+            truncated(file, path, offset + buf.len() as u64)
         } else {
             Error::io(path, "read", e)
         }

@@ -42,6 +42,8 @@ struct Read<'f, T> {
 /// of the file) or the error.
 pub(crate) struct Done<T> {
     pub(crate) buf: Vec<T>,
+    /// File offset the block was read from.
+    pub(crate) offset: u64,
     /// Element of `buf` where the data starts.
     pub(crate) at: usize,
     pub(crate) result: io::Result<usize>,
@@ -135,8 +137,9 @@ impl<'f, T: Pod> IoPool<'f, T> {
             // The threads are gone (only if one panicked): answer with an error.
             let _ = read.done.send(Done {
                 buf: read.buf,
+                offset: read.offset,
                 at: read.at,
-                result: Err(io::Error::other("the I/O threads stopped")),
+                result: Err(stopped()),
             });
         }
         answer
@@ -148,6 +151,11 @@ impl<'f, T: Pod> IoPool<'f, T> {
     pub(crate) fn free(&self, file: &'f File, offset: u64, len: u64) {
         let _ = self.queue.send(Request::Free(file, offset, len));
     }
+}
+
+/// The error of a read the I/O threads can no longer do (only after one of them panicked).
+pub(crate) fn stopped() -> io::Error {
+    io::Error::other("the I/O threads stopped")
 }
 
 /// Reads one block, and sends it back (to no one if the merge that asked has stopped).
@@ -164,6 +172,7 @@ fn serve<T: Pod>(mut read: Read<'_, T>) {
     };
     let _ = read.done.send(Done {
         buf: read.buf,
+        offset: read.offset,
         at: read.at,
         result,
     });

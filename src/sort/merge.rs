@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use bytemuck::Pod;
 
 use super::fileio;
-use super::io_pool::IoPool;
+use super::io_pool::{self, IoPool};
 use super::key::SortKey;
 use crate::error::{Error, Result};
 use crate::sys::DIRECT_ALIGN;
@@ -132,8 +132,8 @@ struct Direct<'a, T> {
     ask_at: u64,
     /// File offset just past the cursor's range.
     end_byte: u64,
-    /// The block in flight and its file offset.
-    pending: Option<(std::sync::mpsc::Receiver<super::io_pool::Done<T>>, u64)>,
+    /// The answer for the block in flight.
+    pending: Option<std::sync::mpsc::Receiver<io_pool::Done<T>>>,
     /// The buffer the next block is read into.
     spare: Vec<T>,
 }
@@ -235,7 +235,7 @@ impl<'a, T: Pod> Cursor<'a, T> {
             .min((d.end_byte - d.ask_at).next_multiple_of(DIRECT_ALIGN as u64));
         let buf = std::mem::take(&mut d.spare);
         let rx = d.pool.read(d.file, self.file, d.ask_at, len as usize, buf);
-        d.pending = Some((rx, d.ask_at));
+        d.pending = Some(rx);
         d.ask_at += len;
     }
 
@@ -248,28 +248,21 @@ impl<'a, T: Pod> Cursor<'a, T> {
         }
         let size = std::mem::size_of::<T>() as u64;
         let d = self.direct.as_mut().expect("a direct cursor");
-        let (answer, at) = d
+        let answer = d
             .pending
             .take()
             .expect("a block is in flight until the range is read");
-        let done = answer.recv().map_err(|_| {
-            Error::io(
-                self.run_path,
-                "read",
-                std::io::Error::other("the I/O threads stopped"),
-            )
-        })?;
+        let done = answer
+            .recv()
+            .map_err(|_| Error::io(self.run_path, "read", io_pool::stopped()))?;
         let got = done
             .result
             .map_err(|e| Error::io(self.run_path, "read", e))? as u64;
+        let at = done.offset;
         let from = self.offset + self.next * size;
         let to = (at + d.block).min(d.end_byte);
         if at + got < to {
-            return Err(Error::Truncated {
-                path: self.run_path.to_path_buf(),
-                expected: to,
-                actual: self.file.metadata().map(|m| m.len()).unwrap_or(0),
-            });
+            return Err(fileio::truncated(self.file, self.run_path, to));
         }
         let first = done.at + ((from - at) / size) as usize;
         let n = ((to - from) / size) as usize;
