@@ -351,12 +351,25 @@ pub(crate) fn open_direct(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Opens the existing file `path` again for writing with `O_DIRECT`: writes that go from
+/// the caller's buffer straight to the disk, with the alignment rules of [`open_direct`].
+///
+/// # Errors
+/// As [`open_direct`].
+pub(crate) fn open_direct_for_writing(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+}
+
 /// Alignment that satisfies `O_DIRECT` on every common device: 4 KiB, the largest logical
 /// block size in use (most devices need 512 bytes).
 pub(crate) const DIRECT_ALIGN: usize = 4096;
 
-/// Whether `e` is the `EINVAL` a direct read returns when the filesystem or device refuses
-/// its alignment: the caller then reads the same bytes through the page cache.
+/// Whether `e` is the `EINVAL` a direct read or write returns when the filesystem or device
+/// refuses its alignment: the caller then moves the same bytes through the page cache.
 pub(crate) fn is_invalid_argument(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::EINVAL)
 }

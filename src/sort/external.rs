@@ -65,7 +65,7 @@ use std::time::{Duration, Instant};
 use bytemuck::Pod;
 
 use super::fileio::{self, Hint, StreamWriter};
-use super::io_pool::{IoPool, IO_THREADS};
+use super::io_pool::{DirectWriter, IoPool, IO_THREADS};
 use super::key::SortKey;
 use super::merge::{self, BufferPool, Run, Sampler, Source};
 use crate::chunk::ParOptions;
@@ -1357,12 +1357,22 @@ fn final_merge<T: SortKey>(
     let cuts = merge::split_points::<T>(runs, &files, parts)?;
     let workers = workers.min(parts);
     let per_worker = budget / workers;
-    // Each input holds a buffer and prefetches the next; plus the output buffer.
-    let buf = (per_worker / (2 * runs.len() + 1) / job.elem_size).max(1);
+    // Each input holds a buffer and prefetches the next; the output a block being filled
+    // and one being written, plus the merge's output buffer.
+    let buf = (per_worker / (2 * runs.len() + 3) / job.elem_size).max(1);
     // Small output pieces stay in the cache until they are copied out; the writer hands
     // the disk large chunks whatever their size.
     let out_elems = merge::unit_elems::<T>().min(buf);
     let pool = BufferPool::default();
+    // The output again with `O_DIRECT`, written by the same I/O threads in blocks the size
+    // of a run's; through the page cache where that cannot be.
+    let out_block = (buf * job.elem_size).min(merge::MAX_DIRECT_BLOCK as usize)
+        / crate::sys::DIRECT_ALIGN
+        * crate::sys::DIRECT_ALIGN;
+    let out_direct = match out_block {
+        0 => None,
+        _ => crate::sys::open_direct_for_writing(out_path).ok(),
+    };
     // The runs again with `O_DIRECT`, read by I/O threads (`io_pool`); where the filesystem
     // refuses, through the page cache as before. The runs take at most `file_slots`, half
     // the open-file limit, so these fit in the other half; where one does not open, that
@@ -1374,13 +1384,19 @@ fn final_merge<T: SortKey>(
     IoPool::scope(IO_THREADS, |io| {
         run_workers(parts, workers, &|p, stop| {
             let start: u64 = cuts[p].iter().sum();
-            let mut w = StreamWriter::new(out, out_path, data_offset + start * size);
+            let at = data_offset + start * size;
+            let mut w = match &out_direct {
+                Some(d) => PartWriter::Direct(DirectWriter::new(
+                    io, d, out, out_path, at, out_block, &pool,
+                )),
+                None => PartWriter::Cached(StreamWriter::new(out, out_path, at)),
+            };
             let sources = merge::part_sources(runs, &files, &direct, &cuts, p);
             merge::merge::<T, _, Halt>(&sources, buf, out_elems, &pool, Some(io), |piece| {
                 if stop.load(Ordering::Relaxed) {
                     return Err(Halt::Stopped);
                 }
-                write_all(&mut w, piece)?;
+                w.write(piece)?;
                 job.report(Phase::FinalMerge, piece.len() as u64 * size, job.bytes())?;
                 Ok(())
             })?;
@@ -1388,6 +1404,29 @@ fn final_merge<T: SortKey>(
             Ok(())
         })
     })
+}
+
+/// Where a part of the final merge writes: directly from aligned blocks, or through the
+/// page cache where the output cannot be opened for direct writes.
+enum PartWriter<'f, 'b, T> {
+    Direct(DirectWriter<'f, 'b, T>),
+    Cached(StreamWriter<'f>),
+}
+
+impl<T: Pod> PartWriter<'_, '_, T> {
+    fn write(&mut self, data: &[T]) -> Result<()> {
+        match self {
+            PartWriter::Direct(w) => w.write(bytemuck::cast_slice(data)),
+            PartWriter::Cached(w) => write_all(w, data),
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        match self {
+            PartWriter::Direct(w) => w.finish(),
+            PartWriter::Cached(w) => w.finish(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,16 +8,25 @@
 //! a second buffer ([`IoPool::read`]). The disk sees several large requests at once, the
 //! merging threads wait only when the disk is behind, and the page cache holds none of the
 //! runs, so a memory cgroup is charged only for the buffers the budget counts.
+//!
+//! The merged output goes out the same way ([`DirectWriter`]): the merging thread copies
+//! it into an aligned block, an I/O thread writes the full block with `O_DIRECT` while the
+//! merge fills the next, and the few bytes at either end of a part's range that do not
+//! fill a whole 4 KiB block go through the page cache.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::{mpsc, Mutex};
 
 use bytemuck::Pod;
 
 use super::fileio::Hint;
-use crate::sys;
+use super::merge::BufferPool;
+use crate::error::{Error, Result};
+use crate::sys::{self, Writeback, DIRECT_ALIGN};
 
 /// Threads reading for the merges of one phase. Each has one read outstanding, so this is
 /// the read queue depth the disk sees. On this project's test disk (a virtio SSD), 4 and 8
@@ -49,6 +58,25 @@ pub(crate) struct Done<T> {
     pub(crate) result: io::Result<usize>,
 }
 
+/// A block to write: `len` bytes of `buf` from byte `at` (4 KiB aligned in memory) to
+/// `offset` of `file`.
+struct Write<'f, T> {
+    file: &'f File,
+    /// The same file opened normally, for filesystems that refuse a direct write.
+    fallback: &'f File,
+    offset: u64,
+    len: usize,
+    buf: Vec<T>,
+    at: usize,
+    done: mpsc::SyncSender<Written<T>>,
+}
+
+/// A write that finished: the buffer back, with the error if it failed.
+struct Written<T> {
+    buf: Vec<T>,
+    result: io::Result<()>,
+}
+
 /// A handle on threads serving [`IoPool::read`], alive for the closure given to
 /// [`IoPool::scope`]. Each cursor keeps a clone.
 pub(crate) struct IoPool<'f, T> {
@@ -58,6 +86,7 @@ pub(crate) struct IoPool<'f, T> {
 /// What the threads are asked to do.
 enum Request<'f, T> {
     Read(Read<'f, T>),
+    Write(Write<'f, T>),
     /// Free the disk blocks of a consumed range of a run ([`super::fileio::free`]).
     Free(&'f File, u64, u64),
 }
@@ -83,6 +112,7 @@ impl<'f, T: Pod + Send> IoPool<'f, T> {
                     let next = requests.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     match next {
                         Ok(Request::Read(read)) => serve(read),
+                        Ok(Request::Write(write)) => serve_write(write),
                         Ok(Request::Free(file, offset, len)) => {
                             super::fileio::free(file, offset, len)
                         }
@@ -112,17 +142,9 @@ impl<'f, T: Pod> IoPool<'f, T> {
         len: usize,
         mut buf: Vec<T>,
     ) -> mpsc::Receiver<Done<T>> {
-        let size = std::mem::size_of::<T>();
-        let elems = (len + sys::DIRECT_ALIGN) / size;
-        if buf.len() < elems {
-            if buf.capacity() < elems {
-                buf = Vec::with_capacity(elems);
-                sys::advise_huge_pages(&mut buf);
-            }
-            buf.resize(elems, T::zeroed());
-        }
+        buf = aligned_buffer(buf, len);
         // Within the first DIRECT_ALIGN bytes, since the size divides the alignment.
-        let at = buf.as_ptr().align_offset(sys::DIRECT_ALIGN);
+        let at = buf.as_ptr().align_offset(DIRECT_ALIGN);
         let (done, answer) = mpsc::sync_channel(1);
         let read = Read {
             file,
@@ -145,6 +167,38 @@ impl<'f, T: Pod> IoPool<'f, T> {
         answer
     }
 
+    /// Asks for `len` bytes of `buf` from byte `at` to be written at `offset` of `file`
+    /// (opened with [`sys::open_direct_for_writing`]; `offset`, `len` and the address of byte
+    /// `at` multiples of [`DIRECT_ALIGN`]). The buffer comes back on the returned receiver.
+    fn write(
+        &self,
+        file: &'f File,
+        fallback: &'f File,
+        offset: u64,
+        buf: Vec<T>,
+        at: usize,
+        len: usize,
+    ) -> mpsc::Receiver<Written<T>> {
+        let (done, answer) = mpsc::sync_channel(1);
+        let write = Write {
+            file,
+            fallback,
+            offset,
+            len,
+            buf,
+            at,
+            done,
+        };
+        if let Err(mpsc::SendError(Request::Write(write))) = self.queue.send(Request::Write(write))
+        {
+            let _ = write.done.send(Written {
+                buf: write.buf,
+                result: Err(stopped()),
+            });
+        }
+        answer
+    }
+
     /// Asks for the disk blocks of `offset..offset + len` of the temporary `file` to be freed
     /// ([`super::fileio::free`]), without waiting: on a filesystem mounted with `discard`
     /// each free waits for the device, and the merging thread need not.
@@ -156,6 +210,236 @@ impl<'f, T: Pod> IoPool<'f, T> {
 /// The error of a read the I/O threads can no longer do (only after one of them panicked).
 pub(crate) fn stopped() -> io::Error {
     io::Error::other("the I/O threads stopped")
+}
+
+/// `buf` grown, where it is shorter, to hold `bytes` bytes from a [`DIRECT_ALIGN`]-aligned
+/// address inside it. A new allocation is backed by huge pages ([`sys::advise_huge_pages`]).
+fn aligned_buffer<T: Pod>(mut buf: Vec<T>, bytes: usize) -> Vec<T> {
+    let elems = (bytes + DIRECT_ALIGN).div_ceil(std::mem::size_of::<T>().max(1));
+    if buf.len() < elems {
+        if buf.capacity() < elems {
+            buf = Vec::with_capacity(elems);
+            sys::advise_huge_pages(&mut buf);
+        }
+        buf.resize(elems, T::zeroed());
+    }
+    buf
+}
+
+/// Writes one block, and sends the buffer back. A direct write refused with `EINVAL` is
+/// made through the page cache, written back and dropped from it.
+fn serve_write<T: Pod>(write: Write<'_, T>) {
+    let bytes = &bytemuck::cast_slice::<T, u8>(&write.buf)[write.at..write.at + write.len];
+    let result = match write.file.write_all_at(bytes, write.offset) {
+        Err(e) if sys::is_invalid_argument(&e) => {
+            write_through_cache(write.fallback, bytes, write.offset)
+        }
+        r => r,
+    };
+    let _ = write.done.send(Written {
+        buf: write.buf,
+        result,
+    });
+}
+
+/// Writes `bytes` at `offset` of `file` through the page cache, waits for them to reach the
+/// disk and drops them from the cache.
+fn write_through_cache(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    file.write_all_at(bytes, offset)?;
+    sys::sync_file_range(file, offset, bytes.len() as u64, Writeback::Wait)?;
+    super::fileio::advise(file, offset, bytes.len() as u64, Hint::DontNeed);
+    Ok(())
+}
+
+/// Blocks a [`DirectWriter`] holds: one being filled, the others being written.
+const WRITE_BUFFERS: usize = 2;
+
+/// Writes a stream of bytes at increasing offsets of a file (its own range of the file, so
+/// several writers may share one file), as [`super::fileio::StreamWriter`] does, but with
+/// `O_DIRECT`: the bytes are copied into an aligned block of `block` bytes, and each full
+/// block is written by an I/O thread while the next one fills. The bytes before the first
+/// 4 KiB boundary and after the last go through the page cache: direct writes cover only
+/// whole aligned blocks, so two writers whose ranges meet inside a block never write it
+/// both directly. Durability is the caller's `fdatasync`, which also writes those ends.
+pub(crate) struct DirectWriter<'f, 'b, T> {
+    io: IoPool<'f, T>,
+    /// The file opened with [`sys::open_direct_for_writing`].
+    file: &'f File,
+    /// The same file, opened normally: the unaligned ends, and writes the filesystem
+    /// refuses to make directly.
+    fallback: &'f File,
+    path: &'f Path,
+    /// Where the blocks come from and go back to.
+    pool: &'b BufferPool<T>,
+    /// Bytes per block: a multiple of [`DIRECT_ALIGN`].
+    block: usize,
+    /// File offset of the block being filled (or, before the first boundary, of the next
+    /// byte).
+    start: u64,
+    /// The block being filled, its first aligned byte, and the bytes in it.
+    cur: Option<Vec<T>>,
+    at: usize,
+    filled: usize,
+    in_flight: VecDeque<mpsc::Receiver<Written<T>>>,
+}
+
+impl<'f, 'b, T: Pod> DirectWriter<'f, 'b, T> {
+    /// A writer of `file` (and `fallback`, the same file opened normally) from byte
+    /// `offset`, in blocks of `block` bytes (a multiple of [`DIRECT_ALIGN`]) written by the
+    /// threads of `io`, with buffers from `pool`.
+    pub(crate) fn new(
+        io: &IoPool<'f, T>,
+        file: &'f File,
+        fallback: &'f File,
+        path: &'f Path,
+        offset: u64,
+        block: usize,
+        pool: &'b BufferPool<T>,
+    ) -> Self {
+        debug_assert!(block > 0 && block.is_multiple_of(DIRECT_ALIGN));
+        DirectWriter {
+            io: io.clone(),
+            file,
+            fallback,
+            path,
+            pool,
+            block,
+            start: offset,
+            cur: None,
+            at: 0,
+            filled: 0,
+            in_flight: VecDeque::with_capacity(WRITE_BUFFERS),
+        }
+    }
+
+    /// Writes `bytes` after the ones written before.
+    ///
+    /// # Errors
+    /// An I/O error of this write or of an earlier block's.
+    pub(crate) fn write(&mut self, mut bytes: &[u8]) -> Result<()> {
+        let align = DIRECT_ALIGN as u64;
+        if !self.start.is_multiple_of(align) {
+            let head = ((align - self.start % align) as usize).min(bytes.len());
+            self.fallback
+                .write_all_at(&bytes[..head], self.start)
+                .map_err(|e| Error::io(self.path, "write", e))?;
+            self.start += head as u64;
+            bytes = &bytes[head..];
+        }
+        while !bytes.is_empty() {
+            if self.cur.is_none() {
+                self.take_buffer()?;
+            }
+            let cur = self.cur.as_mut().expect("taken above");
+            let n = (self.block - self.filled).min(bytes.len());
+            let from = self.at + self.filled;
+            bytemuck::cast_slice_mut::<T, u8>(cur)[from..from + n].copy_from_slice(&bytes[..n]);
+            self.filled += n;
+            bytes = &bytes[n..];
+            if self.filled == self.block {
+                self.submit(self.block);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a block to fill: a new buffer while fewer than [`WRITE_BUFFERS`] are held,
+    /// otherwise the oldest block's once it is written.
+    fn take_buffer(&mut self) -> Result<()> {
+        let buf = if self.in_flight.len() < WRITE_BUFFERS {
+            let spare = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            spare.unwrap_or_default()
+        } else {
+            self.wait_oldest()?
+        };
+        let buf = aligned_buffer(buf, self.block);
+        self.at = bytemuck::cast_slice::<T, u8>(&buf)
+            .as_ptr()
+            .align_offset(DIRECT_ALIGN);
+        self.cur = Some(buf);
+        Ok(())
+    }
+
+    /// Hands the first `len` bytes of the block being filled to the I/O threads.
+    fn submit(&mut self, len: usize) {
+        let buf = self.cur.take().expect("a block is being filled");
+        let done = self
+            .io
+            .write(self.file, self.fallback, self.start, buf, self.at, len);
+        self.in_flight.push_back(done);
+        self.start += len as u64;
+        self.filled = 0;
+    }
+
+    /// Waits for the oldest block in flight and returns its buffer.
+    fn wait_oldest(&mut self) -> Result<Vec<T>> {
+        let done = self.in_flight.pop_front().expect("a block in flight");
+        let written = done
+            .recv()
+            .map_err(|_| Error::io(self.path, "write", stopped()))?;
+        let buf = written.buf;
+        match written.result {
+            Ok(()) => Ok(buf),
+            Err(e) => {
+                self.give_back(buf);
+                Err(Error::io(self.path, "write", e))
+            }
+        }
+    }
+
+    fn give_back(&self, buf: Vec<T>) {
+        self.pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(buf);
+    }
+
+    /// Writes what is left: the whole aligned blocks of it directly, the bytes after the
+    /// last boundary through the page cache. Then waits for every block and returns the
+    /// buffers to the pool.
+    ///
+    /// # Errors
+    /// An I/O error of any block.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        if let Some(cur) = &self.cur {
+            let whole = self.filled / DIRECT_ALIGN * DIRECT_ALIGN;
+            let tail = &bytemuck::cast_slice::<T, u8>(cur)[self.at + whole..self.at + self.filled];
+            self.fallback
+                .write_all_at(tail, self.start + whole as u64)
+                .map_err(|e| Error::io(self.path, "write", e))?;
+            if whole > 0 {
+                self.submit(whole);
+            }
+        }
+        let mut first_error = None;
+        while !self.in_flight.is_empty() {
+            match self.wait_oldest() {
+                Ok(buf) => self.give_back(buf),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl<T> Drop for DirectWriter<'_, '_, T> {
+    fn drop(&mut self) {
+        // Left with blocks in flight only on an error path, which reports its own error:
+        // wait for them, so that no write into a file being removed is left running, and
+        // return the buffers.
+        let mut bufs: Vec<Vec<T>> = self.cur.take().into_iter().collect();
+        for done in self.in_flight.drain(..) {
+            if let Ok(written) = done.recv() {
+                bufs.push(written.buf);
+            }
+        }
+        self.pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(bufs);
+    }
 }
 
 /// Reads one block, and sends it back (to no one if the merge that asked has stopped).
@@ -197,4 +481,129 @@ fn read_full(file: &File, bytes: &mut [u8], offset: u64, direct: bool) -> io::Re
         }
     }
     Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed >> 33
+    }
+
+    /// Writers that share one file, each from an unaligned offset, in pieces of every size
+    /// (smaller than the head, across several blocks, exactly a block), write exactly the
+    /// bytes given: the file read back equals them, and the bytes before the first writer
+    /// and after the last are untouched.
+    fn check_writers<T: Pod + Send>(cuts: &[u64], block: usize, seed: u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let end = *cuts.last().unwrap() + 777;
+        let expected: Vec<u8> = {
+            let mut s = seed;
+            (0..end).map(|_| lcg(&mut s) as u8).collect()
+        };
+        let fallback = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        fallback.set_len(end).unwrap();
+        let (head, tail) = (cuts[0] as usize, *cuts.last().unwrap() as usize);
+        fallback.write_all_at(&expected[..head], 0).unwrap();
+        fallback
+            .write_all_at(&expected[tail..], tail as u64)
+            .unwrap();
+        let direct = sys::open_direct_for_writing(&path)
+            .unwrap_or_else(|_| std::fs::OpenOptions::new().write(true).open(&path).unwrap());
+        let pool = BufferPool::<T>::default();
+        IoPool::<T>::scope(3, |io| {
+            std::thread::scope(|s| {
+                for (p, w) in cuts.windows(2).enumerate() {
+                    let (from, to) = (w[0] as usize, w[1] as usize);
+                    let (direct, fallback, pool, expected) = (&direct, &fallback, &pool, &expected);
+                    let path = path.as_path();
+                    s.spawn(move || {
+                        let mut writer =
+                            DirectWriter::new(io, direct, fallback, path, from as u64, block, pool);
+                        let mut s = seed ^ p as u64;
+                        let mut at = from;
+                        while at < to {
+                            let n = match lcg(&mut s) % 4 {
+                                0 => 1 + lcg(&mut s) as usize % 100,
+                                1 => block,
+                                2 => 1 + lcg(&mut s) as usize % (3 * block),
+                                _ => 4096 - at % 4096,
+                            }
+                            .min(to - at);
+                            writer.write(&expected[at..at + n]).unwrap();
+                            at += n;
+                        }
+                        writer.finish().unwrap();
+                    });
+                }
+            })
+        });
+        let mut got = vec![0u8; end as usize];
+        File::open(&path)
+            .unwrap()
+            .read_exact_at(&mut got, 0)
+            .unwrap();
+        let first_diff = got.iter().zip(&expected).position(|(a, b)| a != b);
+        assert_eq!(first_diff, None, "cuts {cuts:?}, block {block}");
+        // Every buffer came back to the pool.
+        assert!(pool.lock().unwrap().len() <= WRITE_BUFFERS * (cuts.len() - 1));
+    }
+
+    #[test]
+    fn direct_writers_write_exactly_their_bytes() {
+        // Parts meeting inside 4 KiB blocks, one part inside a single block, an empty part,
+        // and a part starting on a boundary.
+        let cuts = [
+            128,
+            5000,
+            5001,
+            5001,
+            9000,
+            8192 * 5 + 17,
+            8192 * 9,
+            200_000,
+        ];
+        for block in [4096, 8192, 3 * 4096, 1 << 16] {
+            check_writers::<u64>(&cuts, block, block as u64);
+            check_writers::<u8>(&cuts, block, 7 + block as u64);
+            // Buffers of three-byte elements: the aligned byte need not start an element.
+            check_writers::<[u8; 3]>(&cuts, block, 9 + block as u64);
+        }
+        // One writer over the whole range.
+        check_writers::<u64>(&[0, 1 << 20], 1 << 16, 3);
+    }
+
+    /// A writer dropped with blocks in flight (a merge that stopped on an error) waits for
+    /// them and returns its buffers, without panicking.
+    #[test]
+    fn a_dropped_writer_returns_its_buffers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let fallback = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        fallback.set_len(1 << 20).unwrap();
+        let direct = sys::open_direct_for_writing(&path)
+            .unwrap_or_else(|_| std::fs::OpenOptions::new().write(true).open(&path).unwrap());
+        let pool = BufferPool::<u64>::default();
+        IoPool::<u64>::scope(2, |io| {
+            let mut w = DirectWriter::new(io, &direct, &fallback, &path, 100, 8192, &pool);
+            w.write(&[5u8; 30_000]).unwrap();
+            drop(w);
+        });
+        assert_eq!(pool.lock().unwrap().len(), WRITE_BUFFERS);
+    }
 }

@@ -340,7 +340,7 @@ impl<'a, T: Pod> Cursor<'a, T> {
 /// cursor has its first block, so a budget far larger than the runs need would otherwise
 /// make the merge wait for half the budget to be read before it merged anything; the disk
 /// gains nothing from requests this large (it splits them into pieces of `max_sectors_kb`).
-const MAX_DIRECT_BLOCK: u64 = 16 << 20;
+pub(crate) const MAX_DIRECT_BLOCK: u64 = 16 << 20;
 
 /// Alignment of the ranges [`Cursor::free_consumed`] frees: a filesystem block (4 KiB on
 /// ext4 and XFS by default). A partial block at either end would be zeroed, not freed.
