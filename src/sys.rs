@@ -351,17 +351,21 @@ pub(crate) fn open_direct(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Opens the existing file `path` again for writing with `O_DIRECT`: writes that go from
-/// the caller's buffer straight to the disk, with the alignment rules of [`open_direct`].
+/// Opens the file `file` has open once more, for writing with `O_DIRECT`: writes that go
+/// from the caller's buffer straight to the disk, with the alignment rules of
+/// [`open_direct`]. It opens `/proc/self/fd/N`, which names the open file itself, so a
+/// file renamed or replaced at its path meanwhile is not the one opened. (Setting
+/// `O_DIRECT` with `fcntl` on a duplicate would change `file`'s own writes too: duplicates
+/// share their flags.)
 ///
 /// # Errors
-/// As [`open_direct`].
-pub(crate) fn open_direct_for_writing(path: &Path) -> io::Result<File> {
+/// As [`open_direct`]; also where `/proc` is not mounted.
+pub(crate) fn reopen_direct_for_writing(file: &File) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_DIRECT)
-        .open(path)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
 }
 
 /// Alignment that satisfies `O_DIRECT` on every common device: 4 KiB, the largest logical

@@ -16,13 +16,15 @@
 //!      Measured on 4 GiB under a 1 GiB cap, this made run formation 1.4–2× faster than a
 //!      two-stage pipeline (read next ‖ sort then write), which left the disk idle during
 //!      each sort.
-//!   2. *Merge.* Runs are merged with a loser tree ([`merge`](super::merge)), each run read
-//!      in large positioned reads, the next buffer of each run prefetched
-//!      (`POSIX_FADV_WILLNEED`) while the current one is merged. The final merge is split by
-//!      key range into independent parts (see the merge module's notes) that several workers
-//!      merge at once, each writing its own range of the output with positioned writes.
-//!      There are two workers per thread so that one merges while the other waits for the
-//!      disk; measured on 4 GiB, the prefetch made the final merge 1.8× faster.
+//!   2. *Merge.* Runs are merged with a loser tree ([`merge`](super::merge)). The final
+//!      merge is split by key range into independent parts (see the merge module's notes)
+//!      that several workers merge at once, each writing its own range of the output. Its
+//!      I/O bypasses the page cache: a few I/O threads read every run with `O_DIRECT` a
+//!      block ahead of the merge, and write each part's output with `O_DIRECT` from
+//!      aligned blocks while the part fills the next (`io_pool`). Merge levels, and file
+//!      systems that refuse `O_DIRECT`, read through the page cache instead, each run's next
+//!      buffer prefetched (`POSIX_FADV_WILLNEED`) while the current one is merged. There
+//!      are two workers per thread so that one merges while the other waits for the disk.
 //!   3. *More runs than one merge can take* (the budget divided by twice the smallest read
 //!      buffer, 1 MiB, i.e. what a single worker can read; or the share of the open-file
 //!      limit `RLIMIT_NOFILE` left after half of it is kept for the rest of the program):
@@ -35,14 +37,15 @@
 //!
 //! # Memory
 //! The budget covers the data buffers: the run-formation pieces and the sort's scratch
-//! space; the merge's read buffers, the prefetched page cache behind each of them and the
-//! write buffers. On top of it come the kept samples (at most 1/32 of the budget, capped at
-//! 4 MiB) and a few MiB of page cache per worker in flight. All I/O goes through
-//! `pread`/`pwrite` rather than a mapping, so memory use is explicit: every read is dropped
-//! from the page cache once consumed (`POSIX_FADV_DONTNEED`), and every write is flushed with
-//! `sync_file_range` and dropped one chunk behind, so a memory cgroup that charges page cache
-//! to the process never sees it grow with the file. (Measured under a 1 GiB cgroup cap: a
-//! 4 GiB sort with a 768 MiB budget peaked at 806 MiB, page cache included.)
+//! space; the merge's read buffers and the block read ahead of each (or the prefetched
+//! page cache behind it), and the write blocks. On top of it come the kept samples (at most
+//! 1/32 of the budget, capped at 4 MiB) and a few MiB of page cache per worker in flight.
+//! All I/O goes through `pread`/`pwrite` rather than a mapping, so memory use is explicit:
+//! direct I/O leaves no page cache, every read through the cache is dropped from it once
+//! consumed (`POSIX_FADV_DONTNEED`), and every write through it is flushed with
+//! `sync_file_range` and dropped one chunk behind, so a memory cgroup that charges page
+//! cache to the process never sees it grow with the file. (Measured under a 1 GiB cgroup
+//! cap: a 4 GiB sort with a 768 MiB budget peaked at 806 MiB, page cache included.)
 //!
 //! # Files
 //! The output is written under a temporary name in its directory (outcore's usual
@@ -1371,7 +1374,7 @@ fn final_merge<T: SortKey>(
         * crate::sys::DIRECT_ALIGN;
     let out_direct = match out_block {
         0 => None,
-        _ => crate::sys::open_direct_for_writing(out_path).ok(),
+        _ => crate::sys::reopen_direct_for_writing(out).ok(),
     };
     // The runs again with `O_DIRECT`, read by I/O threads (`io_pool`); where the filesystem
     // refuses, through the page cache as before. The runs take at most `file_slots`, half

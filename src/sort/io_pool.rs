@@ -168,7 +168,7 @@ impl<'f, T: Pod> IoPool<'f, T> {
     }
 
     /// Asks for `len` bytes of `buf` from byte `at` to be written at `offset` of `file`
-    /// (opened with [`sys::open_direct_for_writing`]; `offset`, `len` and the address of byte
+    /// (opened with [`sys::reopen_direct_for_writing`]; `offset`, `len` and the address of byte
     /// `at` multiples of [`DIRECT_ALIGN`]). The buffer comes back on the returned receiver.
     fn write(
         &self,
@@ -263,7 +263,7 @@ const WRITE_BUFFERS: usize = 2;
 /// both directly. Durability is the caller's `fdatasync`, which also writes those ends.
 pub(crate) struct DirectWriter<'f, 'b, T> {
     io: IoPool<'f, T>,
-    /// The file opened with [`sys::open_direct_for_writing`].
+    /// The file opened with [`sys::reopen_direct_for_writing`].
     file: &'f File,
     /// The same file, opened normally: the unaligned ends, and writes the filesystem
     /// refuses to make directly.
@@ -518,7 +518,7 @@ mod tests {
         fallback
             .write_all_at(&expected[tail..], tail as u64)
             .unwrap();
-        let direct = sys::open_direct_for_writing(&path)
+        let direct = sys::reopen_direct_for_writing(&fallback)
             .unwrap_or_else(|_| std::fs::OpenOptions::new().write(true).open(&path).unwrap());
         let pool = BufferPool::<T>::default();
         IoPool::<T>::scope(3, |io| {
@@ -596,7 +596,7 @@ mod tests {
             .open(&path)
             .unwrap();
         fallback.set_len(1 << 20).unwrap();
-        let direct = sys::open_direct_for_writing(&path)
+        let direct = sys::reopen_direct_for_writing(&fallback)
             .unwrap_or_else(|_| std::fs::OpenOptions::new().write(true).open(&path).unwrap());
         let pool = BufferPool::<u64>::default();
         IoPool::<u64>::scope(2, |io| {
