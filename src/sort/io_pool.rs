@@ -44,6 +44,9 @@ struct Read<'f, T> {
     len: usize,
     buf: Vec<T>,
     at: usize,
+    /// Whether `at` is aligned for a direct read; if not, the block is read through
+    /// `fallback`.
+    direct: bool,
     done: mpsc::SyncSender<Done<T>>,
 }
 
@@ -143,8 +146,15 @@ impl<'f, T: Pod> IoPool<'f, T> {
         mut buf: Vec<T>,
     ) -> mpsc::Receiver<Done<T>> {
         buf = aligned_buffer(buf, len);
-        // Within the first DIRECT_ALIGN bytes, since the size divides the alignment.
-        let at = buf.as_ptr().align_offset(DIRECT_ALIGN);
+        // An element at an aligned address lies within the first DIRECT_ALIGN bytes, since
+        // the size divides the alignment, unless the type's alignment is smaller than its
+        // size and the allocation starts between such elements (64-byte records, whose
+        // alignment is 1, in memory that is 16 bytes past a page): that block is read
+        // through the page cache, from element 0.
+        let (at, direct) = match buf.as_ptr().align_offset(DIRECT_ALIGN) {
+            usize::MAX => (0, false),
+            at => (at, true),
+        };
         let (done, answer) = mpsc::sync_channel(1);
         let read = Read {
             file,
@@ -153,6 +163,7 @@ impl<'f, T: Pod> IoPool<'f, T> {
             len,
             buf,
             at,
+            direct,
             done,
         };
         if let Err(mpsc::SendError(Request::Read(read))) = self.queue.send(Request::Read(read)) {
@@ -446,13 +457,18 @@ impl<T> Drop for DirectWriter<'_, '_, T> {
 fn serve<T: Pod>(mut read: Read<'_, T>) {
     let start = read.at * std::mem::size_of::<T>();
     let bytes = &mut bytemuck::cast_slice_mut::<T, u8>(&mut read.buf)[start..start + read.len];
-    let result = match read_full(read.file, bytes, read.offset, true) {
-        Err(e) if sys::is_invalid_argument(&e) => {
-            let r = read_full(read.fallback, bytes, read.offset, false);
-            super::fileio::advise(read.fallback, read.offset, read.len as u64, Hint::DontNeed);
-            r
+    let through_cache = |bytes: &mut [u8]| {
+        let r = read_full(read.fallback, bytes, read.offset, false);
+        super::fileio::advise(read.fallback, read.offset, read.len as u64, Hint::DontNeed);
+        r
+    };
+    let result = if read.direct {
+        match read_full(read.file, bytes, read.offset, true) {
+            Err(e) if sys::is_invalid_argument(&e) => through_cache(bytes),
+            r => r,
         }
-        r => r,
+    } else {
+        through_cache(bytes)
     };
     let _ = read.done.send(Done {
         buf: read.buf,
@@ -581,6 +597,44 @@ mod tests {
         }
         // One writer over the whole range.
         check_writers::<u64>(&[0, 1 << 20], 1 << 16, 3);
+    }
+
+    /// Reads of elements whose alignment is below their size (64-byte records, whose
+    /// alignment is one byte) land at element boundaries and hold the file's bytes, whether
+    /// or not the buffer has an element at an aligned address. It has none when the
+    /// allocation starts 16 bytes past a page, as large ones do: such a block is read
+    /// through the page cache.
+    #[test]
+    fn reads_of_unaligned_element_types_land_on_elements() {
+        type Rec = crate::sort::Record<64, 16>;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs");
+        let len = 1 << 20;
+        let data: Vec<u8> = {
+            let mut s = 17;
+            (0..len + 8192).map(|_| lcg(&mut s) as u8).collect()
+        };
+        std::fs::write(&path, &data).unwrap();
+        let fallback = File::open(&path).unwrap();
+        let direct = sys::open_direct(&path).unwrap_or_else(|_| File::open(&path).unwrap());
+        IoPool::<Rec>::scope(2, |io| {
+            for offset in [0u64, 4096, 8192] {
+                // Fresh buffers of several sizes, so that several allocation addresses are met.
+                for cap in [0usize, 10, 5000, 40_000] {
+                    let done = io
+                        .read(&direct, &fallback, offset, len, Vec::with_capacity(cap))
+                        .recv()
+                        .unwrap();
+                    assert_eq!(done.result.unwrap(), len);
+                    let got = bytemuck::cast_slice::<Rec, u8>(&done.buf[done.at..]);
+                    let off = offset as usize;
+                    assert!(
+                        got[..len] == data[off..off + len],
+                        "offset {offset}, cap {cap}"
+                    );
+                }
+            }
+        });
     }
 
     /// A writer dropped with blocks in flight (a merge that stopped on an error) waits for
