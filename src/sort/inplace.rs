@@ -161,6 +161,81 @@ where
     sort_with_sizes(data, key, &tuning, &sizes);
 }
 
+/// A rewrite of a part in place (see [`sort_encoded`]).
+pub(crate) type Rewrite<'a, T> = &'a (dyn Fn(&mut [T]) + Sync);
+
+/// [`sort`] for elements sorted as a rewritten form of themselves, such as floats as the
+/// order-preserving integers of their bits: `key` is the key of an element as it is,
+/// `encode` rewrites a part in place into elements whose key is `coded_key`, and `decode`
+/// rewrites them back. The partition reads `key` on the fly, and every part is encoded,
+/// sorted and decoded while it is in cache: the rewrites cost no pass over the whole input
+/// in memory. Inputs of at most a part are left alone (`false`): the caller rewrites them
+/// whole, in cache.
+pub(crate) fn sort_encoded<T, F, G>(
+    data: &mut [T],
+    key: &F,
+    coded_key: &G,
+    encode: Rewrite<'_, T>,
+    decode: Rewrite<'_, T>,
+) -> bool
+where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+    G: Fn(&T) -> u64 + Sync,
+{
+    let size = std::mem::size_of::<T>().max(1);
+    let sizes = Sizes::for_size(size);
+    if data.len() <= sizes.part {
+        return false;
+    }
+    let tuning = Tuning {
+        leaf: sizes.part,
+        ..Tuning::for_size(size)
+    };
+    sort_encoded_with_sizes(data, key, coded_key, encode, decode, &tuning, &sizes);
+    true
+}
+
+/// [`sort_encoded`] with explicit thresholds, for any length.
+pub(crate) fn sort_encoded_with_sizes<T, F, G>(
+    data: &mut [T],
+    key: &F,
+    coded_key: &G,
+    encode: Rewrite<'_, T>,
+    decode: Rewrite<'_, T>,
+    tuning: &Tuning,
+    sizes: &Sizes,
+) where
+    T: bytemuck::Pod + Send + Sync,
+    F: Fn(&T) -> u64 + Sync,
+    G: Fn(&T) -> u64 + Sync,
+{
+    let sizes = clamp(sizes);
+    let part = sizes.part;
+    let sort_part = |p: &mut [T], span: Span, scratch: &mut Lease<'_, T>| {
+        if span.mask != 0 {
+            encode(p);
+            let buf = scratch.get(part);
+            radix::sort_span(p, &mut buf[..p.len()], coded_key, span, false, tuning);
+            decode(p);
+        }
+    };
+    if data.len() <= part {
+        let pool = Mutex::new(Vec::new());
+        let (span, _) = Span::of(data, key, sizes.isa);
+        sort_part(
+            data,
+            span,
+            &mut Lease {
+                buf: Vec::new(),
+                pool: &pool,
+            },
+        );
+    } else {
+        sort_parts(data, key, tuning, &sizes, &sort_part);
+    }
+}
+
 /// An upper bound on the scratch memory [`sort`] allocates to sort `bytes` of input on
 /// `threads` threads.
 ///
@@ -316,21 +391,18 @@ fn partition_and_sort<T, F, L>(
     } else {
         radix::bucket_table(data, &digit, bits, want, part, sizes.sample)
     };
-    let (lens, masks, exact) = match split {
-        None => {
-            let (lens, masks) = split_on_top_bits(data, key, mask, shift, bits, want, sizes);
-            (lens, masks, false)
-        }
+    let (lens, spans) = match split {
+        None => split_on_top_bits(data, key, mask, shift, bits, want, sizes),
         Some(table) => {
-            let (lens, masks) = split_by_table(data, &digit, &table, mask, shift, sizes);
-            (lens, masks, true)
+            let high = key(&data[0]) & !radix::low_bits(top + 1);
+            split_by_table(data, &digit, &table, mask, shift, high, sizes)
         }
     };
     let mut parts = Vec::with_capacity(lens.len());
     let mut rest = data;
-    for (&len, &m) in lens.iter().zip(&masks) {
+    for (&len, &span) in lens.iter().zip(&spans) {
         let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
-        parts.push((head, m));
+        parts.push((head, span));
         rest = tail;
     }
     parts.into_par_iter().for_each_init(
@@ -338,20 +410,19 @@ fn partition_and_sort<T, F, L>(
             buf: Vec::new(),
             pool,
         },
-        |scratch, (p, mut m)| {
+        |scratch, (p, mut span)| {
             if p.is_empty() {
                 return;
             }
-            let mut span = Span::bits(m);
-            if exact || p.len() > part {
-                // The exact span: a bucket of several digits varies in fewer bits than
-                // their common prefix allows (the LSD sort spends its passes from the top
-                // varying bit, see [`Span::of`]), and a partition needs its top bit to
-                // vary. Sequential: a task holding a scratch buffer does not wait on other
-                // tasks.
+            // A part's span is known from the split (a table's buckets span from their
+            // first digit to the end of their last, see [`radix::table_spans`]); a part to
+            // be partitioned again learns its exact bits, as its top bit must vary.
+            // Sequential: a task holding a scratch buffer does not wait on other tasks.
+            let mut m = span.mask;
+            if p.len() > part {
                 let diff;
                 (span, diff) = Span::of(p, key, sizes.isa);
-                m &= diff;
+                m = diff;
             }
             if p.len() <= part || m == 0 {
                 leaf(p, span, scratch);
@@ -367,7 +438,7 @@ fn partition_and_sort<T, F, L>(
 }
 
 /// Partitions `data` on the top `w` bits of its digit (the `bits` key bits above `shift`),
-/// `w` the fewest that give `want` buckets; returns the length and the mask of every
+/// `w` the fewest that give `want` buckets; returns the length and the span of every
 /// bucket: each loses those `w` bits from `mask`.
 fn split_on_top_bits<T, F>(
     data: &mut [T],
@@ -377,7 +448,7 @@ fn split_on_top_bits<T, F>(
     bits: u32,
     want: usize,
     sizes: &Sizes,
-) -> (Vec<usize>, Vec<u64>)
+) -> (Vec<usize>, Vec<Span>)
 where
     T: bytemuck::Pod + Send + Sync,
     F: Fn(&T) -> u64 + Sync,
@@ -393,21 +464,23 @@ where
         sizes.block,
         sizes.stripe,
     );
-    let masks = vec![mask & radix::low_bits(low); lens.len()];
-    (lens, masks)
+    let spans = vec![Span::bits(mask & radix::low_bits(low)); lens.len()];
+    (lens, spans)
 }
 
 /// Partitions `data` into the buckets that `table` gives each value of `digit` (the key
-/// bits from `shift` up; see [`radix::bucket_table`]); returns the length and the mask of every
-/// bucket: each drops from `mask` the bits its digits share.
+/// bits from `shift` up, `high` the bits above them in every key; see
+/// [`radix::bucket_table`]); returns the length and the span of every bucket, within
+/// `mask` ([`radix::table_spans`]).
 fn split_by_table<T, D>(
     data: &mut [T],
     digit: &D,
     table: &[u8],
     mask: u64,
     shift: u32,
+    high: u64,
     sizes: &Sizes,
-) -> (Vec<usize>, Vec<u64>)
+) -> (Vec<usize>, Vec<Span>)
 where
     T: bytemuck::Pod + Send + Sync,
     D: Fn(&T) -> usize + Sync,
@@ -420,12 +493,11 @@ where
         sizes.block,
         sizes.stripe,
     );
-    // A bucket's keys agree on the bits its digits share: its mask drops them.
-    let masks = radix::table_masks(table, shift)
+    let spans = radix::table_spans(table, shift, high)
         .into_iter()
-        .map(|m| mask & m)
+        .map(|s| s.within(mask))
         .collect();
-    (lens, masks)
+    (lens, spans)
 }
 
 /// A task's scratch buffer, taken from a pool when first needed and returned to it when the
@@ -1238,6 +1310,54 @@ mod tests {
                 )
             });
             proptest::prop_assert_eq!(got, want);
+        }
+
+        /// Elements sorted as a rewritten form of themselves (here: the bits of `f64`, sorted
+        /// as the order-preserving integers of their bits, special values and skewed floats
+        /// among them), with tiny thresholds on every ISA: exactly the elements sorted by
+        /// that order, every part decoded back.
+        #[test]
+        fn prop_encoded_parts_match_sort(
+            v in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..3000),
+            threads in 1usize..=2,
+            part in 8usize..200,
+            block in 1usize..40,
+            sample in 1usize..100,
+            stripe in 1usize..500,
+        ) {
+            fn order(b: u64) -> u64 {
+                b ^ ((((b as i64) >> 63) as u64) | 1 << 63)
+            }
+            fn unorder(k: u64) -> u64 {
+                k ^ (((((!k) as i64) >> 63) as u64) | 1 << 63)
+            }
+            let v: Vec<u64> = v
+                .iter()
+                .map(|&x| match x % 4 {
+                    0 => [f64::NAN, -f64::NAN, 0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY][(x >> 2) as usize % 6].to_bits(),
+                    1 => x,
+                    _ => ((x >> 11) as f64 / (1u64 << 52) as f64 - 1.0).to_bits(),
+                })
+                .collect();
+            let mut want = v.clone();
+            want.sort_unstable_by_key(|&b| order(b));
+            for isa in Isa::available() {
+                let tuning = Tuning { small: 4, leaf: 16, par_min: 32, isa };
+                let sizes = Sizes { part, block, sample, stripe, isa };
+                let mut got = v.clone();
+                pool(threads).install(|| {
+                    sort_encoded_with_sizes(
+                        &mut got,
+                        &|b: &u64| order(*b),
+                        &|k: &u64| *k,
+                        &|p: &mut [u64]| p.iter_mut().for_each(|b| *b = order(*b)),
+                        &|p: &mut [u64]| p.iter_mut().for_each(|k| *k = unorder(*k)),
+                        &tuning,
+                        &sizes,
+                    )
+                });
+                proptest::prop_assert_eq!(&got, &want, "{:?}", isa);
+            }
         }
 
         /// The whole sort with tiny thresholds (every path: partitions, recursion into large

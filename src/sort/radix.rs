@@ -260,7 +260,22 @@ impl Span {
         (Span::from_range(lo, hi, diff), diff)
     }
 
-    /// The span of keys from `lo` to `hi` that differ from each other in the bits `diff`.
+    /// This span, for keys known to differ at most in `mask` as well.
+    pub(crate) fn within(self, mask: u64) -> Span {
+        if self.base == 0 {
+            Span::bits(self.mask & mask)
+        } else {
+            // The bits below `mask`'s lowest are the same in every key: so they are in
+            // every key less the base.
+            Span {
+                base: self.base,
+                mask: self.mask & !low_bits(mask.trailing_zeros()),
+            }
+        }
+    }
+
+    /// The span of keys from `lo` to `hi` that differ from each other at most in the bits
+    /// `diff`.
     fn from_range(lo: u64, hi: u64, diff: u64) -> Span {
         if diff == 0 {
             return Span::bits(0);
@@ -302,7 +317,9 @@ pub(crate) fn sort_span<T, F>(
         let rel = |x: &T| key(x).wrapping_sub(base);
         sort_leaf(src, dst, &rel, span.mask, out_in_dst, tuning);
     } else {
-        let ends = base ^ base.saturating_add(span.mask);
+        // Every key lies in `base..=base + low_bits(top of mask)`.
+        let top = low_bits(u64::BITS - span.mask.leading_zeros());
+        let ends = base ^ base.saturating_add(top);
         let mask = low_bits(u64::BITS - ends.leading_zeros());
         sort_between(src, dst, key, mask, out_in_dst, tuning);
     }
@@ -413,11 +430,12 @@ where
                 1 << w,
                 &|k: u64| ((k >> shift) & dmask) as usize,
                 Some(dmask << shift),
-                &|_| below,
+                &|_| Span::bits(below),
             );
         }
         Some(table) => {
-            let masks = table_masks(&table, tshift);
+            let high = key(&src[0]) & !low_bits(top + 1);
+            let spans = table_spans(&table, tshift, high);
             msd_pass(
                 src,
                 dst,
@@ -425,10 +443,10 @@ where
                 mask,
                 out_in_dst,
                 tuning,
-                masks.len(),
+                spans.len(),
                 &|k: u64| table[table_digit(k)] as usize,
                 None,
-                &|b| masks[b],
+                &|b| spans[b],
             );
         }
     }
@@ -450,27 +468,31 @@ pub(crate) fn low_bits(k: u32) -> u64 {
     }
 }
 
-/// For each bucket of `table` (over the key bits from `shift` up), the bits in which its
-/// keys may differ: those below `shift`, and those in which its first and last digits differ.
-pub(crate) fn table_masks(table: &[u8], shift: u32) -> Vec<u64> {
+/// For each bucket of `table` (over the key bits from `shift` up, the bits above them `high`
+/// in every key), the span of its keys, known without reading them: from its first digit
+/// to the end of its last ([`Span::from_range`]).
+pub(crate) fn table_spans(table: &[u8], shift: u32, high: u64) -> Vec<Span> {
     let nb = table.last().map_or(1, |&b| b as usize + 1);
-    let mut masks = vec![0u64; nb];
+    let mut spans = vec![Span::bits(0); nb];
     let mut first = 0;
     for d in 1..=table.len() {
         if d == table.len() || table[d] != table[first] {
-            let varying = usize::BITS - (first ^ (d - 1)).leading_zeros() + shift;
-            masks[table[first] as usize] = low_bits(varying);
+            // Fewer than 2^64 keys in all: a table has at least two buckets.
+            let lo = high | (first as u64) << shift;
+            let hi = lo + ((((d - first) as u64) << shift) - 1);
+            let diff = low_bits(usize::BITS - (first ^ (d - 1)).leading_zeros() + shift);
+            spans[table[first] as usize] = Span::from_range(lo, hi, diff);
             first = d;
         }
     }
-    masks
+    spans
 }
 
 /// The MSD pass of [`msd`] on the digit `digit(key)` (`nb` values): one read counts it and
 /// learns the bits in which keys really differ; if `bits` (the digit's key bits, when it is
 /// a plain bit field) turn out constant, nothing moves and the sort goes on with the bits
 /// that differ. Otherwise every block scatters into its own ranges of `dst`, and bucket `b`
-/// is sorted on the bits of `mask` within `bucket_mask(b)`.
+/// is sorted on its span `bucket_span(b)`, within `mask`.
 #[allow(clippy::too_many_arguments)]
 fn msd_pass<T, F, D>(
     src: &mut [T],
@@ -482,7 +504,7 @@ fn msd_pass<T, F, D>(
     nb: usize,
     digit: &D,
     bits: Option<u64>,
-    bucket_mask: &(dyn Fn(usize) -> u64 + Sync),
+    bucket_span: &(dyn Fn(usize) -> Span + Sync),
 ) where
     T: bytemuck::Pod + Send + Sync,
     F: Fn(&T) -> u64 + Sync,
@@ -543,22 +565,12 @@ fn msd_pass<T, F, D>(
     for (b, &len) in bucket_len.iter().enumerate() {
         let (s1, s2) = std::mem::take(&mut s).split_at_mut(len);
         let (d1, d2) = std::mem::take(&mut d).split_at_mut(len);
-        buckets.push((d1, s1, mask & bucket_mask(b)));
+        buckets.push((d1, s1, bucket_span(b).within(mask)));
         s = s2;
         d = d2;
     }
-    let exact = bits.is_none();
-    let sub = |(d1, s1, m): (&mut [T], &mut [T], u64)| {
-        if exact && !d1.is_empty() && d1.len() <= tuning.leaf {
-            // A bucket of several digits may vary in fewer bits than their common prefix
-            // allows, and the leaf sort spends its passes from the top varying bit: it is
-            // sorted on its own range (see [`Span::of`]). (A larger bucket learns its bits
-            // in its own MSD pass.)
-            let (span, _) = Span::of(d1, key, tuning.isa);
-            sort_span(d1, s1, key, span, !out_in_dst, tuning)
-        } else {
-            sort_between(d1, s1, key, m, !out_in_dst, tuning)
-        }
+    let sub = |(d1, s1, span): (&mut [T], &mut [T], Span)| {
+        sort_span(d1, s1, key, span, !out_in_dst, tuning)
     };
     if n >= tuning.par_min {
         buckets.into_par_iter().for_each(sub);
@@ -1017,6 +1029,53 @@ mod tests {
         assert_eq!(check_span(&[7, 7, 7]), Span::bits(0));
         assert_eq!(check_span(&[]), Span::bits(0));
         assert_eq!(check_span(&[0, u64::MAX]), Span::bits(u64::MAX));
+    }
+
+    /// Every key lies in its bucket's span from [`table_spans`], within the bits in which
+    /// the keys differ: floats' keys (skewed, so the table's buckets end anywhere), with
+    /// constant low bits and constant high bits.
+    #[test]
+    fn table_spans_hold_every_key() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let keys: Vec<u64> = (0..50_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let x = (state >> 11) as f64 / (1u64 << 52) as f64 - 1.0;
+                let b = x.to_bits();
+                let k = if b >> 63 == 1 { !b } else { b | 1 << 63 };
+                // Constant low bits, and the top bit set for all: `high` is not 0.
+                (k >> 2 | 1 << 63) & !0b1100 | 0b100
+            })
+            .collect();
+        let mask = keys.iter().fold(0, |m, &k| m | (k ^ keys[0]));
+        let top = 63 - mask.leading_zeros();
+        for bits in [12, 16] {
+            let shift = top + 1 - bits;
+            let digit = |k: &u64| ((k >> shift) & low_bits(bits)) as usize;
+            let table = bucket_table(&keys, &digit, bits, 64, 400, 4096).expect("skewed keys");
+            let high = keys[0] & !low_bits(top + 1);
+            let spans: Vec<Span> = table_spans(&table, shift, high)
+                .into_iter()
+                .map(|s| s.within(mask))
+                .collect();
+            assert!(spans.iter().any(|s| s.base != 0), "no span narrowed");
+            let mut first = vec![None; spans.len()];
+            for &k in &keys {
+                let b = table[digit(&k)] as usize;
+                let s = spans[b];
+                let k0 = *first[b].get_or_insert(k);
+                if s.base == 0 {
+                    assert_eq!((k ^ k0) & !s.mask, 0, "{k:#x} outside {s:x?}");
+                } else {
+                    assert!(k >= s.base, "{k:#x} below {s:x?}");
+                    let (d, d0) = (k - s.base, k0 - s.base);
+                    assert_eq!((d ^ d0) & !s.mask, 0, "{k:#x} outside {s:x?}");
+                    assert!(d <= low_bits(u64::BITS - s.mask.leading_zeros()));
+                }
+            }
+        }
     }
 
     proptest::proptest! {
