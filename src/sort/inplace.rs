@@ -382,7 +382,7 @@ fn partition_and_sort<T, F, L>(
     let bits = (top + 1).min(TABLE_BITS);
     let shift = top + 1 - bits;
     let dmask = (1u64 << bits) - 1;
-    let digit = |x: &T| ((key(x) >> shift) & dmask) as usize;
+    let digit = move |x: &T| ((key(x) >> shift) & dmask) as usize;
     // Buckets of about a quarter of a part, so that nearly all of them are sorted out of
     // place at once.
     let want = (n / (part / 4).max(1)).clamp(2, 1 << MAX_BITS);
@@ -459,7 +459,7 @@ where
     let wmask = (1u64 << w) - 1;
     let lens = partition(
         data,
-        &|x: &T| ((key(x) >> low) & wmask) as usize,
+        &move |x: &T| ((key(x) >> low) & wmask) as usize,
         1 << w,
         sizes.block,
         sizes.stripe,
@@ -483,12 +483,13 @@ fn split_by_table<T, D>(
 ) -> (Vec<usize>, Vec<Span>)
 where
     T: bytemuck::Pod + Send + Sync,
-    D: Fn(&T) -> usize + Sync,
+    D: Fn(&T) -> usize + Sync + Copy,
 {
     let nb = table.last().map_or(1, |&b| b as usize + 1);
+    let digit = *digit;
     let lens = partition(
         data,
-        &|x: &T| table[digit(x)] as usize,
+        &move |x: &T| table[digit(x)] as usize,
         nb,
         sizes.block,
         sizes.stripe,
@@ -563,7 +564,7 @@ pub(crate) fn partition<T, B>(
 ) -> Vec<usize>
 where
     T: bytemuck::Pod + Send + Sync,
-    B: Fn(&T) -> usize + Sync,
+    B: Fn(&T) -> usize + Sync + Copy,
 {
     let n = data.len();
     // Slots are numbered with u32 (u32::MAX marks "none"): past 2^32 - 1 slots (8 TiB in
@@ -724,12 +725,15 @@ fn plan_moves<T: Copy>(
 // Not dispatched: compiled for AVX2 the loop ran more instructions (callgrind, 2*10^6 u64:
 // 34.0 M against 32.0 M).
 /// Classifies `stripe` into blocks (see the module docs); `bucket(x)` < `nb`.
-fn classify<T: Copy + bytemuck::Zeroable, B: Fn(&T) -> usize>(
+fn classify<T: Copy + bytemuck::Zeroable, B: Fn(&T) -> usize + Copy>(
     stripe: &mut [T],
     bucket: &B,
     nb: usize,
     b: usize,
 ) -> Stripe<T> {
+    // By value: the closure's captures then stay in registers, where through a reference
+    // they were loaded again at every element (a store may alias them).
+    let bucket = *bucket;
     let mut buf = vec![T::zeroed(); nb * b];
     let mut fill = vec![0usize; nb];
     let mut labels = Vec::with_capacity(stripe.len() / b);

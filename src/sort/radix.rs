@@ -314,7 +314,7 @@ pub(crate) fn sort_span<T, F>(
     if base == 0 {
         sort_between(src, dst, key, span.mask, out_in_dst, tuning);
     } else if src.len() <= tuning.leaf {
-        let rel = |x: &T| key(x).wrapping_sub(base);
+        let rel = move |x: &T| key(x).wrapping_sub(base);
         sort_leaf(src, dst, &rel, span.mask, out_in_dst, tuning);
     } else {
         // Every key lies in `base..=base + low_bits(top of mask)`.
@@ -428,7 +428,7 @@ where
                 out_in_dst,
                 tuning,
                 1 << w,
-                &|k: u64| ((k >> shift) & dmask) as usize,
+                &move |k: u64| ((k >> shift) & dmask) as usize,
                 Some(dmask << shift),
                 &|_| Span::bits(below),
             );
@@ -436,6 +436,7 @@ where
         Some(table) => {
             let high = key(&src[0]) & !low_bits(top + 1);
             let spans = table_spans(&table, tshift, high);
+            let tab: &[u8] = &table;
             msd_pass(
                 src,
                 dst,
@@ -444,7 +445,7 @@ where
                 out_in_dst,
                 tuning,
                 spans.len(),
-                &|k: u64| table[table_digit(k)] as usize,
+                &move |k: u64| tab[table_digit(k)] as usize,
                 None,
                 &|b| spans[b],
             );
@@ -508,8 +509,11 @@ fn msd_pass<T, F, D>(
 ) where
     T: bytemuck::Pod + Send + Sync,
     F: Fn(&T) -> u64 + Sync,
-    D: Fn(u64) -> usize + Sync,
+    D: Fn(u64) -> usize + Sync + Copy,
 {
+    // The digit by value: its captures then stay in registers in the hot loops, where
+    // through a reference they were loaded again at every element (a store may alias them).
+    let digit = *digit;
     let n = src.len();
     let threads = rayon::current_num_threads();
     let nblocks = if n >= tuning.par_min && threads > 1 {
@@ -522,7 +526,7 @@ fn msd_pass<T, F, D>(
     let block_len = n.div_ceil(nblocks);
     // The same read counts the digit and learns the bits in which keys really differ.
     let k0 = key(&src[0]);
-    let count = |c: &[T]| msd_count_isa(tuning.isa, c, key, k0, nb, digit);
+    let count = |c: &[T]| msd_count_isa(tuning.isa, c, key, k0, nb, &digit);
     let (counts, diffs): (Vec<Vec<usize>>, Vec<u64>) = if nblocks > 1 {
         src.par_chunks(block_len).map(count).unzip()
     } else {
@@ -536,26 +540,36 @@ fn msd_pass<T, F, D>(
         return sort_between(src, dst, key, mask, out_in_dst, tuning);
     }
 
-    // Carve `dst` bucket by bucket, and within a bucket block by block, so that each block
-    // owns the exact ranges its elements go to and the scatter is stable.
-    let mut outs: Vec<Vec<&mut [T]>> = (0..counts.len()).map(|_| Vec::with_capacity(nb)).collect();
-    let mut bucket_len = vec![0usize; nb];
-    let mut rest: &mut [T] = dst;
-    for (d, len) in bucket_len.iter_mut().enumerate() {
-        for (b, out) in outs.iter_mut().enumerate() {
-            let (head, tail) = std::mem::take(&mut rest).split_at_mut(counts[b][d]);
-            out.push(head);
-            *len += counts[b][d];
-            rest = tail;
-        }
-    }
-    let digit_of = |x: &T| digit(key(x));
+    let bucket_len: Vec<usize> = (0..nb).map(|d| counts.iter().map(|c| c[d]).sum()).collect();
+    let digit_of = move |x: &T| digit(key(x));
     if nblocks > 1 {
+        // Carve `dst` bucket by bucket, and within a bucket block by block, so that each
+        // block owns the exact ranges its elements go to and the scatter is stable.
+        let mut outs: Vec<Vec<&mut [T]>> =
+            (0..counts.len()).map(|_| Vec::with_capacity(nb)).collect();
+        let mut rest: &mut [T] = dst;
+        for d in 0..nb {
+            for (out, count) in outs.iter_mut().zip(&counts) {
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(count[d]);
+                out.push(head);
+                rest = tail;
+            }
+        }
         src.par_chunks(block_len)
             .zip(outs)
             .for_each(|(c, mut o)| scatter_isa(tuning.isa, c, &mut o, &digit_of));
-    } else if let Some(mut o) = outs.pop() {
-        scatter_isa(tuning.isa, src, &mut o, &digit_of);
+    } else {
+        // One block: offsets into `dst` as a whole, one load and store each per element
+        // where a slice per bucket took two more loads and a bounds check.
+        let mut next: Vec<usize> = bucket_len
+            .iter()
+            .scan(0, |start, &len| {
+                let s = *start;
+                *start += len;
+                Some(s)
+            })
+            .collect();
+        scatter_flat_isa(tuning.isa, src, dst, &mut next, &digit_of);
     }
 
     // The elements are now in `dst`; each bucket is sorted from there, with its range of
@@ -676,6 +690,31 @@ fn msd_count<T, F: Fn(&T) -> u64, D: Fn(u64) -> usize>(
         h[digit(k)] += 1;
     }
     (h, diff)
+}
+
+multiversion! {
+    /// [`scatter_flat`] for `isa`.
+    fn scatter_flat_isa[T: Copy, D: Fn(&T) -> usize](
+        src: &[T],
+        dst: &mut [T],
+        next: &mut [usize],
+        digit: &D,
+    ) -> () => scatter_flat;
+}
+
+/// Moves each element of `src` to `dst` at its bucket's `next` position, and advances it.
+#[inline(always)]
+fn scatter_flat<T: Copy, D: Fn(&T) -> usize>(
+    src: &[T],
+    dst: &mut [T],
+    next: &mut [usize],
+    digit: &D,
+) {
+    for x in src {
+        let o = &mut next[digit(x)];
+        dst[*o] = *x;
+        *o += 1;
+    }
 }
 
 /// Moves each element of `src` to the front of the free part of its bucket's slice.
