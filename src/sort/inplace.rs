@@ -23,9 +23,9 @@
 //! 3. **Partition** in place ([`partition`], below).
 //! 4. **Parts** in parallel: a part of at most 8 MiB is sorted by the LSD radix sort on its
 //!    top `log2(n) + 3` varying bits (two passes of 11-bit digits for 10^8 uniform keys),
-//!    in L2 and L3. A part of a table split is sorted on its keys less their minimum
-//!    ([`radix::Span`]): its ends fall anywhere, and a range that straddles a power of two
-//!    would otherwise vary in every bit below it. A larger part (a digit heavier than a part, or a sample that missed the
+//!    in L2 and L3. A part of a table split is sorted on its keys less the start of its
+//!    first digit ([`radix::table_spans`]): its ends fall anywhere, and a range that
+//!    straddles a power of two would otherwise vary in every bit below it. A larger part (a digit heavier than a part, or a sample that missed the
 //!    skew) is partitioned again, on its top bits alone if it holds more than half of its
 //!    parent: each such level removes bits from its mask, so the depth is bounded.
 //!

@@ -30,7 +30,10 @@
 //!    mostly one element, finished by insertion sort while the leaf is moved to where its
 //!    result belongs; a larger group (keys that share their top bits and differ below) is
 //!    sorted recursively on its remaining bits, so no input goes quadratic. Leaves of at
-//!    most [`Tuning::small`] elements use a comparison sort.
+//!    most [`Tuning::small`] elements use a comparison sort. A bucket of a table split
+//!    (skewed keys) is sorted on its keys less the start of its first digit ([`Span`]):
+//!    its ends fall anywhere, and a range across a power of two varies in every bit below
+//!    it, which would waste the LSD passes' bits.
 //!
 //! Every step is stable (blocks are scattered in order, LSD and insertion sort are stable,
 //! the comparison sort is `sort_by_key`), so the whole sort is stable.
@@ -478,7 +481,8 @@ pub(crate) fn table_spans(table: &[u8], shift: u32, high: u64) -> Vec<Span> {
     let mut first = 0;
     for d in 1..=table.len() {
         if d == table.len() || table[d] != table[first] {
-            // Fewer than 2^64 keys in all: a table has at least two buckets.
+            // `(d - first) << shift` fits in 64 bits: a table has at least two buckets, so
+            // a bucket has fewer than all 2^bits digits, and `shift + bits <= 64`.
             let lo = high | (first as u64) << shift;
             let hi = lo + ((((d - first) as u64) << shift) - 1);
             let diff = low_bits(usize::BITS - (first ^ (d - 1)).leading_zeros() + shift);
