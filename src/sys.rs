@@ -398,6 +398,32 @@ pub(crate) fn advise_huge_pages<T>(v: &mut Vec<T>) {
     let _ = unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE) };
 }
 
+/// Makes glibc's `malloc` serve every block of 1 MiB or more from its own `mmap` and give it
+/// back to the system when it is freed, for the rest of the process (`mallopt`'s
+/// `M_MMAP_THRESHOLD`; nothing on other systems or allocators). Called by every external
+/// sort, once.
+///
+/// By default glibc raises that threshold each time such a block is freed (up to 32 MiB),
+/// so the buffers of a few MiB that a sort's phases allocate and free come from its heaps,
+/// and once freed stay resident: a memory cgroup keeps charging them, and the next buffers
+/// come on top. An external sort under a 384 MiB budget peaked at 513 MiB of memory this
+/// way (median of five runs; 390 MiB with the fixed threshold, in the same time), and was
+/// OOM-killed under a 512 MiB cap. Handing free memory back between phases
+/// (`malloc_trim`) was not enough: the final merge's own buffers churn.
+pub(crate) fn bound_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only changes a tuning parameter of the allocator, under its
+            // own lock; it moves and invalidates no allocation.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+            }
+        });
+    }
+}
+
 /// Whether `e` says the disk or the user's quota is full, or the file would be larger than
 /// the filesystem allows (`ENOSPC`, `EDQUOT`, `EFBIG`).
 pub(crate) fn is_out_of_space(e: &io::Error) -> bool {
