@@ -114,11 +114,13 @@ fn the_default_budget_holds_under_every_cap() {
             assert!(first.contains("external"), "cap {cap} MiB: {first}");
         }
         // The process itself (page cache aside) stays near its budget: freed buffers are
-        // handed back (a sort that kept them held 513 MiB under a 384 MiB budget).
+        // handed back (a sort that kept them held 513 MiB under a 384 MiB budget). Beyond
+        // the budget: the program's own pages (a debug build maps about 30 MiB of itself),
+        // stacks, and the extras `sort_file` documents.
         let budget = mib_before(first, "budget");
         let rss = mib_before(&run.stdout, "(page cache not included");
         assert!(
-            rss <= budget + (budget / 8.0).max(24.0),
+            rss <= budget + budget / 8.0 + 48.0,
             "cap {cap} MiB: peak RSS {rss} MiB over a {budget} MiB budget\n{}",
             run.stdout
         );
