@@ -565,8 +565,12 @@ def test_full_disk_is_oserror_enospc(tmp_path, small_disk):
 
 # ---- Ctrl-C --------------------------------------------------------------------------------
 
+# A child started from a background job inherits SIGINT ignored, and Python then installs no
+# handler of its own: the children set it, so that Ctrl-C raises KeyboardInterrupt wherever
+# the tests run.
 CHILD = textwrap.dedent("""
-    import sys, time, outcore
+    import signal, sys, time, outcore
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     src, dst, work = sys.argv[1:4]
     print("ready", flush=True)
     t = time.perf_counter()
@@ -606,7 +610,8 @@ def test_ctrl_c_stops_sort_file_and_removes_temp_files(tmp_path):
 
 
 CHILD_GEN = textwrap.dedent("""
-    import sys, outcore
+    import signal, sys, outcore
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     print("ready", flush=True)
     try:
         outcore.generate(sys.argv[1], "f64", "normal", size="8GiB", threads=1)
