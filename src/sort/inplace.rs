@@ -146,19 +146,25 @@ where
     T: bytemuck::Pod + Send + Sync,
     F: Fn(&T) -> u64 + Sync,
 {
-    let size = std::mem::size_of::<T>().max(1);
-    let sizes = Sizes::for_size(size);
+    let (sizes, tuning) = default_sizes::<T>();
     if data.len() <= sizes.part {
         radix::sort(data, key, None);
         return;
     }
-    // Parts go straight to the in-cache LSD sort: measured faster than another MSD pass
-    // for parts of a few MiB, which stay in L2 and L3 (BENCHMARKS.md).
+    sort_with_sizes(data, key, &tuning, &sizes);
+}
+
+/// The sizes of [`sort`] for elements of `T`, and the tuning of its parts' sorts: parts go
+/// straight to the in-cache LSD sort, measured faster than another MSD pass for parts of a
+/// few MiB, which stay in L2 and L3 (BENCHMARKS.md).
+fn default_sizes<T>() -> (Sizes, Tuning) {
+    let size = std::mem::size_of::<T>().max(1);
+    let sizes = Sizes::for_size(size);
     let tuning = Tuning {
         leaf: sizes.part,
         ..Tuning::for_size(size)
     };
-    sort_with_sizes(data, key, &tuning, &sizes);
+    (sizes, tuning)
 }
 
 /// A rewrite of a part in place (see [`sort_encoded`]).
@@ -183,15 +189,10 @@ where
     F: Fn(&T) -> u64 + Sync,
     G: Fn(&T) -> u64 + Sync,
 {
-    let size = std::mem::size_of::<T>().max(1);
-    let sizes = Sizes::for_size(size);
+    let (sizes, tuning) = default_sizes::<T>();
     if data.len() <= sizes.part {
         return false;
     }
-    let tuning = Tuning {
-        leaf: sizes.part,
-        ..Tuning::for_size(size)
-    };
     sort_encoded_with_sizes(data, key, coded_key, encode, decode, &tuning, &sizes);
     true
 }
@@ -222,7 +223,7 @@ pub(crate) fn sort_encoded_with_sizes<T, F, G>(
     };
     if data.len() <= part {
         let pool = Mutex::new(Vec::new());
-        let (span, _) = Span::of(data, key, sizes.isa);
+        let span = Span::bits(radix::diff_mask(data, key, tuning));
         sort_part(
             data,
             span,
@@ -420,9 +421,8 @@ fn partition_and_sort<T, F, L>(
             // Sequential: a task holding a scratch buffer does not wait on other tasks.
             let mut m = span.mask;
             if p.len() > part {
-                let diff;
-                (span, diff) = Span::of(p, key, sizes.isa);
-                m = diff;
+                m = radix::fold_diff_isa(sizes.isa, p, key, key(&p[0]));
+                span = Span::bits(m);
             }
             if p.len() <= part || m == 0 {
                 leaf(p, span, scratch);

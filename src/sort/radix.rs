@@ -217,22 +217,6 @@ pub(crate) fn fold_diff<T, F: Fn(&T) -> u64>(data: &[T], key: &F, k0: u64) -> u6
     data.iter().fold(0u64, |m, x| m | (key(x) ^ k0))
 }
 
-multiversion! {
-    /// [`fold_range`] for `isa`.
-    fn fold_range_isa[T, F: Fn(&T) -> u64](data: &[T], key: &F, k0: u64) -> (u64, u64, u64)
-        => fold_range;
-}
-
-/// The smallest and largest `key` in `data` (`k0` when empty) and [`fold_diff`] from `k0`,
-/// in one read.
-#[inline(always)]
-fn fold_range<T, F: Fn(&T) -> u64>(data: &[T], key: &F, k0: u64) -> (u64, u64, u64) {
-    data.iter().fold((k0, k0, 0), |(lo, hi, m), x| {
-        let k = key(x);
-        (lo.min(k), hi.max(k), m | (k ^ k0))
-    })
-}
-
 /// How to sort a group of keys that all lie in one range: on `key - base`, whose bits vary
 /// at most in `mask`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,20 +231,6 @@ impl Span {
     /// The keys as they are, differing at most in `mask`.
     pub(crate) fn bits(mask: u64) -> Span {
         Span { base: 0, mask }
-    }
-
-    /// The span of the keys of `data`, and the bits in which the keys themselves differ,
-    /// in one read. The span is taken relative to the keys' minimum when that narrows their
-    /// top varying bit. A range that straddles a power of two (a bucket of a table split,
-    /// whose ends fall anywhere) varies in every bit below the one it crosses, though it
-    /// may be far narrower: its LSD sort would spend its bits on the top of that mask and
-    /// leave groups of many equal digits to the finishing pass.
-    pub(crate) fn of<T, F: Fn(&T) -> u64>(data: &[T], key: &F, isa: Isa) -> (Span, u64) {
-        let Some(first) = data.first() else {
-            return (Span::bits(0), 0);
-        };
-        let (lo, hi, diff) = fold_range_isa(isa, data, key, key(first));
-        (Span::from_range(lo, hi, diff), diff)
     }
 
     /// This span, for keys known to differ at most in `mask` as well.
@@ -278,7 +248,11 @@ impl Span {
     }
 
     /// The span of keys from `lo` to `hi` that differ from each other at most in the bits
-    /// `diff`.
+    /// `diff`: relative to `lo` when that narrows their top varying bit. A range that
+    /// straddles a power of two (a bucket of a table split, whose ends fall anywhere) varies
+    /// in every bit below the one it crosses, though it may be far narrower: its LSD sort
+    /// would spend its bits on the top of that mask and leave groups of many equal digits
+    /// to the finishing pass.
     fn from_range(lo: u64, hi: u64, diff: u64) -> Span {
         if diff == 0 {
             return Span::bits(0);
@@ -1039,13 +1013,16 @@ mod tests {
             .unwrap()
     }
 
-    /// Checks [`Span::of`] on `keys`: with a base, the base is at most every key and every
-    /// key less the base lies in the mask; without, the keys differ only in the mask. The
-    /// diff is that of the keys themselves. Returns the span.
+    /// Checks [`Span::from_range`] on the range of `keys` (empty: no keys, all equal):
+    /// with a base, the base is at most every key and every key less the base lies in the
+    /// mask; without, the keys differ only in the mask. Returns the span.
     fn check_span(keys: &[u64]) -> Span {
-        let (span, diff) = Span::of(keys, &|x: &u64| *x, Isa::active());
-        let want_diff = keys.iter().fold(0, |m, &k| m | (k ^ keys[0]));
-        assert_eq!(diff, want_diff);
+        let (lo, hi) = (keys.iter().min(), keys.iter().max());
+        let diff = keys.iter().fold(0, |m, &k| m | (k ^ keys[0]));
+        let span = match (lo, hi) {
+            (Some(&lo), Some(&hi)) => Span::from_range(lo, hi, diff),
+            _ => Span::bits(0),
+        };
         for &k in keys {
             if span.base == 0 {
                 assert_eq!((k ^ keys[0]) & !span.mask, 0, "{k:#x} outside {span:x?}");
@@ -1124,7 +1101,7 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(crate::proptest_config(200))]
 
-        /// [`Span::of`] holds every key, for keys spread anywhere and keys around a power
+        /// [`Span::from_range`] holds every key, for keys spread anywhere and keys around a power
         /// of two; and [`sort_span`] sorts them, at leaf size and above, on every ISA.
         #[test]
         fn prop_span_holds_and_sorts(
