@@ -12,8 +12,9 @@
 
 use num_traits::Float;
 
+use super::histogram::{BinCounter, BinRule, BIN_BLOCK};
 use super::reduce::{lanes_finish, min_max_finish, pairwise_of_leaves};
-use super::stats::{block_moments_from, BinCounter, BinRule, BIN_BLOCK};
+use super::stats::block_moments_from;
 use super::{Moments, Numeric, LANES, MOMENT_BLOCK, PAIRWISE_BLOCK};
 use crate::cpu::multiversion;
 

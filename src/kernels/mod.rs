@@ -80,6 +80,7 @@ use crate::error::Result;
 mod axis;
 mod filter;
 mod fused;
+mod histogram;
 mod map;
 pub(crate) mod passes;
 pub(crate) mod quantile;
@@ -91,6 +92,7 @@ mod to_file;
 
 pub use axis::{axis_stats, axis_stats_with, AxisStats};
 pub use filter::{filter_into, filter_into_with, filter_to_vec, filter_to_vec_with};
+pub use histogram::{histogram, histogram_with};
 pub use map::{map_in_place, map_in_place_with, map_into, map_into_with, zip_into, zip_into_with};
 pub use quantile::{
     kth, kth_with, median, median_with, nanmedian, nanmedian_with, nanpercentiles,
@@ -105,9 +107,8 @@ pub use reduce::{
 };
 pub use scan::{cumsum_in_place, cumsum_in_place_with, cumsum_into, cumsum_into_with};
 pub use stats::{
-    histogram, histogram_with, mean, mean_with, moments, moments_with, nanmean, nanmean_with,
-    nanmoments, nanmoments_with, nanvar, nanvar_with, std, std_with, variance, variance_with,
-    Moments,
+    mean, mean_with, moments, moments_with, nanmean, nanmean_with, nanmoments, nanmoments_with,
+    nanvar, nanvar_with, std, std_with, variance, variance_with, Moments,
 };
 pub use summary::{
     describe, describe_with, reduce_fused, reduce_fused_with, reducer, ArgMaxReducer,

@@ -606,13 +606,13 @@ mod tests {
                 let bits = |r: (T, T, bool)| format!("{:?}", r);
                 let want = bits(min_max_lanes_isa(Isa::Baseline, v));
                 let bins = 37;
-                let rule = crate::kernels::stats::BinRule::new(bins, -1e3, 1e3);
+                let rule = crate::kernels::histogram::BinRule::new(bins, -1e3, 1e3);
                 let mut want_h = vec![0u64; bins];
-                crate::kernels::stats::count_bins_isa(Isa::Baseline, v, &mut want_h, &rule);
+                crate::kernels::histogram::count_bins_isa(Isa::Baseline, v, &mut want_h, &rule);
                 for isa in Isa::available() {
                     assert_eq!(bits(min_max_lanes_isa(isa, v)), want, "{isa:?}");
                     let mut h = vec![0u64; bins];
-                    crate::kernels::stats::count_bins_isa(isa, v, &mut h, &rule);
+                    crate::kernels::histogram::count_bins_isa(isa, v, &mut h, &rule);
                     assert_eq!(h, want_h, "{isa:?}");
                 }
             }

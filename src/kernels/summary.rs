@@ -3,10 +3,10 @@
 //! way to fuse folds of one's own with the built-in ones.
 
 use super::fused::summarize_isa;
+use super::histogram::{count_bins_isa, BinCounter, BinRule};
 use super::passes::{serial, FilePasses, Passes, SlicePasses};
 use super::quantile::{quantiles_in, QuantileMethod, QuantileValue, DEFAULT_QUANTILE_MEMORY};
 use super::reduce::{count_serial, min_max_chunk, pick_arg};
-use super::stats::{count_bins_isa, BinCounter, BinRule};
 use super::{combine_tree, defaults, is_nan, Moments, Numeric, MOMENT_BLOCK};
 use crate::array::MappedArray;
 use crate::chunk::ParOptions;
