@@ -435,6 +435,16 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A size written in a form [`parse_size`](crate::parse_size) does not read (`"4QB"`,
+    /// `"1.3B"`, `"GiB"`), or too large for a `u64`.
+    #[error("{message}")]
+    InvalidSize {
+        /// The text given.
+        input: String,
+        /// What is wrong with it, naming it.
+        message: String,
+    },
+
     /// A memory budget larger than the memory this process can use (see
     /// [`memory_limit`](crate::memory_limit)): under a memory cgroup it would end in the OOM
     /// killer rather than in an error.

@@ -112,7 +112,9 @@ pub use array::{MappedArray, MappedArrayMut};
 pub use chunk::{ChunkPlan, ParOptions};
 pub use element::{describe_unsupported, DType, Element};
 pub use error::{Error, LockKind, Result};
-pub use limits::{check_budget, default_budget, memory_limit, LimitSource, MemoryLimit};
+pub use limits::{
+    check_budget, default_budget, memory_limit, parse_size, LimitSource, MemoryLimit,
+};
 pub use mmap::{resident_bytes, Advice};
 pub use temp::{ensure_free_space, free_space, remove_stale_temp_files, TEMP_MARKER};
 

@@ -153,6 +153,84 @@ fn read_limit(path: &Path) -> Option<u64> {
     (v < (1 << 60)).then_some(v)
 }
 
+/// Reads a size as people write one: `4GiB`, `512M`, `1.5GB`, `1000000`. A number
+/// (decimals allowed if the result is a whole number of bytes; `_` between digits ignored)
+/// and an optional unit: `K M G T` and `KiB MiB GiB TiB` are powers of 1024, `KB MB GB TB`
+/// powers of 1000, `B` or none is bytes; units in any case. The `outcore` command line and
+/// the Python module read sizes and budgets with it.
+///
+/// ```
+/// assert_eq!(outcore::parse_size("768MiB")?, 768 << 20);
+/// assert_eq!(outcore::parse_size("1.5GB")?, 1_500_000_000);
+/// assert!(outcore::parse_size("1.3B").is_err()); // not a whole number of bytes
+/// # Ok::<(), outcore::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidSize`] when `s` is not a size, is not a whole number of bytes, or does
+/// not fit in a `u64`; its message names `s`.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let invalid = |message: String| Error::InvalidSize {
+        input: s.to_owned(),
+        message,
+    };
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num = num.replace('_', "");
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        u => {
+            return Err(invalid(format!(
+                "unknown unit {u:?} in {s:?}; use B, KiB, MiB, GiB, TiB (or K, M, G, T), KB, MB, GB, TB"
+            )))
+        }
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((&num, ""));
+    let bad = || {
+        invalid(format!(
+            "{s:?} is not a size; write e.g. 4GiB, 512MiB or 1000000"
+        ))
+    };
+    if int.is_empty() && frac.is_empty() {
+        return Err(bad());
+    }
+    let int: u128 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| bad())?
+    };
+    let (frac_num, frac_den) = if frac.is_empty() {
+        (0u128, 1u128)
+    } else {
+        let den = 10u128
+            .checked_pow(frac.len() as u32)
+            .filter(|_| frac.len() <= 18)
+            .ok_or_else(bad)?;
+        (frac.parse::<u128>().map_err(|_| bad())?, den)
+    };
+    let scaled_frac = frac_num * u128::from(mult);
+    if scaled_frac % frac_den != 0 {
+        return Err(invalid(format!("{s:?} is not a whole number of bytes")));
+    }
+    let bytes = int
+        .checked_mul(u128::from(mult))
+        .and_then(|b| b.checked_add(scaled_frac / frac_den))
+        .and_then(|b| u64::try_from(b).ok())
+        .ok_or_else(|| invalid(format!("{s:?} is too large")))?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +280,29 @@ mod tests {
             check_budget(usize::MAX),
             Err(Error::BudgetTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4GiB").unwrap(), 4 << 30);
+        assert_eq!(parse_size("4G").unwrap(), 4 << 30);
+        assert_eq!(parse_size("512mib").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1.5GB").unwrap(), 1_500_000_000);
+        assert_eq!(parse_size("0.5KiB").unwrap(), 512);
+        assert_eq!(parse_size("1_000_000").unwrap(), 1_000_000);
+        assert_eq!(parse_size("100 B").unwrap(), 100);
+        assert!(parse_size("1.3B")
+            .unwrap_err()
+            .to_string()
+            .contains("whole number of bytes"));
+        assert!(parse_size("4QB")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit"));
+        assert!(parse_size("GiB").is_err());
+        assert!(parse_size("99999999999TiB")
+            .unwrap_err()
+            .to_string()
+            .contains("too large"));
     }
 }
