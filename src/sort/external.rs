@@ -70,7 +70,7 @@ use bytemuck::Pod;
 use super::fileio::{self, Hint, StreamWriter};
 use super::io_pool::{DirectWriter, IoPool, IO_THREADS};
 use super::key::SortKey;
-use super::merge::{self, BufferPool, Run, Sampler, Source};
+use super::merge::{self, BufferPool, Run, Sampler};
 use crate::chunk::ParOptions;
 use crate::error::{Error, Result};
 use crate::npy::{self, Header};
@@ -1297,16 +1297,7 @@ fn merge_level<T: SortKey>(
         let out_elems = merge::unit_elems::<T>().min(buf);
         let mut w = StreamWriter::new(&f, &path, 0);
         let mut sampler = Sampler::new(len, plan.samples_per_run);
-        let sources: Vec<Source<'_, T::Key>> = group
-            .iter()
-            .zip(&files)
-            .map(|(run, file)| Source {
-                run,
-                file,
-                direct: None,
-                range: 0..run.len,
-            })
-            .collect();
+        let sources = merge::whole_sources(group.iter().copied(), &files);
         merge::merge::<T, _, Halt>(&sources, buf, out_elems, &pool, None, |piece| {
             if stop.load(Ordering::Relaxed) {
                 return Err(Halt::Stopped);

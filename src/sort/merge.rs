@@ -368,6 +368,23 @@ pub(crate) struct Source<'a, K> {
     pub(crate) range: std::ops::Range<u64>,
 }
 
+/// Whole runs as the sources of a merge through the page cache: each run's file, all of
+/// its elements.
+pub(crate) fn whole_sources<'a, K: 'a>(
+    runs: impl IntoIterator<Item = &'a Run<K>>,
+    files: &'a [File],
+) -> Vec<Source<'a, K>> {
+    runs.into_iter()
+        .zip(files)
+        .map(|(run, file)| Source {
+            run,
+            file,
+            direct: None,
+            range: 0..run.len,
+        })
+        .collect()
+}
+
 /// The sources of part `p` of a merge cut by [`split_points`]: each run's range between
 /// `cuts[p]` and `cuts[p + 1]`.
 pub(crate) fn part_sources<'a, K>(

@@ -49,16 +49,7 @@ fn merge_into<T: SortKey>(
     consumer: &mut Consumer<'_, T>,
 ) -> Result<()> {
     let files = open_runs(runs)?;
-    let sources: Vec<Source<'_, T::Key>> = runs
-        .iter()
-        .zip(&files)
-        .map(|(run, file)| Source {
-            run,
-            file,
-            direct: None,
-            range: 0..run.len,
-        })
-        .collect();
+    let sources = merge::whole_sources(runs, &files);
     // Two buffers per run, the merge's output buffer, and three blocks: one being filled,
     // one waiting, one with the consumer.
     let buf = (budget / (2 * runs.len() + 4) / job.elem_size).max(1);
