@@ -6,7 +6,6 @@ use std::sync::atomic::AtomicBool;
 use outcore::kernels::{self, DescribeOptions, HistogramReducer, Numeric};
 use outcore::sort::SortKey;
 use outcore::ParOptions;
-use rayon::prelude::*;
 
 use crate::run::check;
 
@@ -56,7 +55,7 @@ pub fn summarize<T: Numeric + SortKey>(
         Some(b) => {
             let range = match min_max.map(|(lo, hi)| (lo.as_(), hi.as_())) {
                 Some((lo, hi)) if f64::is_finite(lo) && f64::is_finite(hi) => Some((lo, hi)),
-                Some(_) => finite_range(data),
+                Some(_) => kernels::finite_range_with(data, par)?,
                 None => None,
             }
             .unwrap_or((0.0, 1.0));
@@ -77,26 +76,4 @@ pub fn summarize<T: Numeric + SortKey>(
         argmax: d.argmax,
         histogram,
     })
-}
-
-/// The min and max of the finite values (needed only when the data holds NaN or an
-/// infinity); `None` if there is none.
-fn finite_range<T: Numeric>(d: &[T]) -> Option<(f64, f64)> {
-    d.par_iter()
-        .with_min_len(1 << 16)
-        .map(|&x| x.as_())
-        .filter(|x: &f64| x.is_finite())
-        .fold(
-            || None,
-            |acc: Option<(f64, f64)>, x| {
-                Some(acc.map_or((x, x), |(lo, hi)| (lo.min(x), hi.max(x))))
-            },
-        )
-        .reduce(
-            || None,
-            |a, b| match (a, b) {
-                (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
-                (x, None) | (None, x) => x,
-            },
-        )
 }

@@ -101,9 +101,9 @@ pub use quantile::{
     DEFAULT_QUANTILE_MEMORY,
 };
 pub use reduce::{
-    argmax, argmax_with, argmin, argmin_with, count, count_with, fold_chunks, max, max_with, min,
-    min_max, min_max_with, min_with, nanmax, nanmax_with, nanmin, nanmin_with, nansum, nansum_with,
-    reduce, sum, sum_with,
+    argmax, argmax_with, argmin, argmin_with, count, count_with, finite_range, finite_range_with,
+    fold_chunks, max, max_with, min, min_max, min_max_with, min_with, nanmax, nanmax_with, nanmin,
+    nanmin_with, nansum, nansum_with, reduce, sum, sum_with,
 };
 pub use scan::{cumsum_in_place, cumsum_in_place_with, cumsum_into, cumsum_into_with};
 pub use stats::{

@@ -416,6 +416,39 @@ fn nan_min_max_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Option<
     ))
 }
 
+/// The least and greatest finite values of `data`, as `f64` (NaN and infinities left out);
+/// `None` if it has none. A histogram's range when none is given and the data holds NaN
+/// or an infinity, where `np.histogram` refuses: the command line's `stats --bins` and the
+/// Python module's `summary` take it.
+///
+/// ```
+/// let v = [f64::NAN, 2.0, f64::INFINITY, -1.5, f64::NEG_INFINITY];
+/// assert_eq!(outcore::kernels::finite_range(&v), Some((-1.5, 2.0)));
+/// assert_eq!(outcore::kernels::finite_range(&[f64::NAN]), None);
+/// ```
+pub fn finite_range<T: Numeric>(data: &[T]) -> Option<(f64, f64)> {
+    defaults(finite_range_with(data, &ParOptions::new()))
+}
+
+/// [`finite_range`] with options.
+///
+/// # Errors
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool
+/// cannot be started.
+pub fn finite_range_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Option<(f64, f64)>> {
+    let widen = |a: Option<(f64, f64)>, b: Option<(f64, f64)>| match (a, b) {
+        (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
+        (x, None) | (None, x) => x,
+    };
+    let parts = per_chunk(data, opts, |_, c| {
+        c.iter()
+            .map(|&x| x.as_())
+            .filter(|x: &f64| x.is_finite())
+            .fold(None, |acc, x| widen(acc, Some((x, x))))
+    })?;
+    Ok(parts.into_iter().fold(None, widen))
+}
+
 /// The minimum ignoring NaN (numpy's `nanmin`); `None` if there is no element that is not NaN.
 pub fn nanmin<T: Numeric>(data: &[T]) -> Option<T> {
     defaults(nanmin_with(data, &ParOptions::new()))
@@ -591,6 +624,34 @@ pub(crate) fn count_serial<T>(s: &[T], pred: &impl Fn(&T) -> bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The finite range against a plain fold, over chunks and threads, with NaN and
+    /// infinities scattered, and with none finite.
+    #[test]
+    fn finite_range_skips_nan_and_infinities() {
+        let mut opts = ParOptions::new();
+        opts.threads(2).chunk_bytes(4096);
+        let v: Vec<f64> = (0..100_000)
+            .map(|i| match i % 7 {
+                0 => f64::NAN,
+                1 => f64::INFINITY,
+                2 => f64::NEG_INFINITY,
+                _ => ((i * 7919) % 10_007) as f64 - 5000.5,
+            })
+            .collect();
+        let fin: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+        let want = fin
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+                (lo.min(x), hi.max(x))
+            });
+        assert_eq!(finite_range_with(&v, &opts).unwrap(), Some(want));
+        assert_eq!(finite_range(&v), Some(want));
+        let none = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
+        assert_eq!(finite_range_with(&none, &opts).unwrap(), None);
+        assert_eq!(finite_range::<f64>(&[]), None);
+        assert_eq!(finite_range(&[3u8, 250, 7]), Some((3.0, 250.0)));
+    }
 
     proptest::proptest! {
         #![proptest_config(crate::proptest_config(100))]

@@ -252,7 +252,7 @@ where
             (Some(lo), Some(hi)) if f64::is_finite(lo.as_()) && f64::is_finite(hi.as_()) => {
                 Some((lo.as_(), hi.as_()))
             }
-            (Some(_), Some(_)) => finite_range(a),
+            (Some(_), Some(_)) => outcore::kernels::finite_range_with(a, &par)?,
             _ => None,
         };
         let range = finite.unwrap_or((0.0, 1.0));
@@ -317,29 +317,6 @@ pub(crate) fn quantile_options() -> QuantileOptions {
     let mut o = QuantileOptions::new();
     o.memory(outcore::default_budget().min(1 << 30));
     o
-}
-
-/// The min and max of the finite values (a pass needed only when the data holds NaN or an
-/// infinity); `None` if there is none.
-fn finite_range<T: Numeric>(d: &[T]) -> Option<(f64, f64)> {
-    use rayon::prelude::*;
-    d.par_iter()
-        .with_min_len(1 << 16)
-        .map(|&x| x.as_())
-        .filter(|x: &f64| x.is_finite())
-        .fold(
-            || None,
-            |acc: Option<(f64, f64)>, x| {
-                Some(acc.map_or((x, x), |(lo, hi)| (lo.min(x), hi.max(x))))
-            },
-        )
-        .reduce(
-            || None,
-            |a, b| match (a, b) {
-                (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
-                (x, None) | (None, x) => x,
-            },
-        )
 }
 
 /// Per-lane summaries of a 2-D array in one pass: lane `i` is column `i` for axis 0, row `i`
