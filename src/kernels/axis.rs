@@ -169,9 +169,12 @@ pub fn axis_stats_with<T: Numeric>(
     }
 }
 
-/// Rows per moment sub-block: about 16 KiB of `f64` accumulators' worth of data.
+/// Elements per moment sub-block of the per-column pass: 16 KiB of `f64`.
+const AXIS_BLOCK: usize = 2048;
+
+/// Rows per moment sub-block: about [`AXIS_BLOCK`] elements.
 fn sub_rows(cols: usize) -> usize {
-    (super::MOMENT_BLOCK / cols).max(1)
+    (AXIS_BLOCK / cols).max(1)
 }
 
 fn column_block<T: Numeric>(b: &[T], cols: usize) -> AxisStats<T> {

@@ -7,7 +7,7 @@
 //! [`PAIRWISE_BLOCK`] elements; the moments' lanes, restarted on every part of
 //! [`MOMENT_BLOCK`] elements; min, max and the NaN probe in lanes over the whole block. The
 //! kernels' own ends ([`lanes_finish`], [`block_moments_from`], [`min_max_finish`],
-//! [`pairwise_of_leaves`]) then finish them. A part of [`MOMENT_BLOCK`] elements (16 KiB of
+//! [`pairwise_of_leaves`]) then finish them. A part of [`MOMENT_BLOCK`] elements (4 KiB of
 //! `f64`) stays in L1 while its second moment pass and its bins are computed.
 
 use num_traits::Float;

@@ -200,7 +200,7 @@ impl BinRule {
 }
 
 /// Values per block of bin indices ([`BinRule::indices`], [`BinCounter::add`]).
-pub(crate) const BIN_BLOCK: usize = 2048;
+pub(crate) const BIN_BLOCK: usize = 512;
 
 /// Bins up to which [`BinCounter`] counts pairs of values: `(bins + 1)^2` 32-bit counters
 /// (17 KiB at 64 bins) stay in L1.
