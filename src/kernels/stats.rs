@@ -154,7 +154,7 @@ pub fn moments<T: Numeric>(data: &[T]) -> Moments {
 /// [`moments`] with options.
 ///
 /// # Errors
-/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool cannot be started.
 pub fn moments_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Moments> {
     let parts = per_block(
         data,
@@ -173,7 +173,7 @@ pub fn nanmoments<T: Numeric>(data: &[T]) -> Moments {
 /// [`nanmoments`] with options.
 ///
 /// # Errors
-/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool cannot be started.
 pub fn nanmoments_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Moments> {
     let parts = per_block(
         data,
@@ -195,7 +195,7 @@ pub fn mean<T: Numeric>(data: &[T]) -> f64 {
 /// [`mean`] with options.
 ///
 /// # Errors
-/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool cannot be started.
 pub fn mean_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<f64> {
     if data.is_empty() {
         return Ok(f64::NAN);
@@ -211,7 +211,7 @@ pub fn nanmean<T: Numeric>(data: &[T]) -> f64 {
 /// [`nanmean`] with options.
 ///
 /// # Errors
-/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool cannot be started.
 pub fn nanmean_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<f64> {
     let parts = per_block(
         data,
@@ -249,7 +249,7 @@ pub fn variance<T: Numeric>(data: &[T], ddof: u64) -> f64 {
 /// [`variance`] with options.
 ///
 /// # Errors
-/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool cannot be started.
 pub fn variance_with<T: Numeric>(data: &[T], ddof: u64, opts: &ParOptions) -> Result<f64> {
     Ok(moments_with(data, opts)?.variance(ddof))
 }
@@ -262,7 +262,7 @@ pub fn std<T: Numeric>(data: &[T], ddof: u64) -> f64 {
 /// [`std`](fn@std) with options.
 ///
 /// # Errors
-/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool cannot be started.
 pub fn std_with<T: Numeric>(data: &[T], ddof: u64, opts: &ParOptions) -> Result<f64> {
     Ok(moments_with(data, opts)?.std(ddof))
 }
@@ -275,7 +275,7 @@ pub fn nanvar<T: Numeric>(data: &[T], ddof: u64) -> f64 {
 /// [`nanvar`] with options.
 ///
 /// # Errors
-/// [`Error::ThreadPool`] if the options' thread pool cannot be started.
+/// [`Error::ThreadPool`](crate::Error::ThreadPool) if the options' thread pool cannot be started.
 pub fn nanvar_with<T: Numeric>(data: &[T], ddof: u64, opts: &ParOptions) -> Result<f64> {
     Ok(nanmoments_with(data, opts)?.variance(ddof))
 }
