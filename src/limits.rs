@@ -299,7 +299,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown unit"));
-        assert!(parse_size("GiB").is_err());
+        assert!(matches!(
+            parse_size("GiB"),
+            Err(Error::InvalidSize { input, .. }) if input == "GiB"
+        ));
         assert!(parse_size("99999999999TiB")
             .unwrap_err()
             .to_string()
