@@ -154,7 +154,7 @@ fn read_limit(path: &Path) -> Option<u64> {
 }
 
 /// Reads a size as people write one: `4GiB`, `512M`, `1.5GB`, `1000000`. A number
-/// (decimals allowed if the result is a whole number of bytes; `_` between digits ignored)
+/// (decimals allowed if the result is a whole number of bytes; every `_` in it ignored)
 /// and an optional unit: `K M G T` and `KiB MiB GiB TiB` are powers of 1024, `KB MB GB TB`
 /// powers of 1000, `B` or none is bytes; units in any case. The `outcore` command line and
 /// the Python module read sizes and budgets with it.

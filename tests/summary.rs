@@ -306,7 +306,7 @@ fn fused_equals_the_separate_kernels_bit_for_bit() {
     );
 }
 
-/// Several blocks of the fused loop (for `f64`, 32768 elements; its parts, 2048): the first
+/// Several blocks of the fused loop (for `f64`, 32768 elements; its parts, `MOMENT_BLOCK`): the first
 /// minimum and maximum in late parts, signed zeros tied for the minimum, values on the
 /// histogram's edges (its exact path), a NaN late, and lengths off every block size; with
 /// 64 bins (counted in pairs) and 100 (counted one by one) too.

@@ -66,7 +66,8 @@ pub fn to_py(e: Error) -> PyErr {
         | Error::ChunkOutOfGrid { .. }
         | Error::UnknownName { .. }
         | Error::DistributionNeedsFloat { .. }
-        | Error::BadPart { .. } => PyValueError::new_err(msg),
+        | Error::BadPart { .. }
+        | Error::InvalidSize { .. } => PyValueError::new_err(msg),
         Error::Overflow { .. } | Error::DoesNotFit { .. } => PyOverflowError::new_err(msg),
         Error::Cancelled => PyKeyboardInterrupt::new_err(msg),
         _ => PyRuntimeError::new_err(msg),

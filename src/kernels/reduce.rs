@@ -419,7 +419,7 @@ fn nan_min_max_with<T: Numeric>(data: &[T], opts: &ParOptions) -> Result<Option<
 /// The least and greatest finite values of `data`, as `f64` (NaN and infinities left out);
 /// `None` if it has none. A histogram's range when none is given and the data holds NaN
 /// or an infinity, where `np.histogram` refuses: the command line's `stats --bins` and the
-/// Python module's `summary` take it.
+/// Python module's `describe` take it.
 ///
 /// ```
 /// let v = [f64::NAN, 2.0, f64::INFINITY, -1.5, f64::NEG_INFINITY];
