@@ -79,8 +79,8 @@ fn summarize<F: Float + Numeric>(
         let cnt = [(part.len() / LANES) as u32; LANES];
         moments = moments.merge(block_moments_from::<F, false>(part, macc, cnt));
         if let Some((rule, counter)) = hist.as_mut() {
-            rule.indices(part, &mut idx);
-            counter.add(&idx[..part.len()]);
+            rule.indices(part, &mut idx, counter.steps());
+            counter.stage(&idx[..part.len()]);
         }
         if part.len() == MOMENT_BLOCK {
             let lo = mn.iter().fold(mn[0], |a, &x| if x < a { x } else { a });

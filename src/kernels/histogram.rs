@@ -159,13 +159,18 @@ impl BinRule {
     /// The bins of `c` (at most `idx.len()` values) into `idx`, as [`BinRule::exact`]
     /// gives them: first without the edge comparisons (`trunc` of the computed index),
     /// and again exactly only if some value came within the margin of a whole index.
+    ///
+    /// Each step of the loop also counts a few of a counter's staged pairs ([`Steps`]):
+    /// the counting's loads and stores then run beside this loop's arithmetic, not after
+    /// it.
     #[inline(always)]
-    pub(crate) fn indices<T: Numeric>(&self, c: &[T], idx: &mut [u32]) {
+    pub(crate) fn indices<T: Numeric>(&self, c: &[T], idx: &mut [u32], mut steps: Steps<'_>) {
         // A whole number below 2^52 plus 2^52 holds it in its low mantissa bits: a
         // conversion that vectorises (`as u32` saturates, and does not).
         const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
         let to_u32 = |i: f64| (i + TWO_POW_52).to_bits() as u32;
         let (lo, hi, last, margin) = (self.lo, self.hi, self.last, self.margin);
+        let (norm, dropped) = (self.norm, self.bins as f64);
         let idx = &mut idx[..c.len()];
         // The least and greatest fraction of the computed indices of the values inside the
         // range, per lane. Inside, `t >= 0`; an infinite or NaN `t` (only where the margin
@@ -178,13 +183,14 @@ impl BinRule {
             for l in 0..LANES {
                 let x: f64 = x[l].as_();
                 let inside = x >= lo && x <= hi;
-                let t = (x - lo) * self.norm;
+                let t = (x - lo) * norm;
                 let i = (if t < last { t } else { last }).trunc();
                 let f = if inside { t - i } else { 0.5 };
                 least[l] = if f < least[l] { f } else { least[l] };
                 most[l] = if f > most[l] { f } else { most[l] };
-                k[l] = to_u32(if inside { i } else { self.bins as f64 });
+                k[l] = to_u32(if inside { i } else { dropped });
             }
+            steps.step();
         }
         let done = c.len() - it.remainder().len();
         for (k, &x) in idx[done..].iter_mut().zip(it.remainder()) {
@@ -216,7 +222,11 @@ const _: () = assert!((PAIR_BINS + 1) * (PAIR_BINS + 1) <= PAIR_TABLE);
 /// Up to [`PAIR_BINS`] bins it counts *pairs*: value `k` and value `k + n/2` of each block
 /// make one index into a table of `(bins + 1)^2` counters, so a block costs half as many
 /// increments (the increments, not the bin search, were the histogram's limit), and the
-/// pairs' table is folded into the bins' counts at the end. Above, it counts into four
+/// pairs' table is folded into the bins' counts at the end. A block's pairs are *staged*
+/// ([`BinCounter::stage`]) and counted a few at a time ([`BinCounter::steps`]) from inside
+/// the next block's vector loops, so that the increments (loads and stores) overlap that
+/// arithmetic instead of following it; whatever the steps leave is counted by the next
+/// `stage` or by [`BinCounter::finish`]. Above [`PAIR_BINS`] it counts into four
 /// interleaved tables (one above 1024 bins), so that a run of values in one bin does not
 /// wait on one counter.
 pub(crate) struct BinCounter {
@@ -225,6 +235,10 @@ pub(crate) struct BinCounter {
     /// Increments since the last fold into `wide`, which keep every `u32` from overflowing.
     pending: u64,
     wide: Vec<u64>,
+    /// The staged pairs: `staged[done..len]` are still to be counted.
+    staged: Box<[u32; BIN_BLOCK / 2]>,
+    done: usize,
+    len: usize,
 }
 
 /// [`BinCounter`]'s 32-bit counters.
@@ -234,6 +248,10 @@ enum Counters {
     /// `n` interleaved tables of `slots` counters.
     Tables(usize, Vec<u32>),
 }
+
+/// Staged pairs counted per [`Steps::step`]: a block of [`BIN_BLOCK`] values has
+/// `BIN_BLOCK / 2` pairs, and the loops that step go through it [`LANES`] values at a time.
+const STEP: usize = LANES / 2;
 
 impl BinCounter {
     pub(crate) fn new(bins: usize) -> BinCounter {
@@ -249,33 +267,23 @@ impl BinCounter {
             counters,
             pending: 0,
             wide: vec![0; slots],
+            staged: Box::new([0; BIN_BLOCK / 2]),
+            done: 0,
+            len: 0,
         }
     }
 
-    /// Counts the indices `idx` (each at most `bins`).
+    /// Counts the indices `idx` (at most [`BIN_BLOCK`], each at most `bins`): at once if
+    /// the counter counts into tables, else as staged pairs that the next [`Steps`] count
+    /// (and at the latest the next `stage`, `add` or `finish`).
     #[inline(always)]
-    pub(crate) fn add(&mut self, idx: &[u32]) {
-        if self.pending + idx.len() as u64 >= u32::MAX as u64 {
-            self.fold();
-        }
-        self.pending += idx.len() as u64;
+    pub(crate) fn stage(&mut self, idx: &[u32]) {
+        self.make_room(idx.len());
         let slots = self.slots;
         match &mut self.counters {
-            Counters::Pairs(table) => {
-                let mut pairs = [0u32; BIN_BLOCK / 2];
-                for part in idx.chunks(BIN_BLOCK) {
-                    let h = part.len() / 2;
-                    let pairs = &mut pairs[..h];
-                    for ((p, &a), &b) in pairs.iter_mut().zip(&part[..h]).zip(&part[h..2 * h]) {
-                        *p = a * slots as u32 + b;
-                    }
-                    pairs
-                        .iter()
-                        .for_each(|&p| table[p as usize & (PAIR_TABLE - 1)] += 1);
-                    if !part.len().is_multiple_of(2) {
-                        self.wide[part[part.len() - 1] as usize] += 1;
-                    }
-                }
+            Counters::Pairs(_) => {
+                self.len = pair_up(idx, slots, &mut self.staged[..], &mut self.wide);
+                self.done = 0;
             }
             Counters::Tables(1, table) => idx.iter().for_each(|&k| table[k as usize] += 1),
             Counters::Tables(_, table) => {
@@ -290,6 +298,52 @@ impl BinCounter {
                 }
             }
         }
+    }
+
+    /// Counts the indices `idx` (at most [`BIN_BLOCK`], each at most `bins`) now.
+    #[inline(always)]
+    pub(crate) fn add(&mut self, idx: &[u32]) {
+        let Counters::Pairs(_) = &self.counters else {
+            return self.stage(idx);
+        };
+        self.make_room(idx.len());
+        let mut pairs = [0u32; BIN_BLOCK / 2];
+        let h = pair_up(idx, self.slots, &mut pairs, &mut self.wide);
+        if let Counters::Pairs(table) = &mut self.counters {
+            count_pairs(table, &pairs[..h]);
+        }
+    }
+
+    /// Counts the staged pairs, and folds the 32-bit counters into the wide ones if `n`
+    /// more increments could overflow them.
+    #[inline(always)]
+    fn make_room(&mut self, n: usize) {
+        self.drain();
+        if self.pending + n as u64 >= u32::MAX as u64 {
+            self.fold();
+        }
+        self.pending += n as u64;
+    }
+
+    /// The staged pairs, to be counted a few at a time from inside a vector loop.
+    #[inline(always)]
+    pub(crate) fn steps(&mut self) -> Steps<'_> {
+        match &mut self.counters {
+            Counters::Pairs(table) => Steps {
+                pairs: &self.staged[self.done..self.len],
+                table: Some((&mut **table, &mut self.done)),
+                at: 0,
+            },
+            Counters::Tables(..) => Steps::none(),
+        }
+    }
+
+    /// Counts the staged pairs that are left.
+    fn drain(&mut self) {
+        if let Counters::Pairs(table) = &mut self.counters {
+            count_pairs(table, &self.staged[self.done..self.len]);
+        }
+        self.done = self.len;
     }
 
     /// Moves the 32-bit counters into the wide ones.
@@ -319,10 +373,74 @@ impl BinCounter {
 
     /// Adds the counts of the bins (the dropped slot left out) to `counts`.
     pub(crate) fn finish(mut self, counts: &mut [u64]) {
+        self.drain();
         self.fold();
         for (c, w) in counts.iter_mut().zip(&self.wide) {
             *c += w;
         }
+    }
+}
+
+/// A [`BinCounter`]'s staged pairs, counted [`STEP`] at a time by [`Steps::step`]; the
+/// counter learns how many when this is dropped.
+pub(crate) struct Steps<'a> {
+    /// The pairs' table and the counter's count of staged pairs done.
+    table: Option<(&'a mut [u32; PAIR_TABLE], &'a mut usize)>,
+    pairs: &'a [u32],
+    at: usize,
+}
+
+impl Steps<'_> {
+    /// No pairs to count: [`Steps::step`] does nothing.
+    pub(crate) fn none() -> Steps<'static> {
+        Steps {
+            table: None,
+            pairs: &[],
+            at: 0,
+        }
+    }
+
+    /// Counts the next [`STEP`] pairs, if that many are left.
+    #[inline(always)]
+    pub(crate) fn step(&mut self) {
+        let at = self.at;
+        if let Some((table, _)) = self.table.as_mut() {
+            if at + STEP <= self.pairs.len() {
+                count_pairs(table, &self.pairs[at..at + STEP]);
+                self.at = at + STEP;
+            }
+        }
+    }
+}
+
+impl Drop for Steps<'_> {
+    fn drop(&mut self) {
+        if let Some((_, done)) = self.table.as_mut() {
+            **done += self.at;
+        }
+    }
+}
+
+/// Pairs the indices of `idx` (value `k` with value `k + n/2`) into `pairs` as indices into
+/// a table of `slots^2` counters, and counts an odd last index into `wide`; returns the
+/// number of pairs.
+#[inline(always)]
+fn pair_up(idx: &[u32], slots: usize, pairs: &mut [u32], wide: &mut [u64]) -> usize {
+    let h = idx.len() / 2;
+    for ((p, &a), &b) in pairs[..h].iter_mut().zip(&idx[..h]).zip(&idx[h..2 * h]) {
+        *p = a * slots as u32 + b;
+    }
+    if !idx.len().is_multiple_of(2) {
+        wide[idx[idx.len() - 1] as usize] += 1;
+    }
+    h
+}
+
+/// Adds one to the pair counter of each of `pairs`.
+#[inline(always)]
+fn count_pairs(table: &mut [u32; PAIR_TABLE], pairs: &[u32]) {
+    for &p in pairs {
+        table[p as usize & (PAIR_TABLE - 1)] += 1;
     }
 }
 
@@ -342,7 +460,9 @@ fn count_bins<T: Numeric>(c: &[T], counts: &mut [u64], rule: &BinRule) {
     let mut counter = BinCounter::new(counts.len());
     let mut idx = [0u32; BIN_BLOCK];
     for block in c.chunks(BIN_BLOCK) {
-        rule.indices(block, &mut idx);
+        // Counted at once: here, unlike in the fused summary's loop, counting the pairs
+        // from inside the bin search's loop ([`Steps`]) was slower.
+        rule.indices(block, &mut idx, Steps::none());
         counter.add(&idx[..block.len()]);
     }
     counter.finish(counts);
@@ -423,6 +543,49 @@ mod tests {
         }
     }
 
+    /// Staged pairs are counted once each, whether a step, the next `stage` or `finish`
+    /// counts them: blocks of every length up to [`BIN_BLOCK`] (odd ones too), each
+    /// followed by any number of steps, counted into pairs and into tables.
+    #[test]
+    fn staged_pairs_are_counted_once() {
+        let mut seed = 7u64;
+        let mut next = move |m: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        for bins in [1, 2, 64, 65, 300] {
+            let mut want = vec![0u64; bins];
+            let mut counter = BinCounter::new(bins);
+            for round in 0..200 {
+                let len = match round % 4 {
+                    0 => BIN_BLOCK,
+                    1 => BIN_BLOCK - 1,
+                    _ => next(BIN_BLOCK as u64 + 1) as usize,
+                };
+                let idx: Vec<u32> = (0..len).map(|_| next(bins as u64 + 1) as u32).collect();
+                for &k in &idx {
+                    if (k as usize) < bins {
+                        want[k as usize] += 1;
+                    }
+                }
+                if round % 5 == 4 {
+                    counter.add(&idx);
+                } else {
+                    counter.stage(&idx);
+                }
+                let mut steps = counter.steps();
+                for _ in 0..next(BIN_BLOCK as u64 / STEP as u64 + 3) {
+                    steps.step();
+                }
+            }
+            let mut got = vec![0u64; bins];
+            counter.finish(&mut got);
+            assert_eq!(got, want, "{bins} bins");
+        }
+    }
+
     /// The bin search without edge comparisons is taken only where it gives the exact bin:
     /// values a few units in the last place to a million away from every edge, each in a
     /// block of its own (so no other value sends the block to the exact path).
@@ -447,7 +610,7 @@ mod tests {
                     let ulp = e.next_up() - e;
                     for k in [1.0, 2.0, 3.0, 10.0, 100.0, 1e3, 1e4, 1e6, 1e9] {
                         for x in [e + k * ulp, e - k * ulp] {
-                            rule.indices(&[x; LANES], &mut idx);
+                            rule.indices(&[x; LANES], &mut idx, Steps::none());
                             let want = rule.exact(x);
                             assert!(
                                 idx.iter().all(|&i| i as f64 == want),
