@@ -14,7 +14,7 @@ use num_traits::Float;
 
 use super::histogram::{BinCounter, BinRule, BIN_BLOCK};
 use super::reduce::{lanes_finish, min_max_finish, pairwise_of_leaves};
-use super::stats::block_moments_from;
+use super::stats::{block_mean, block_moments_from, deviations, m2_of};
 use super::{Moments, Numeric, LANES, MOMENT_BLOCK, PAIRWISE_BLOCK};
 use crate::cpu::multiversion;
 
@@ -77,10 +77,32 @@ fn summarize<F: Float + Numeric>(
             leaves.push(lanes_finish::<F, false>(acc, it.remainder()));
         }
         let cnt = [(part.len() / LANES) as u32; LANES];
-        moments = moments.merge(block_moments_from::<F, false>(part, macc, cnt));
-        if let Some((rule, counter)) = hist.as_mut() {
-            rule.indices(part, &mut idx, counter.steps());
-            counter.stage(&idx[..part.len()]);
+        match hist.as_mut() {
+            None => moments = moments.merge(block_moments_from::<F, false>(part, macc, cnt)),
+            Some((rule, counter)) => {
+                // The moments' second pass and the bin search in one loop over the part
+                // (in L1): the second pass waits on its additions' latency, which the bin
+                // search's arithmetic and the staged pairs' counting fill.
+                let mean = block_mean::<F, false>(part, macc, cnt);
+                let m = mean.map_or(0.0, |(_, m)| m);
+                let mut dev = [0f64; LANES];
+                let mut search = rule.search();
+                let mut steps = counter.steps();
+                for (x, k) in part.chunks_exact(LANES).zip(idx.chunks_exact_mut(LANES)) {
+                    let x: &[F; LANES] = x.try_into().expect("exact chunk");
+                    deviations::<F, false>(&mut dev, x, m);
+                    search.chunk(x, k.try_into().expect("exact chunk"));
+                    steps.step();
+                }
+                drop(steps);
+                rule.search_end(search, part, &mut idx);
+                counter.stage(&idx[..part.len()]);
+                if let Some((count, mean)) = mean {
+                    let rest = part.chunks_exact(LANES).remainder();
+                    let m2 = m2_of::<F, false>(dev, rest, mean);
+                    moments = moments.merge(Moments { count, mean, m2 });
+                }
+            }
         }
         if part.len() == MOMENT_BLOCK {
             let lo = mn.iter().fold(mn[0], |a, &x| if x < a { x } else { a });

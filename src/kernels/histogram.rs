@@ -165,42 +165,87 @@ impl BinRule {
     /// it.
     #[inline(always)]
     pub(crate) fn indices<T: Numeric>(&self, c: &[T], idx: &mut [u32], mut steps: Steps<'_>) {
-        // A whole number below 2^52 plus 2^52 holds it in its low mantissa bits: a
-        // conversion that vectorises (`as u32` saturates, and does not).
-        const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
-        let to_u32 = |i: f64| (i + TWO_POW_52).to_bits() as u32;
-        let (lo, hi, last, margin) = (self.lo, self.hi, self.last, self.margin);
-        let (norm, dropped) = (self.norm, self.bins as f64);
-        let idx = &mut idx[..c.len()];
-        // The least and greatest fraction of the computed indices of the values inside the
-        // range, per lane. Inside, `t >= 0`; an infinite or NaN `t` (only where the margin
-        // is 1) fails the check below either way.
-        let mut least = [0.5f64; LANES];
-        let mut most = [0.5f64; LANES];
-        let mut it = c.chunks_exact(LANES);
-        for (x, k) in (&mut it).zip(idx.chunks_exact_mut(LANES)) {
+        let mut search = self.search();
+        for (x, k) in c.chunks_exact(LANES).zip(idx.chunks_exact_mut(LANES)) {
             let x: &[T; LANES] = x.try_into().expect("exact chunk");
-            for l in 0..LANES {
-                let x: f64 = x[l].as_();
-                let inside = x >= lo && x <= hi;
-                let t = (x - lo) * norm;
-                let i = (if t < last { t } else { last }).trunc();
-                let f = if inside { t - i } else { 0.5 };
-                least[l] = if f < least[l] { f } else { least[l] };
-                most[l] = if f > most[l] { f } else { most[l] };
-                k[l] = to_u32(if inside { i } else { dropped });
-            }
+            search.chunk(x, k.try_into().expect("exact chunk"));
             steps.step();
         }
-        let done = c.len() - it.remainder().len();
-        for (k, &x) in idx[done..].iter_mut().zip(it.remainder()) {
+        self.search_end(search, c, idx);
+    }
+
+    /// A bin search over one block, [`LANES`] values at a time ([`Search::chunk`]), then
+    /// [`BinRule::search_end`]: the pieces of [`BinRule::indices`], for a loop that does
+    /// other work beside it.
+    #[inline(always)]
+    pub(crate) fn search(&self) -> Search {
+        Search {
+            lo: self.lo,
+            hi: self.hi,
+            norm: self.norm,
+            last: self.last,
+            dropped: self.bins as f64,
+            least: [0.5; LANES],
+            most: [0.5; LANES],
+        }
+    }
+
+    /// Ends the bin search of `c` (whose whole chunks of [`LANES`] went through
+    /// [`Search::chunk`] into `idx`): the remainder's bins, and all of them again, exactly,
+    /// if some value came within the margin of a whole index.
+    #[inline(always)]
+    pub(crate) fn search_end<T: Numeric>(&self, s: Search, c: &[T], idx: &mut [u32]) {
+        let idx = &mut idx[..c.len()];
+        let done = c.len() - c.len() % LANES;
+        for (k, &x) in idx[done..].iter_mut().zip(&c[done..]) {
             *k = to_u32(self.exact(x.as_()));
         }
-        let far = least.iter().all(|&f| f > margin) && most.iter().all(|&f| f < 1.0 - margin);
+        let margin = self.margin;
+        let far = s.least.iter().all(|&f| f > margin) && s.most.iter().all(|&f| f < 1.0 - margin);
         if !far {
             for (k, &x) in idx[..done].iter_mut().zip(c) {
                 *k = to_u32(self.exact(x.as_()));
             }
+        }
+    }
+}
+
+/// A whole number below 2^52 as a `u32`: plus 2^52, it is in the low mantissa bits, a
+/// conversion that vectorises (`as u32` saturates, and does not).
+#[inline(always)]
+fn to_u32(i: f64) -> u32 {
+    const TWO_POW_52: f64 = 4_503_599_627_370_496.0;
+    (i + TWO_POW_52).to_bits() as u32
+}
+
+/// The state of a bin search ([`BinRule::search`]): the rule's constants, and per lane the
+/// least and greatest fraction of the computed indices of the values inside the range.
+/// Inside, `t >= 0`; an infinite or NaN `t` (only where the margin is 1) fails the
+/// check of [`BinRule::search_end`] either way.
+pub(crate) struct Search {
+    lo: f64,
+    hi: f64,
+    norm: f64,
+    last: f64,
+    dropped: f64,
+    least: [f64; LANES],
+    most: [f64; LANES],
+}
+
+impl Search {
+    /// The bins of `x` into `k`, without the edge comparisons.
+    #[inline(always)]
+    pub(crate) fn chunk<T: Numeric>(&mut self, x: &[T; LANES], k: &mut [u32; LANES]) {
+        let (lo, hi, norm, last) = (self.lo, self.hi, self.norm, self.last);
+        for l in 0..LANES {
+            let x: f64 = x[l].as_();
+            let inside = x >= lo && x <= hi;
+            let t = (x - lo) * norm;
+            let i = (if t < last { t } else { last }).trunc();
+            let f = if inside { t - i } else { 0.5 };
+            self.least[l] = if f < self.least[l] { f } else { self.least[l] };
+            self.most[l] = if f > self.most[l] { f } else { self.most[l] };
+            k[l] = to_u32(if inside { i } else { self.dropped });
         }
     }
 }

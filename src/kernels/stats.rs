@@ -106,6 +106,26 @@ pub(crate) fn block_moments_from<T: Numeric, const SKIP_NAN: bool>(
     acc: [f64; LANES],
     cnt: [u32; LANES],
 ) -> Moments {
+    let Some((count, mean)) = block_mean::<T, SKIP_NAN>(b, acc, cnt) else {
+        return Moments::EMPTY;
+    };
+    let mut dev = [0f64; LANES];
+    let mut it = b.chunks_exact(LANES);
+    for c in &mut it {
+        deviations::<T, SKIP_NAN>(&mut dev, c.try_into().expect("exact chunk"), mean);
+    }
+    let m2 = m2_of::<T, SKIP_NAN>(dev, it.remainder(), mean);
+    Moments { count, mean, m2 }
+}
+
+/// The count and mean of a block from its first loop's lanes (as in
+/// [`block_moments_from`]) and its remainder; `None` if it has no values to count.
+#[inline(always)]
+pub(crate) fn block_mean<T: Numeric, const SKIP_NAN: bool>(
+    b: &[T],
+    acc: [f64; LANES],
+    cnt: [u32; LANES],
+) -> Option<(u64, f64)> {
     let keep = |x: T| !(SKIP_NAN && is_nan(x));
     let mut sum: f64 = acc.iter().sum();
     let mut n: u64 = cnt.iter().map(|&c| c as u64).sum();
@@ -116,27 +136,39 @@ pub(crate) fn block_moments_from<T: Numeric, const SKIP_NAN: bool>(
             n += 1;
         }
     }
-    if n == 0 {
-        return Moments::EMPTY;
+    (n > 0).then(|| (n, sum / n as f64))
+}
+
+/// One chunk of the second pass: the squared deviations from `mean`, in lanes.
+#[inline(always)]
+pub(crate) fn deviations<T: Numeric, const SKIP_NAN: bool>(
+    dev: &mut [f64; LANES],
+    c: &[T; LANES],
+    mean: f64,
+) {
+    let keep = |x: T| !(SKIP_NAN && is_nan(x));
+    for i in 0..LANES {
+        let d = c[i].as_() - mean;
+        dev[i] += if keep(c[i]) { d * d } else { 0.0 };
     }
-    let mean = sum / n as f64;
-    let mut dev = [0f64; LANES];
-    let mut it = b.chunks_exact(LANES);
-    for c in &mut it {
-        let c: &[T; LANES] = c.try_into().expect("exact chunk");
-        for i in 0..LANES {
-            let d = c[i].as_() - mean;
-            dev[i] += if keep(c[i]) { d * d } else { 0.0 };
-        }
-    }
+}
+
+/// `M2` from the second pass's lanes and the block's remainder `rest`.
+#[inline(always)]
+pub(crate) fn m2_of<T: Numeric, const SKIP_NAN: bool>(
+    dev: [f64; LANES],
+    rest: &[T],
+    mean: f64,
+) -> f64 {
+    let keep = |x: T| !(SKIP_NAN && is_nan(x));
     let mut m2: f64 = dev.iter().sum();
-    for &x in it.remainder() {
+    for &x in rest {
         if keep(x) {
             let d = x.as_() - mean;
             m2 += d * d;
         }
     }
-    Moments { count: n, mean, m2 }
+    m2
 }
 
 /// Count, mean and `M2` of `data` in one parallel pass (NaN propagates into mean and `M2`).
