@@ -202,6 +202,18 @@ pub(crate) fn prefetch<T>(s: &[T], i: usize) {
     let _ = p;
 }
 
+/// [`prefetch`] of the [`LANES`](crate::kernels::LANES) elements of `s` from `i`: one hint
+/// per cache line of 64 bytes (or per element if elements are larger).
+#[inline(always)]
+pub(crate) fn prefetch_lanes<T>(s: &[T], i: usize) {
+    let step = (64 / std::mem::size_of::<T>().max(1)).max(1);
+    let mut k = 0;
+    while k < crate::kernels::LANES {
+        prefetch(s, i + k);
+        k += step;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

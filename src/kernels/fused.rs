@@ -12,11 +12,11 @@
 
 use num_traits::Float;
 
-use super::histogram::{BinCounter, BinRule, BIN_BLOCK};
+use super::histogram::{BinCounter, BinRule, AHEAD, BIN_BLOCK};
 use super::reduce::{lanes_finish, min_max_finish, pairwise_of_leaves};
 use super::stats::{block_mean, block_moments_from, deviations, m2_of};
 use super::{Moments, Numeric, LANES, MOMENT_BLOCK, PAIRWISE_BLOCK};
-use crate::cpu::multiversion;
+use crate::cpu::{multiversion, prefetch_lanes};
 
 // The parts must hold whole leaves and whole blocks of bins.
 const _: () = assert!(MOMENT_BLOCK.is_multiple_of(PAIRWISE_BLOCK) && MOMENT_BLOCK == BIN_BLOCK);
@@ -59,7 +59,8 @@ fn summarize<F: Float + Numeric>(
     let mut running = Vec::with_capacity(b.len() / MOMENT_BLOCK);
     let mut moments = Moments::EMPTY;
     let mut idx = [0u32; BIN_BLOCK];
-    for part in b.chunks(MOMENT_BLOCK) {
+    for (n, part) in b.chunks(MOMENT_BLOCK).enumerate() {
+        let ahead = n * MOMENT_BLOCK + AHEAD;
         let mut macc = [0f64; LANES];
         for leaf in part.chunks(PAIRWISE_BLOCK) {
             let mut acc = [F::zero(); LANES];
@@ -88,7 +89,12 @@ fn summarize<F: Float + Numeric>(
                 let mut dev = [0f64; LANES];
                 let mut search = rule.search();
                 let mut steps = counter.steps();
-                for (x, k) in part.chunks_exact(LANES).zip(idx.chunks_exact_mut(LANES)) {
+                for (j, (x, k)) in part
+                    .chunks_exact(LANES)
+                    .zip(idx.chunks_exact_mut(LANES))
+                    .enumerate()
+                {
+                    prefetch_lanes(b, ahead + j * LANES);
                     let x: &[F; LANES] = x.try_into().expect("exact chunk");
                     deviations::<F, false>(&mut dev, x, m);
                     search.chunk(x, k.try_into().expect("exact chunk"));

@@ -3,7 +3,7 @@
 
 use super::{per_chunk, Numeric, LANES};
 use crate::chunk::ParOptions;
-use crate::cpu::{multiversion, Isa};
+use crate::cpu::{multiversion, prefetch_lanes, Isa};
 use crate::error::{Error, Result};
 
 /// Counts of `data` in `bins` equal-width bins over `range`, as `np.histogram(data, bins,
@@ -159,17 +159,14 @@ impl BinRule {
     /// The bins of `c` (at most `idx.len()` values) into `idx`, as [`BinRule::exact`]
     /// gives them: first without the edge comparisons (`trunc` of the computed index),
     /// and again exactly only if some value came within the margin of a whole index.
-    ///
-    /// Each step of the loop also counts a few of a counter's staged pairs ([`Steps`]):
-    /// the counting's loads and stores then run beside this loop's arithmetic, not after
-    /// it.
-    #[inline(always)]
-    pub(crate) fn indices<T: Numeric>(&self, c: &[T], idx: &mut [u32], mut steps: Steps<'_>) {
+    #[cfg(test)]
+    fn indices<T: Numeric>(&self, c: &[T], idx: &mut [u32]) {
         let mut search = self.search();
         for (x, k) in c.chunks_exact(LANES).zip(idx.chunks_exact_mut(LANES)) {
-            let x: &[T; LANES] = x.try_into().expect("exact chunk");
-            search.chunk(x, k.try_into().expect("exact chunk"));
-            steps.step();
+            search.chunk(
+                x.try_into().expect("exact chunk"),
+                k.try_into().expect("exact chunk"),
+            );
         }
         self.search_end(search, c, idx);
     }
@@ -250,8 +247,14 @@ impl Search {
     }
 }
 
-/// Values per block of bin indices ([`BinRule::indices`], [`BinCounter::add`]).
+/// Values per block of bin indices ([`BinRule::search`], [`BinCounter::add`]).
 pub(crate) const BIN_BLOCK: usize = 512;
+
+/// How far ahead of the block being searched the histogram's loops (and the fused
+/// summary's) prefetch, in elements: four blocks, 16 KiB of `f64`. The bin search works on
+/// a block in L1 while the memory brings the next ones; without the hints the hardware
+/// prefetcher alone left the hot summary at about three quarters of the speed.
+pub(crate) const AHEAD: usize = 4 * BIN_BLOCK;
 
 /// Bins up to which [`BinCounter`] counts pairs of values: `(bins + 1)^2` 32-bit counters
 /// (17 KiB at 64 bins) stay in L1.
@@ -504,10 +507,23 @@ multiversion! {
 fn count_bins<T: Numeric>(c: &[T], counts: &mut [u64], rule: &BinRule) {
     let mut counter = BinCounter::new(counts.len());
     let mut idx = [0u32; BIN_BLOCK];
-    for block in c.chunks(BIN_BLOCK) {
+    for (n, block) in c.chunks(BIN_BLOCK).enumerate() {
+        let ahead = n * BIN_BLOCK + AHEAD;
+        let mut search = rule.search();
+        for (j, (x, k)) in block
+            .chunks_exact(LANES)
+            .zip(idx.chunks_exact_mut(LANES))
+            .enumerate()
+        {
+            prefetch_lanes(c, ahead + j * LANES);
+            search.chunk(
+                x.try_into().expect("exact chunk"),
+                k.try_into().expect("exact chunk"),
+            );
+        }
+        rule.search_end(search, block, &mut idx);
         // Counted at once: here, unlike in the fused summary's loop, counting the pairs
         // from inside the bin search's loop ([`Steps`]) was slower.
-        rule.indices(block, &mut idx, Steps::none());
         counter.add(&idx[..block.len()]);
     }
     counter.finish(counts);
@@ -655,7 +671,7 @@ mod tests {
                     let ulp = e.next_up() - e;
                     for k in [1.0, 2.0, 3.0, 10.0, 100.0, 1e3, 1e4, 1e6, 1e9] {
                         for x in [e + k * ulp, e - k * ulp] {
-                            rule.indices(&[x; LANES], &mut idx, Steps::none());
+                            rule.indices(&[x; LANES], &mut idx);
                             let want = rule.exact(x);
                             assert!(
                                 idx.iter().all(|&i| i as f64 == want),
