@@ -7,8 +7,14 @@
 //! [`PAIRWISE_BLOCK`] elements; the moments' lanes, restarted on every part of
 //! [`MOMENT_BLOCK`] elements; min, max and the NaN probe in lanes over the whole block. The
 //! kernels' own ends ([`lanes_finish`], [`block_moments_from`], [`min_max_finish`],
-//! [`pairwise_of_leaves`]) then finish them. A part of [`MOMENT_BLOCK`] elements (4 KiB of
-//! `f64`) stays in L1 while its second moment pass and its bins are computed.
+//! [`pairwise_of_leaves`]) then finish them.
+//!
+//! Each part of [`MOMENT_BLOCK`] elements (4 KiB of `f64`) is read from memory by a first
+//! loop (sum, min, max, the moments' first pass), then stays in L1 for a second loop that
+//! does three things side by side: the moments' second pass (bound by its additions'
+//! latency), the bin search (vector arithmetic), and the counting of the previous part's
+//! bins (scalar loads and stores, staged by [`BinCounter`]). That loop also prefetches the
+//! parts [`AHEAD`] of it, so that memory keeps streaming while it works in L1.
 
 use num_traits::Float;
 
