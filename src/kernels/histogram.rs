@@ -172,8 +172,8 @@ impl BinRule {
     }
 
     /// A bin search over one block, [`LANES`] values at a time ([`Search::chunk`]), then
-    /// [`BinRule::search_end`]: the pieces of [`BinRule::indices`], for a loop that does
-    /// other work beside it.
+    /// [`BinRule::search_end`]: the bin search in pieces, for a loop that does other work
+    /// beside it.
     #[inline(always)]
     pub(crate) fn search(&self) -> Search {
         Search {
@@ -252,8 +252,8 @@ pub(crate) const BIN_BLOCK: usize = 512;
 
 /// How far ahead of the block being searched the histogram's loops (and the fused
 /// summary's) prefetch, in elements: four blocks, 16 KiB of `f64`. The bin search works on
-/// a block in L1 while the memory brings the next ones; without the hints the hardware
-/// prefetcher alone left the hot summary at about three quarters of the speed.
+/// a block in L1 while the memory brings the next ones; with the hardware prefetcher alone
+/// the hot summary ran at about four fifths of the speed (BENCHMARKS.md).
 pub(crate) const AHEAD: usize = 4 * BIN_BLOCK;
 
 /// Bins up to which [`BinCounter`] counts pairs of values: `(bins + 1)^2` 32-bit counters
@@ -502,7 +502,7 @@ multiversion! {
 }
 
 /// Adds the elements of `c` in the rule's range to `counts` (one per bin): a block's bins
-/// are found ([`BinRule::indices`]), then counted ([`BinCounter`]).
+/// are found ([`BinRule::search`]), then counted ([`BinCounter`]).
 #[inline(always)]
 fn count_bins<T: Numeric>(c: &[T], counts: &mut [u64], rule: &BinRule) {
     let mut counter = BinCounter::new(counts.len());
