@@ -159,10 +159,17 @@ impl BinRule {
     /// The bins of `c` (at most `idx.len()` values) into `idx`, as [`BinRule::exact`]
     /// gives them: first without the edge comparisons (`trunc` of the computed index),
     /// and again exactly only if some value came within the margin of a whole index.
-    #[cfg(test)]
-    fn indices<T: Numeric>(&self, c: &[T], idx: &mut [u32]) {
+    /// Each step prefetches `whole` from element `ahead` on ([`AHEAD`]): `c` is a block of
+    /// `whole`, searched in L1 while memory brings the blocks after it.
+    #[inline(always)]
+    fn indices<T: Numeric>(&self, c: &[T], idx: &mut [u32], whole: &[T], ahead: usize) {
         let mut search = self.search();
-        for (x, k) in c.chunks_exact(LANES).zip(idx.chunks_exact_mut(LANES)) {
+        for (j, (x, k)) in c
+            .chunks_exact(LANES)
+            .zip(idx.chunks_exact_mut(LANES))
+            .enumerate()
+        {
+            prefetch_lanes(whole, ahead + j * LANES);
             search.chunk(
                 x.try_into().expect("exact chunk"),
                 k.try_into().expect("exact chunk"),
@@ -172,8 +179,8 @@ impl BinRule {
     }
 
     /// A bin search over one block, [`LANES`] values at a time ([`Search::chunk`]), then
-    /// [`BinRule::search_end`]: the bin search in pieces, for a loop that does other work
-    /// beside it.
+    /// [`BinRule::search_end`]: [`BinRule::indices`] in pieces, for a loop that does other
+    /// work beside it (the fused summary's).
     #[inline(always)]
     pub(crate) fn search(&self) -> Search {
         Search {
@@ -502,26 +509,13 @@ multiversion! {
 }
 
 /// Adds the elements of `c` in the rule's range to `counts` (one per bin): a block's bins
-/// are found ([`BinRule::search`]), then counted ([`BinCounter`]).
+/// are found ([`BinRule::indices`]), then counted ([`BinCounter`]).
 #[inline(always)]
 fn count_bins<T: Numeric>(c: &[T], counts: &mut [u64], rule: &BinRule) {
     let mut counter = BinCounter::new(counts.len());
     let mut idx = [0u32; BIN_BLOCK];
     for (n, block) in c.chunks(BIN_BLOCK).enumerate() {
-        let ahead = n * BIN_BLOCK + AHEAD;
-        let mut search = rule.search();
-        for (j, (x, k)) in block
-            .chunks_exact(LANES)
-            .zip(idx.chunks_exact_mut(LANES))
-            .enumerate()
-        {
-            prefetch_lanes(c, ahead + j * LANES);
-            search.chunk(
-                x.try_into().expect("exact chunk"),
-                k.try_into().expect("exact chunk"),
-            );
-        }
-        rule.search_end(search, block, &mut idx);
+        rule.indices(block, &mut idx, c, n * BIN_BLOCK + AHEAD);
         // Counted at once: here, unlike in the fused summary's loop, counting the pairs
         // from inside the bin search's loop ([`Steps`]) was slower.
         counter.add(&idx[..block.len()]);
@@ -671,7 +665,8 @@ mod tests {
                     let ulp = e.next_up() - e;
                     for k in [1.0, 2.0, 3.0, 10.0, 100.0, 1e3, 1e4, 1e6, 1e9] {
                         for x in [e + k * ulp, e - k * ulp] {
-                            rule.indices(&[x; LANES], &mut idx);
+                            let c = [x; LANES];
+                            rule.indices(&c, &mut idx, &c, 0);
                             let want = rule.exact(x);
                             assert!(
                                 idx.iter().all(|&i| i as f64 == want),
