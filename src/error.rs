@@ -484,7 +484,7 @@ pub enum Error {
         message: String,
     },
 
-    /// A valid Zarr array that outcore cannot handle: a data type outside [`DType`](crate::DType),
+    /// A valid Zarr array that outcore cannot handle: a data type outside [`DType`],
     /// a codec or chunk grid it was built without.
     #[error("{path}: unsupported Zarr array: {what}")]
     UnsupportedZarr {

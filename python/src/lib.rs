@@ -1,9 +1,9 @@
 //! `outcore._core`: the compiled part of the `outcore` Python module (python/outcore/
 //! re-exports it, python/outcore/__init__.pyi types it).
 //!
-//! Every entry point releases the GIL for its work ([`run::run`]); long ones run it on a
+//! Every entry point releases the GIL for its work (`run::run`); long ones run it on a
 //! worker thread and poll for Ctrl-C. outcore's errors become the Python exceptions a user
-//! expects ([`errors::to_py`]); panics become `RuntimeError`.
+//! expects (`errors::to_py`); panics become `RuntimeError`.
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod errors;

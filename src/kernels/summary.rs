@@ -235,7 +235,7 @@ impl<T: Numeric> Reducer<T> for NanCountReducer {
     }
 }
 
-/// Histogram counts over a fixed range, as [`kernels::histogram`](super::histogram) with
+/// Histogram counts over a fixed range, as [`kernels::histogram`](super::histogram()) with
 /// that range (numpy's edges and bin rule).
 #[derive(Clone, Debug)]
 pub struct HistogramReducer {
@@ -250,7 +250,7 @@ impl HistogramReducer {
     /// # Errors
     /// [`Error::NoBins`] if `bins` is 0, [`Error::RangeNotFinite`] if the range is not
     /// finite, [`Error::RangeReversed`] if `lo > hi`, as
-    /// [`kernels::histogram`](super::histogram).
+    /// [`kernels::histogram`](super::histogram()).
     pub fn new(bins: usize, range: (f64, f64)) -> Result<HistogramReducer> {
         // The kernel's own checks, on no data.
         super::histogram_with::<f64>(&[], bins, Some(range), serial())?;
@@ -377,7 +377,7 @@ impl DescribeOptions {
     }
 
     /// The percentiles' candidate budget in bytes (default
-    /// [`DEFAULT_QUANTILE_MEMORY`](super::DEFAULT_QUANTILE_MEMORY)).
+    /// [`DEFAULT_QUANTILE_MEMORY`]).
     pub fn memory(&mut self, bytes: usize) -> &mut Self {
         self.memory = Some(bytes);
         self
@@ -422,7 +422,7 @@ pub struct Summary<T: Numeric> {
     pub argmin: Option<usize>,
     /// [`kernels::argmax`](super::argmax).
     pub argmax: Option<usize>,
-    /// [`kernels::histogram`](super::histogram) with its edges, if bins were asked for.
+    /// [`kernels::histogram`](super::histogram()) with its edges, if bins were asked for.
     pub histogram: Option<Histogram>,
     /// `(p, value)` for each requested percentile.
     pub percentiles: Vec<(f64, QuantileValue<T>)>,
@@ -614,7 +614,7 @@ fn summary_from<T: Numeric>(
 }
 
 /// The histogram range when none is given: the data's min and max, checked as
-/// [`kernels::histogram`](super::histogram) checks them.
+/// [`kernels::histogram`](super::histogram()) checks them.
 fn data_range<T: Numeric>(min_max: Option<(T, T)>) -> Result<(f64, f64)> {
     let (lo, hi) = min_max.map_or((0.0, 1.0), |(a, b)| (a.as_(), b.as_()));
     if !(lo.is_finite() && hi.is_finite()) {
@@ -694,7 +694,7 @@ where
 /// [`Summary::passes`]). Each statistic equals its separate kernel bit for bit
 /// ([`sum`](super::sum), [`mean`](super::mean), [`moments`](super::moments),
 /// [`min_max`](super::min_max), [`argmin`](super::argmin), [`argmax`](super::argmax),
-/// [`histogram`](super::histogram), [`percentiles`](super::percentiles)), for any thread
+/// [`histogram`](super::histogram()), [`percentiles`](super::percentiles)), for any thread
 /// count: the pass runs the kernels' chunk loops on the same chunks and combines them in
 /// the same tree.
 ///
@@ -720,7 +720,7 @@ where
 /// # Errors
 /// [`Error::NoBins`], [`Error::RangeNotFinite`] or [`Error::RangeReversed`] for a
 /// histogram's invalid bins or range, or no range and data with NaN or infinity (as
-/// [`kernels::histogram`](super::histogram));
+/// [`kernels::histogram`](super::histogram()));
 /// [`Error::QuantileOutOfRange`] for a percentile outside `[0, 100]`;
 /// [`Error::EmptyInput`] for percentiles of empty data.
 pub fn describe<T: Numeric + SortKey>(data: &[T], opts: &DescribeOptions) -> Result<Summary<T>> {

@@ -16,7 +16,7 @@
 //!      Measured on 4 GiB under a 1 GiB cap, this made run formation 1.4–2× faster than a
 //!      two-stage pipeline (read next ‖ sort then write), which left the disk idle during
 //!      each sort.
-//!   2. *Merge.* Runs are merged with a loser tree ([`merge`](super::merge)). The final
+//!   2. *Merge.* Runs are merged with a loser tree ([`merge`]). The final
 //!      merge is split by key range into independent parts (see the merge module's notes)
 //!      that several workers merge at once, each writing its own range of the output. Its
 //!      I/O bypasses the page cache: a few I/O threads read every run with `O_DIRECT` a
@@ -494,7 +494,7 @@ fn run_elems_for<T: SortKey>(budget: usize, threads: usize, spare: usize) -> usi
 pub(super) struct Job<'a> {
     /// The input's path (for messages), or the temp directory's for a pushed input.
     input: &'a Path,
-    /// The input file; `None` when the input is pushed ([`Sorter`](super::Sorter)).
+    /// The input file; `None` when the input is pushed ([`Sorter`]).
     file: Option<File>,
     data_offset: u64,
     elements: u64,
