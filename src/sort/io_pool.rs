@@ -50,6 +50,18 @@ struct Read<'f, T> {
     done: mpsc::SyncSender<Done<T>>,
 }
 
+impl<T> Read<'_, T> {
+    /// Sends the buffer back with `result` (the receiver may be gone: then nobody waits).
+    fn answer(self, result: io::Result<usize>) {
+        let _ = self.done.send(Done {
+            buf: self.buf,
+            offset: self.offset,
+            at: self.at,
+            result,
+        });
+    }
+}
+
 /// A read that finished: the buffer back, with the bytes read (fewer than asked at the end
 /// of the file) or the error.
 pub(crate) struct Done<T> {
@@ -72,6 +84,16 @@ struct Write<'f, T> {
     buf: Vec<T>,
     at: usize,
     done: mpsc::SyncSender<Written<T>>,
+}
+
+impl<T> Write<'_, T> {
+    /// Sends the buffer back with `result` (the receiver may be gone: then nobody waits).
+    fn answer(self, result: io::Result<()>) {
+        let _ = self.done.send(Written {
+            buf: self.buf,
+            result,
+        });
+    }
 }
 
 /// A write that finished: the buffer back, with the error if it failed.
@@ -156,7 +178,7 @@ impl<'f, T: Pod> IoPool<'f, T> {
             at => (at, true),
         };
         let (done, answer) = mpsc::sync_channel(1);
-        let read = Read {
+        self.submit(Request::Read(Read {
             file,
             fallback,
             offset,
@@ -165,16 +187,7 @@ impl<'f, T: Pod> IoPool<'f, T> {
             at,
             direct,
             done,
-        };
-        if let Err(mpsc::SendError(Request::Read(read))) = self.queue.send(Request::Read(read)) {
-            // The threads are gone (only if one panicked): answer with an error.
-            let _ = read.done.send(Done {
-                buf: read.buf,
-                offset: read.offset,
-                at: read.at,
-                result: Err(stopped()),
-            });
-        }
+        }));
         answer
     }
 
@@ -191,7 +204,7 @@ impl<'f, T: Pod> IoPool<'f, T> {
         len: usize,
     ) -> mpsc::Receiver<Written<T>> {
         let (done, answer) = mpsc::sync_channel(1);
-        let write = Write {
+        self.submit(Request::Write(Write {
             file,
             fallback,
             offset,
@@ -199,22 +212,27 @@ impl<'f, T: Pod> IoPool<'f, T> {
             buf,
             at,
             done,
-        };
-        if let Err(mpsc::SendError(Request::Write(write))) = self.queue.send(Request::Write(write))
-        {
-            let _ = write.done.send(Written {
-                buf: write.buf,
-                result: Err(stopped()),
-            });
-        }
+        }));
         answer
+    }
+
+    /// Queues `request`; if the threads are gone (only if one panicked), answers it with an
+    /// error instead.
+    fn submit(&self, request: Request<'f, T>) {
+        if let Err(mpsc::SendError(request)) = self.queue.send(request) {
+            match request {
+                Request::Read(read) => read.answer(Err(stopped())),
+                Request::Write(write) => write.answer(Err(stopped())),
+                Request::Free(..) => {}
+            }
+        }
     }
 
     /// Asks for the disk blocks of `offset..offset + len` of the temporary `file` to be freed
     /// ([`super::fileio::free`]), without waiting: on a filesystem mounted with `discard`
     /// each free waits for the device, and the merging thread need not.
     pub(crate) fn free(&self, file: &'f File, offset: u64, len: u64) {
-        let _ = self.queue.send(Request::Free(file, offset, len));
+        self.submit(Request::Free(file, offset, len));
     }
 }
 
@@ -241,16 +259,22 @@ fn aligned_buffer<T: Pod>(mut buf: Vec<T>, bytes: usize) -> Vec<T> {
 /// made through the page cache, written back and dropped from it.
 fn serve_write<T: Pod>(write: Write<'_, T>) {
     let bytes = &bytemuck::cast_slice::<T, u8>(&write.buf)[write.at..write.at + write.len];
-    let result = match write.file.write_all_at(bytes, write.offset) {
-        Err(e) if sys::is_invalid_argument(&e) => {
-            write_through_cache(write.fallback, bytes, write.offset)
-        }
-        r => r,
-    };
-    let _ = write.done.send(Written {
-        buf: write.buf,
-        result,
+    let result = or_through_cache(write.file.write_all_at(bytes, write.offset), || {
+        write_through_cache(write.fallback, bytes, write.offset)
     });
+    write.answer(result);
+}
+
+/// The result of a direct read or write, or if the filesystem refused it (`EINVAL`), of
+/// `through_cache`.
+fn or_through_cache<R>(
+    direct: io::Result<R>,
+    through_cache: impl FnOnce() -> io::Result<R>,
+) -> io::Result<R> {
+    match direct {
+        Err(e) if sys::is_invalid_argument(&e) => through_cache(),
+        r => r,
+    }
 }
 
 /// Writes `bytes` at `offset` of `file` through the page cache, waits for them to reach the
@@ -463,19 +487,13 @@ fn serve<T: Pod>(mut read: Read<'_, T>) {
         r
     };
     let result = if read.direct {
-        match read_full(read.file, bytes, read.offset, true) {
-            Err(e) if sys::is_invalid_argument(&e) => through_cache(bytes),
-            r => r,
-        }
+        or_through_cache(read_full(read.file, bytes, read.offset, true), || {
+            through_cache(bytes)
+        })
     } else {
         through_cache(bytes)
     };
-    let _ = read.done.send(Done {
-        buf: read.buf,
-        offset: read.offset,
-        at: read.at,
-        result,
-    });
+    read.answer(result);
 }
 
 /// Reads into `bytes` from `offset` until it is full or the file ends. A direct read
