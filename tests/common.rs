@@ -6,12 +6,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
-/// The Python interpreter that has numpy: `$OUTCORE_PYTHON`, else `python3`.
-fn python_exe() -> String {
-    std::env::var("OUTCORE_PYTHON").unwrap_or_else(|_| "python3".into())
-}
+#[path = "oracle.rs"]
+mod oracle;
+pub use oracle::*;
 
 /// Property-test settings: `cases` cases (`PROPTEST_CASES` does not change them), and the
 /// failing cases of a property test in `tests/FILE.rs` saved to
@@ -26,64 +24,6 @@ pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
         )),
         ..Default::default()
     }
-}
-
-/// Whether numpy is importable by [`python_exe`]. When it is not, tests that need it
-/// ([`require_numpy!`]) are skipped with a visible notice, except under
-/// `OUTCORE_REQUIRE_NUMPY=1`, where a missing numpy fails the test.
-pub fn have_numpy() -> bool {
-    static HAVE: OnceLock<bool> = OnceLock::new();
-    *HAVE.get_or_init(|| {
-        let ok = Command::new(python_exe())
-            .args(["-c", "import numpy"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !ok {
-            if std::env::var("OUTCORE_REQUIRE_NUMPY").as_deref() == Ok("1") {
-                panic!(
-                    "OUTCORE_REQUIRE_NUMPY=1 but `{} -c 'import numpy'` failed",
-                    python_exe()
-                );
-            }
-            eprintln!(
-                "NOTICE: numpy not importable with `{}`; numpy interop tests are SKIPPED \
-                 (set OUTCORE_PYTHON, or pip install numpy)",
-                python_exe()
-            );
-        }
-        ok
-    })
-}
-
-/// Skips the calling test (returns early) when numpy is missing.
-#[macro_export]
-macro_rules! require_numpy {
-    () => {
-        if !$crate::common::have_numpy() {
-            eprintln!("skipped: {} needs numpy", module_path!());
-            return;
-        }
-    };
-}
-
-/// Runs a Python script (numpy imported as `np`) with `args` in `sys.argv[1:]`; returns
-/// stdout. Panics with stderr if the script fails.
-pub fn python(script: &str, args: &[&str]) -> String {
-    let full = format!("import sys\nimport numpy as np\n{script}");
-    let out = Command::new(python_exe())
-        .arg("-c")
-        .arg(&full)
-        .args(args)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "python failed:\n{}\nscript:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        full
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 /// SplitMix64: reproducible test data without a dependency.
@@ -225,30 +165,6 @@ pub fn multiset<T: bytemuck::Pod>(v: &[T]) -> Multiset {
     let mut m = Multiset::default();
     m.feed(v);
     m
-}
-
-/// The repository's `../shared/tools/memcap`, which runs a command in a memory cgroup of a
-/// given size and reports its peak, when it is usable here (root and a cgroup-v1 memory
-/// hierarchy). Otherwise `None`, with a visible notice, except under
-/// `OUTCORE_REQUIRE_MEMCAP=1` (CI), where that fails the test.
-pub fn memcap() -> Option<PathBuf> {
-    let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/memcap");
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let usable = tool.exists() && root && Path::new("/sys/fs/cgroup/memory").is_dir();
-    if !usable {
-        assert!(
-            std::env::var("OUTCORE_REQUIRE_MEMCAP").as_deref() != Ok("1"),
-            "OUTCORE_REQUIRE_MEMCAP=1 but {} is not usable (root and cgroup v1 needed)",
-            tool.display()
-        );
-        eprintln!(
-            "NOTICE: memory-cap tests SKIPPED: {} needs root and cgroup v1",
-            tool.display()
-        );
-        return None;
-    }
-    Some(tool)
 }
 
 /// Like [`run_child`], with the child inside a memory cgroup of `mib` MiB (`tool` is

@@ -1,10 +1,15 @@
-//! Helpers: run the `outcore` binary, the numpy oracle, scratch directories.
+//! Helpers: run the `outcore` binary, scratch directories; the numpy oracle and the
+//! memory-cap tool are the library tests' own (`tests/oracle.rs`).
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+
+#[path = "../../tests/oracle.rs"]
+mod oracle;
+pub use oracle::*;
 
 /// The binary under test.
 pub const OUTCORE: &str = env!("CARGO_BIN_EXE_outcore");
@@ -55,68 +60,6 @@ pub fn outcore_in<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Run {
         .output()
         .expect("run outcore")
         .into()
-}
-
-/// The Python interpreter that has numpy: `$OUTCORE_PYTHON`, else `python3`.
-pub fn python_exe() -> String {
-    std::env::var("OUTCORE_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-/// Whether numpy is importable. When it is not, tests that need it are skipped with a
-/// visible notice, except under `OUTCORE_REQUIRE_NUMPY=1`, where a missing numpy fails.
-pub fn have_numpy() -> bool {
-    static HAVE: OnceLock<bool> = OnceLock::new();
-    *HAVE.get_or_init(|| {
-        let ok = Command::new(python_exe())
-            .args(["-c", "import numpy"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !ok {
-            if std::env::var("OUTCORE_REQUIRE_NUMPY").as_deref() == Ok("1") {
-                panic!(
-                    "OUTCORE_REQUIRE_NUMPY=1 but `{} -c 'import numpy'` failed",
-                    python_exe()
-                );
-            }
-            eprintln!(
-                "NOTICE: numpy not importable with `{}`; the command-line tool's numpy tests \
-                 are SKIPPED (set OUTCORE_PYTHON, or pip install numpy)",
-                python_exe()
-            );
-        }
-        ok
-    })
-}
-
-/// Skips the calling test (returns early) when numpy is missing.
-#[macro_export]
-macro_rules! require_numpy {
-    () => {
-        if !$crate::common::have_numpy() {
-            eprintln!("skipped: {} needs numpy", module_path!());
-            return;
-        }
-    };
-}
-
-/// Runs a Python script (numpy imported as `np`, `json` imported) with `args` in
-/// `sys.argv[1:]`; returns stdout. Panics with stderr if the script fails.
-pub fn python(script: &str, args: &[&str]) -> String {
-    let full = format!("import sys, json\nimport numpy as np\n{script}");
-    let out = Command::new(python_exe())
-        .arg("-c")
-        .arg(&full)
-        .args(args)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "python failed:\n{}\nscript:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        full
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 /// A fresh scratch directory, removed when dropped.

@@ -9,26 +9,6 @@ use std::process::Command;
 
 use crate::common::*;
 
-fn memcap() -> Option<PathBuf> {
-    let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/memcap");
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let usable = tool.exists() && root && PathBuf::from("/sys/fs/cgroup/memory").is_dir();
-    if !usable {
-        assert!(
-            std::env::var("OUTCORE_REQUIRE_MEMCAP").as_deref() != Ok("1"),
-            "OUTCORE_REQUIRE_MEMCAP=1 but {} is not usable (root and cgroup v1 needed)",
-            tool.display()
-        );
-        eprintln!(
-            "NOTICE: memory-cap tests SKIPPED: {} needs root and cgroup v1",
-            tool.display()
-        );
-        return None;
-    }
-    Some(tool)
-}
-
 /// Runs `outcore ARGS` under a memory cap of `mib`; returns the run and memcap's report.
 fn capped(tool: &PathBuf, mib: u64, args: &[&str]) -> (Run, String) {
     // Through bash: the tool's copy may have lost its execute bit.
