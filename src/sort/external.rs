@@ -379,15 +379,10 @@ pub fn sort_file(
     opts: &SortOptions,
 ) -> Result<SortReport> {
     let input = input.as_ref();
-    let file = open_input(input)?;
-    let header = read_header(&file, input)?;
-    if header.shape.len() != 1 {
-        return Err(Error::BadShape {
-            what: input.display().to_string(),
-            shape: header.shape,
-            reason: "sort_file sorts 1-D arrays; reshape to 1-D (or sort each row) first",
-        });
-    }
+    let (file, header) = open_npy_1d(
+        input,
+        "sort_file sorts 1-D arrays; reshape to 1-D (or sort each row) first",
+    )?;
     let offset = header.data_offset as u64;
     with_dtype!(header.dtype, T => sort_typed::<T>(input, file, offset, output.as_ref(), opts))
 }
@@ -434,6 +429,21 @@ fn open_input(path: &Path) -> Result<File> {
     let file = File::open(path).map_err(|e| Error::io(path, "open", e))?;
     lock_file(&file, Lock::Shared, path)?;
     Ok(file)
+}
+
+/// The `.npy` file `path`, opened and locked, and its header, which must be of a 1-D array
+/// (else [`Error::BadShape`] with `reason`).
+fn open_npy_1d(path: &Path, reason: &'static str) -> Result<(File, Header)> {
+    let file = open_input(path)?;
+    let header = read_header(&file, path)?;
+    if header.shape.len() != 1 {
+        return Err(Error::BadShape {
+            what: path.display().to_string(),
+            shape: header.shape,
+            reason,
+        });
+    }
+    Ok((file, header))
 }
 
 /// The `.npy` header of `file`, checked against the file's size.

@@ -564,15 +564,10 @@ pub fn sort_file_with<T: SortKey + Element>(
     consumer: impl FnMut(&[T]) -> Result<()>,
 ) -> Result<SortReport> {
     let input = input.as_ref();
-    let file = open_input(input)?;
-    let header = read_header(&file, input)?;
-    if header.shape.len() != 1 {
-        return Err(Error::BadShape {
-            what: input.display().to_string(),
-            shape: header.shape,
-            reason: "sort_file_with sorts 1-D arrays; reshape to 1-D (or sort each row) first",
-        });
-    }
+    let (file, header) = open_npy_1d(
+        input,
+        "sort_file_with sorts 1-D arrays; reshape to 1-D (or sort each row) first",
+    )?;
     if !T::accepts(header.dtype) {
         return Err(Error::DtypeMismatch {
             path: input.into(),
