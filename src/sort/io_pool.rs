@@ -655,6 +655,33 @@ mod tests {
         });
     }
 
+    /// Requests the threads can no longer take (they are gone, as after a panic) are
+    /// answered with an error and their buffers, not dropped: a reader or writer waiting
+    /// on the answer would otherwise fail with a closed channel.
+    #[test]
+    fn requests_the_threads_cannot_take_are_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, [1u8; 8192]).unwrap();
+        let file = File::open(&path).unwrap();
+        let (queue, requests) = mpsc::channel();
+        drop(requests);
+        let io = IoPool::<u64> { queue };
+        let done = io.read(&file, &file, 0, 4096, vec![7; 3]).recv().unwrap();
+        assert_eq!(done.result.unwrap_err().to_string(), stopped().to_string());
+        assert!(done.buf.len() * 8 >= 4096, "the grown buffer comes back");
+        let written = io
+            .write(&file, &file, 0, vec![9; 600], 0, 4096)
+            .recv()
+            .unwrap();
+        assert_eq!(
+            written.result.unwrap_err().to_string(),
+            stopped().to_string()
+        );
+        assert_eq!(written.buf, vec![9; 600]);
+        io.free(&file, 0, 4096);
+    }
+
     /// A writer dropped with blocks in flight (a merge that stopped on an error) waits for
     /// them and returns its buffers, without panicking.
     #[test]
