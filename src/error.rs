@@ -484,8 +484,8 @@ pub enum Error {
         message: String,
     },
 
-    /// A valid Zarr array that outcore cannot handle: a data type outside [`DType`],
-    /// a codec or chunk grid it was built without.
+    /// A valid Zarr array that outcore cannot handle: a data type outside [`DType`], a
+    /// codec or chunk grid it was built without.
     #[error("{path}: unsupported Zarr array: {what}")]
     UnsupportedZarr {
         /// The Zarr array (its directory).

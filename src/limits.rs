@@ -15,8 +15,8 @@
 //! and [`default_budget`] keeps a quarter of it (at least 48 MiB) as headroom for what is
 //! not in a budget: the page cache the operation's own reads and writes pass through, the
 //! program, its threads' stacks. An explicit budget above [`memory_limit`] is refused with
-//! [`Error::BudgetTooLarge`]: under a cgroup it would end in
-//! the OOM killer, not in an error.
+//! [`Error::BudgetTooLarge`]: under a cgroup it would end in the OOM killer, not in an
+//! error.
 //!
 //! ```
 //! let limit = outcore::memory_limit();

@@ -16,9 +16,9 @@
 //!      Measured on 4 GiB under a 1 GiB cap, this made run formation 1.4–2× faster than a
 //!      two-stage pipeline (read next ‖ sort then write), which left the disk idle during
 //!      each sort.
-//!   2. *Merge.* Runs are merged with a loser tree ([`merge`]). The final
-//!      merge is split by key range into independent parts (see the merge module's notes)
-//!      that several workers merge at once, each writing its own range of the output. Its
+//!   2. *Merge.* Runs are merged with a loser tree ([`merge`]). The final merge is split
+//!      by key range into independent parts (see the merge module's notes) that several
+//!      workers merge at once, each writing its own range of the output. Its
 //!      I/O bypasses the page cache: a few I/O threads read every run with `O_DIRECT` a
 //!      block ahead of the merge, and write each part's output with `O_DIRECT` from
 //!      aligned blocks while the part fills the next (`io_pool`). Merge levels, and file
