@@ -11,31 +11,42 @@ pub fn python_exe() -> String {
     std::env::var("OUTCORE_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// Whether numpy is importable by [`python_exe`]. When it is not, tests that need it
-/// ([`require_numpy!`]) are skipped with a visible notice, except under
-/// `OUTCORE_REQUIRE_NUMPY=1`, where a missing numpy fails the test.
-pub fn have_numpy() -> bool {
-    static HAVE: OnceLock<bool> = OnceLock::new();
-    *HAVE.get_or_init(|| {
-        let ok = Command::new(python_exe())
-            .args(["-c", "import numpy"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !ok {
-            if std::env::var("OUTCORE_REQUIRE_NUMPY").as_deref() == Ok("1") {
-                panic!(
-                    "OUTCORE_REQUIRE_NUMPY=1 but `{} -c 'import numpy'` failed",
-                    python_exe()
-                );
-            }
-            eprintln!(
-                "NOTICE: numpy not importable with `{}`; the tests that check against numpy \
-                 are SKIPPED (set OUTCORE_PYTHON, or pip install numpy)",
+/// Whether `import {modules}` succeeds with [`python_exe`]. When it does not, the tests
+/// that need those modules are skipped with a visible notice naming `hint` (how to get
+/// them), except where the environment variable `require` is `1` (CI), where it fails the
+/// test. Callers keep the answer (one probe per test binary).
+pub fn python_imports(modules: &str, require: &str, hint: &str) -> bool {
+    let ok = Command::new(python_exe())
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var(require).as_deref() == Ok("1") {
+            panic!(
+                "{require}=1 but `{} -c 'import {modules}'` failed",
                 python_exe()
             );
         }
-        ok
+        eprintln!(
+            "NOTICE: `import {modules}` fails with `{}`; the tests that need it are SKIPPED \
+             ({hint})",
+            python_exe()
+        );
+    }
+    ok
+}
+
+/// Whether numpy is importable ([`python_imports`]; `OUTCORE_REQUIRE_NUMPY=1` makes a
+/// missing numpy a failure). Tests that need it start with [`require_numpy!`].
+pub fn have_numpy() -> bool {
+    static HAVE: OnceLock<bool> = OnceLock::new();
+    *HAVE.get_or_init(|| {
+        python_imports(
+            "numpy",
+            "OUTCORE_REQUIRE_NUMPY",
+            "set OUTCORE_PYTHON, or pip install numpy",
+        )
     })
 }
 

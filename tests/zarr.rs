@@ -3,7 +3,6 @@
 //! `OUTCORE_REQUIRE_ZARR=1`).
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use num_traits::NumCast;
@@ -11,28 +10,18 @@ use outcore::kernels::{self, Numeric};
 use outcore::zarr::{self, ZarrCodec, ZarrReadOptions, ZarrWriteOptions};
 use outcore::{open_any, with_any, with_dtype, DType, Element, Error, MappedArrayMut};
 
-use crate::common::{python, tmpdir};
+use crate::common::{python, python_imports, tmpdir};
 
-/// Whether zarr, dask and distributed import with `$OUTCORE_PYTHON`.
+/// Whether zarr, dask and distributed import with the test Python ([`python_imports`];
+/// `OUTCORE_REQUIRE_ZARR=1` makes a missing one a failure).
 fn have_zarr() -> bool {
     static HAVE: OnceLock<bool> = OnceLock::new();
     *HAVE.get_or_init(|| {
-        let exe = std::env::var("OUTCORE_PYTHON").unwrap_or_else(|_| "python3".into());
-        let ok = Command::new(&exe)
-            .args(["-c", "import numpy, zarr, dask.array, distributed"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !ok {
-            if std::env::var("OUTCORE_REQUIRE_ZARR").as_deref() == Ok("1") {
-                panic!("OUTCORE_REQUIRE_ZARR=1 but `{exe} -c 'import zarr, dask.array, distributed'` failed");
-            }
-            eprintln!(
-                "NOTICE: zarr, dask or distributed not importable with `{exe}`; Zarr interop \
-                 tests are SKIPPED (pip install zarr 'dask[array]' distributed)"
-            );
-        }
-        ok
+        python_imports(
+            "numpy, zarr, dask.array, distributed",
+            "OUTCORE_REQUIRE_ZARR",
+            "pip install zarr 'dask[array]' distributed",
+        )
     })
 }
 

@@ -104,31 +104,16 @@ pub fn listing(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Whether zarr-python imports with the test Python. When it does not, tests that need it
-/// are skipped with a visible notice, except under `OUTCORE_REQUIRE_ZARR=1`, where a missing
-/// zarr fails.
+/// Whether numpy and zarr-python import with the test Python ([`python_imports`];
+/// `OUTCORE_REQUIRE_ZARR=1` makes a missing zarr a failure).
 pub fn have_zarr() -> bool {
     static HAVE: OnceLock<bool> = OnceLock::new();
     *HAVE.get_or_init(|| {
-        let ok = Command::new(python_exe())
-            .args(["-c", "import numpy, zarr"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !ok {
-            if std::env::var("OUTCORE_REQUIRE_ZARR").as_deref() == Ok("1") {
-                panic!(
-                    "OUTCORE_REQUIRE_ZARR=1 but `{} -c 'import numpy, zarr'` failed",
-                    python_exe()
-                );
-            }
-            eprintln!(
-                "NOTICE: zarr not importable with `{}`; the command-line tool's Zarr tests \
-                 are SKIPPED (set OUTCORE_PYTHON, or pip install zarr)",
-                python_exe()
-            );
-        }
-        ok
+        python_imports(
+            "numpy, zarr",
+            "OUTCORE_REQUIRE_ZARR",
+            "set OUTCORE_PYTHON, or pip install zarr",
+        )
     })
 }
 
