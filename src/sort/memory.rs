@@ -42,6 +42,7 @@ use rayon::prelude::*;
 use super::key::{RadixKey, SortKey};
 use super::{inplace, radix};
 use crate::chunk::ParOptions;
+use crate::cpu::{multiversion, Isa};
 use crate::error::Result;
 
 /// Sorts `data` by [`SortKey`] in parallel on rayon's global thread pool.
@@ -145,16 +146,51 @@ float_bits!(u64 => i64, 0xfff0_0000_0000_0000, u32 => i32, 0xff80_0000);
 /// Elements per task of the rewriting passes (256 KiB of `f64`).
 const REWRITE_CHUNK: usize = 32 << 10;
 
+multiversion! {
+    /// [`encode`] for `isa`.
+    fn encode_isa[U: FloatBits](p: &mut [U]) -> usize => encode;
+}
+
+multiversion! {
+    /// [`decode`] for `isa`.
+    fn decode_isa[U: FloatBits](p: &mut [U]) -> () => decode;
+}
+
+/// Rewrites the floats' bits in `p` as ordered integers; returns how many were NaNs with
+/// the sign bit set. Compiled for the CPU's vector width: built for the baseline (SSE2,
+/// which has no 64-bit arithmetic shift or comparison), this pass took 0.40 ms for 10^6
+/// `f64` against 0.15 ms for [`decode`].
+#[inline(always)]
+fn encode<U: FloatBits>(p: &mut [U]) -> usize {
+    let mut nans = 0;
+    for x in p {
+        nans += usize::from(x.is_negative_nan());
+        *x = x.float_to_ordered();
+    }
+    nans
+}
+
+/// Undoes [`encode`] on `p`.
+#[inline(always)]
+fn decode<U: FloatBits>(p: &mut [U]) {
+    for x in p {
+        *x = x.ordered_to_float();
+    }
+}
+
 /// [`sort_float_bits`] on the bits.
 ///
 /// An input larger than a part of the in-place sort is rewritten part by part, in cache
 /// ([`inplace::sort_encoded`]): two passes over the whole input in memory saved (10^7 `f64`
 /// on one thread: the rewrites had cost 14% of the sort).
 fn sort_as_bits<U: FloatBits>(bits: &mut [U]) {
+    let isa = Isa::active();
     let key = |x: &U| x.float_to_ordered().sort_key().radix_prefix();
     let coded = |x: &U| x.sort_key().radix_prefix();
-    let encode = |p: &mut [U]| p.iter_mut().for_each(|x| *x = x.float_to_ordered());
-    let decode = |p: &mut [U]| p.iter_mut().for_each(|x| *x = x.ordered_to_float());
+    let encode = |p: &mut [U]| {
+        encode_isa(isa, p);
+    };
+    let decode = |p: &mut [U]| decode_isa(isa, p);
     if inplace::sort_encoded(bits, &key, &coded, &encode, &decode) {
         // Negative NaNs sort first as integers: move them behind the positive ones.
         let negative_nans = bits.iter().take_while(|x| x.is_negative_nan()).count();
@@ -165,21 +201,11 @@ fn sort_as_bits<U: FloatBits>(bits: &mut [U]) {
     }
     let negative_nans: usize = bits
         .par_chunks_mut(REWRITE_CHUNK)
-        .map(|c| {
-            let mut nans = 0;
-            for x in c {
-                nans += usize::from(x.is_negative_nan());
-                *x = x.float_to_ordered();
-            }
-            nans
-        })
+        .map(|c| encode_isa(isa, c))
         .sum();
     par_sort(bits);
-    bits.par_chunks_mut(REWRITE_CHUNK).for_each(|c| {
-        for x in c {
-            *x = x.ordered_to_float();
-        }
-    });
+    bits.par_chunks_mut(REWRITE_CHUNK)
+        .for_each(|c| decode_isa(isa, c));
     if negative_nans > 0 {
         bits.rotate_left(negative_nans);
     }
@@ -429,7 +455,8 @@ mod tests {
     use super::*;
 
     /// The rewrite of float bits is its own exact inverse and orders like the sort key,
-    /// for every class of float: both zeros, subnormals, infinities, NaNs of either sign.
+    /// for every class of float: both zeros, subnormals, infinities, NaNs of either sign;
+    /// its vectorised passes match it on every instruction set.
     #[test]
     fn float_bits_invert_and_order_like_the_key() {
         let mut s = 0x9e37_79b9_7f4a_7c15u64;
@@ -450,6 +477,23 @@ mod tests {
             let narrow = (f as f32).to_bits();
             assert_eq!(narrow.float_to_ordered().ordered_to_float(), narrow);
         }
+        // The passes compiled for every instruction set this CPU has rewrite exactly as
+        // the element-wise rewrite does, count the same negative NaNs, and undo it.
+        let narrow: Vec<u32> = bits.iter().map(|&b| (b >> 32) as u32).collect();
+        fn check<U: FloatBits + std::fmt::Debug>(v: &[U]) {
+            let want: Vec<U> = v.iter().map(|x| x.float_to_ordered()).collect();
+            let nans = v.iter().filter(|x| x.is_negative_nan()).count();
+            assert!(nans > 0);
+            for isa in Isa::available() {
+                let mut p = v.to_vec();
+                assert_eq!(encode_isa(isa, &mut p), nans, "{isa:?}");
+                assert_eq!(p, want, "{isa:?}");
+                decode_isa(isa, &mut p);
+                assert_eq!(p, v, "{isa:?}");
+            }
+        }
+        check(&bits);
+        check(&narrow);
         for w in bits.windows(2) {
             let (a, b) = (f64::from_bits(w[0]), f64::from_bits(w[1]));
             if !a.is_nan() && !b.is_nan() {
