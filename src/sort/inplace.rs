@@ -16,10 +16,12 @@
 //!    already differ in the top bit: then all 64 bits stand in). The *digit* is the top 18
 //!    of them.
 //! 2. **Buckets** ([`radix::bucket_table`]): a sample of 16 Ki elements estimates how the digits
-//!    are spread. If splitting on the digit's top bits (up to 256 buckets, about a quarter
-//!    of a part each) leaves every bucket within 3/4 of a part, that is the split. Otherwise (skewed
-//!    keys: floats, whose exponents cluster) a table maps every digit value to a bucket so
-//!    that buckets hold equal shares of the sample.
+//!    are spread. If splitting on the digit's top bits (up to 256 buckets, about a sixteenth
+//!    of a part each) leaves no bucket above 1.5 times their mean size, that is the split.
+//!    Otherwise (skewed keys: floats, whose exponents cluster) a table maps every digit value
+//!    to a bucket so that buckets hold equal shares of the sample. Small buckets matter for
+//!    skewed keys: a bucket whose keys crowd into part of its range leaves the LSD sort below
+//!    (which spends `log2(n) + 3` bits on the whole range) groups of many equal digits.
 //! 3. **Partition** in place ([`partition`], below).
 //! 4. **Parts** in parallel: a part of at most 8 MiB is sorted by the LSD radix sort on its
 //!    top `log2(n) + 3` varying bits (two passes of 11-bit digits for 10^8 uniform keys),
@@ -384,13 +386,19 @@ fn partition_and_sort<T, F, L>(
     let shift = top + 1 - bits;
     let dmask = (1u64 << bits) - 1;
     let digit = move |x: &T| ((key(x) >> shift) & dmask) as usize;
-    // Buckets of about a quarter of a part, so that nearly all of them are sorted out of
-    // place at once.
-    let want = (n / (part / 4).max(1)).clamp(2, 1 << MAX_BITS);
+    // Buckets of about a sixteenth of a part (at most 256): parts of a table split are then
+    // narrow enough in their keys for one LSD sort each; with a quarter of a part, uniform
+    // `f64` from 1.5 * 10^6 to 10^7 sorted markedly slower (BENCHMARKS.md). From 6.4 * 10^7
+    // elements of 8 bytes on, both give 256 buckets.
+    let want = (n / (part / 16).max(1)).clamp(2, 1 << MAX_BITS);
+    // The top bits split only where none of their buckets would hold more than 1.5 times
+    // the mean (3/4 of `2 * n / want`). Against "3/4 of a part", this sends floats just
+    // above a part (1.0-1.6 * 10^6 `f64`, whose positive half fits in 3/4 of a part) to a
+    // table instead of two parts of half the input each.
     let split = if by_bits {
         None
     } else {
-        radix::bucket_table(data, &digit, bits, want, part, sizes.sample)
+        radix::bucket_table(data, &digit, bits, want, 2 * n / want, sizes.sample)
     };
     let (lens, spans) = match split {
         None => split_on_top_bits(data, key, mask, shift, bits, want, sizes),
