@@ -206,8 +206,8 @@ fn large_inputs() {
     }
 }
 
-/// `par_sort` of inputs larger than 8 MiB: the in-place partition path (the smaller inputs
-/// above go to the out-of-place radix sort). Unstable, so checked by key against the oracle
+/// `par_sort` of inputs larger than 8 MiB (floats: 16 MiB): the in-place partition path
+/// (the smaller inputs above go to the out-of-place radix sort). Unstable, so checked by key against the oracle
 /// and as a permutation by the multiset checksum.
 #[test]
 fn in_place_path() {
@@ -232,24 +232,28 @@ fn in_place_path() {
         (0..n).map(|_| rng.next()).collect::<Vec<u64>>(),
         "u64 random",
     );
-    check(
-        (0..n)
-            .map(|_| (rng.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0)
-            .collect::<Vec<f64>>(),
-        "f64 uniform [-1, 1)",
-    );
-    check(
-        (0..n)
-            .map(|i| match i % 7 {
-                0 => f64::NAN,
-                1 => -0.0,
-                2 => 0.0,
-                3 => f64::NEG_INFINITY,
-                _ => f64::from_bits(rng.next()),
-            })
-            .collect::<Vec<f64>>(),
-        "f64 any bits, NaN, signed zeros, -inf",
-    );
+    // Floats are sorted whole (out of place) up to two parts, in place above.
+    for n in [n, n + (1 << 20)] {
+        check(
+            (0..n)
+                .map(|_| (rng.next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0)
+                .collect::<Vec<f64>>(),
+            &format!("f64 uniform [-1, 1), {n}"),
+        );
+        check(
+            (0..n)
+                .map(|i| match i % 7 {
+                    0 => f64::NAN,
+                    1 => -0.0,
+                    2 => 0.0,
+                    3 => f64::NEG_INFINITY,
+                    4 => -f64::NAN,
+                    _ => f64::from_bits(rng.next()),
+                })
+                .collect::<Vec<f64>>(),
+            &format!("f64 any bits, NaN of both signs, signed zeros, -inf, {n}"),
+        );
+    }
     check(
         (0..n).map(|_| rng.next() % 5).collect::<Vec<u64>>(),
         "u64 few unique",

@@ -169,6 +169,13 @@ fn default_sizes<T>() -> (Sizes, Tuning) {
     (sizes, tuning)
 }
 
+/// Parts up to which [`sort_encoded`] leaves an input to the out-of-place radix sort. Its
+/// MSD pass by a table suits floats' skewed keys better than an in-place partition into few
+/// parts: uniform `f64` of 1.1-2 * 10^6 sorted 1.0-1.5 times as fast on one thread and
+/// 1.4-2 times on two (BENCHMARKS.md); from 2.5 * 10^6 the partition was faster. Integer
+/// keys gain less (two threads) or lose (one), and stay at one part.
+pub(crate) const WHOLE_ENCODED: usize = 2;
+
 /// A rewrite of a part in place (see [`sort_encoded`]).
 pub(crate) type Rewrite<'a, T> = &'a (dyn Fn(&mut [T]) + Sync);
 
@@ -177,8 +184,8 @@ pub(crate) type Rewrite<'a, T> = &'a (dyn Fn(&mut [T]) + Sync);
 /// `encode` rewrites a part in place into elements whose key is `coded_key`, and `decode`
 /// rewrites them back. The partition reads `key` on the fly, and every part is encoded,
 /// sorted and decoded while it is in cache: the rewrites cost no pass over the whole input
-/// in memory. Inputs of at most a part are left alone (`false`): the caller rewrites them
-/// whole, in cache.
+/// in memory. Inputs of at most [`WHOLE_ENCODED`] parts are left alone (`false`): the caller
+/// rewrites them whole, in cache, and sorts them out of place.
 pub(crate) fn sort_encoded<T, F, G>(
     data: &mut [T],
     key: &F,
@@ -192,7 +199,7 @@ where
     G: Fn(&T) -> u64 + Sync,
 {
     let (sizes, tuning) = default_sizes::<T>();
-    if data.len() <= sizes.part {
+    if data.len() <= sizes.part * WHOLE_ENCODED {
         return false;
     }
     sort_encoded_with_sizes(data, key, coded_key, encode, decode, &tuning, &sizes);
@@ -242,18 +249,21 @@ pub(crate) fn sort_encoded_with_sizes<T, F, G>(
 /// An upper bound on the scratch memory [`sort`] allocates to sort `bytes` of input on
 /// `threads` threads.
 ///
-/// Up to a part ([`PART_BYTES`]): the stable radix sort's scratch, as large as the input.
-/// Larger: about one part's scratch per thread plus, per concurrent partition, the sample's
+/// Up to a part ([`PART_BYTES`]): the stable radix sort's scratch, as large as the input;
+/// so too up to [`WHOLE_ENCODED`] parts, where floats take that sort. Larger: about one part's scratch per thread plus, per concurrent partition, the sample's
 /// counters and table and at most one demoted block per bucket (2 MiB per thread in all);
 /// and in proportion to the input, less than 1/6 of it: the stripes' block buffers (1/16, as
 /// a stripe is at least 16 times its buffers), the blocks kept between segments (one per
 /// segment of a chain longer than one, 1/128), and the plan's tables (measured 109 bytes per
 /// 2 KiB slot, up to about 150 when its lists have just doubled their capacity: 1/13).
 pub(crate) fn scratch_bytes(bytes: usize, threads: usize) -> usize {
+    let in_place = bytes / 6 + threads.max(1) * (PART_BYTES + (2 << 20));
     if bytes <= PART_BYTES {
         bytes
+    } else if bytes <= WHOLE_ENCODED * PART_BYTES {
+        bytes.max(in_place)
     } else {
-        bytes / 6 + threads.max(1) * (PART_BYTES + (2 << 20))
+        in_place
     }
 }
 

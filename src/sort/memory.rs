@@ -5,18 +5,19 @@
 //! bytes. The work is done by parallel radix sorts, in one of three ways:
 //!
 //! - **In place** ([`par_sort`] of elements of at most 16 bytes whose key fits in 64 bits,
-//!   every primitive type, larger than 8 MiB): the input is partitioned in place by its top
-//!   key bits, the buckets chosen from a sample when the keys are skewed, and each part
-//!   (a few MiB) is sorted in cache; see the `inplace` module's source. Unstable. Scratch
-//!   memory: at most a sixth of the input plus about 10 MiB per thread.
-//! - **Direct** (the same types, in the stable sorts, and [`par_sort`] below 8 MiB): an MSD
+//!   every primitive type, larger than 8 MiB, floats larger than 16 MiB): the input is
+//!   partitioned in place by its top key bits, the buckets chosen from a sample when the
+//!   keys are skewed, and each part (a few MiB) is sorted in cache; see the `inplace`
+//!   module's source. Unstable. Scratch memory: at most a sixth of the input plus about 10
+//!   MiB per thread.
+//! - **Direct** (the same types, in the stable sorts, and [`par_sort`] below those sizes): an MSD
 //!   pass out of cache, then LSD inside it (the `radix` module), the key computed on the fly
 //!   at each pass. Stable. Scratch memory: `n * size_of::<T>()` bytes.
 //!
 //!   [`par_sort`] rewrites `f32` and `f64` in place as integers that sort in the same
 //!   order, sorts those, and rewrites them back, instead of computing a key at every pass:
 //!   part by part while each is in cache (the in-place partition reads the key on the fly),
-//!   or, for an input of at most a part, whole. The rewrite is exact, so NaN payloads
+//!   or, for an input of at most two parts, whole. The rewrite is exact, so NaN payloads
 //!   survive; the stable sorts never rewrite their input.
 //! - **By index**: larger records, and keys longer than 8 bytes, are sorted as
 //!   `(top 8 key bytes, index)` pairs; runs of pairs with equal prefixes are then ordered by
@@ -49,7 +50,8 @@ use crate::error::Result;
 ///
 /// Equal elements (equal keys: for floats, NaNs of different payloads) may be reordered;
 /// use [`par_sort_stable`] to keep them in input order. Primitive types larger than 8 MiB
-/// are sorted in place, with scratch memory bounded by [`par_sort_scratch_bytes`].
+/// (floats: 16 MiB) are sorted in place, with scratch memory bounded by
+/// [`par_sort_scratch_bytes`].
 ///
 /// For a [`MappedArrayMut`](crate::MappedArrayMut), use [`sort_array`](super::sort_array)
 /// instead: it sorts in place with this function when the array fits the memory budget,
@@ -203,7 +205,8 @@ fn sort_as_bits<U: FloatBits>(bits: &mut [U]) {
         .par_chunks_mut(REWRITE_CHUNK)
         .map(|c| encode_isa(isa, c))
         .sum();
-    par_sort(bits);
+    // Out of place (see `inplace::WHOLE_ENCODED`), as `par_sort` sorts integers up to a part.
+    radix::sort(bits, &|x: &U| x.sort_key().radix_prefix(), None);
     bits.par_chunks_mut(REWRITE_CHUNK)
         .for_each(|c| decode_isa(isa, c));
     if negative_nans > 0 {
@@ -373,8 +376,9 @@ pub fn scratch_bytes<T: SortKey>(n: usize) -> usize {
 /// An upper bound on the scratch memory, in bytes, that [`par_sort`] allocates besides the
 /// input to sort `n` elements of `T` on `threads` threads.
 ///
-/// For primitive types: the input's size up to 8 MiB; beyond, at most a sixth of it plus
-/// about 10 MiB per thread (the in-place sort). For records sorted by index: as
+/// For primitive types: the input's size up to 8 MiB (16 MiB for floats, and at least that
+/// up to 16 MiB); beyond, at most a sixth of it plus about 10 MiB per thread (the in-place
+/// sort). For records sorted by index: as
 /// [`scratch_bytes`] up to 8 MiB; beyond, that plus the in-place partition's share (parts
 /// sorted by index at once use at most what the whole input would).
 ///
