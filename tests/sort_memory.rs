@@ -207,8 +207,8 @@ fn large_inputs() {
 }
 
 /// `par_sort` of inputs larger than 8 MiB (floats: 16 MiB): the in-place partition path
-/// (the smaller inputs above go to the out-of-place radix sort). Unstable, so checked by key against the oracle
-/// and as a permutation by the multiset checksum.
+/// (the smaller inputs above go to the out-of-place radix sort). Unstable, so checked by
+/// key against the oracle and as a permutation by the multiset checksum.
 #[test]
 fn in_place_path() {
     fn check<T: SortKey + Debug>(v: Vec<T>, what: &str) {

@@ -27,9 +27,10 @@
 //!    top `log2(n) + 3` varying bits (two passes of 11-bit digits for 10^8 uniform keys),
 //!    in L2 and L3. A part of a table split is sorted on its keys less the start of its
 //!    first digit ([`radix::table_spans`]): its ends fall anywhere, and a range that
-//!    straddles a power of two would otherwise vary in every bit below it. A larger part (a digit heavier than a part, or a sample that missed the
-//!    skew) is partitioned again, on its top bits alone if it holds more than half of its
-//!    parent: each such level removes bits from its mask, so the depth is bounded.
+//!    straddles a power of two would otherwise vary in every bit below it. A larger part (a
+//!    digit heavier than a part, or a sample that missed the skew) is partitioned again, on
+//!    its top bits alone if it holds more than half of its parent: each such level removes
+//!    bits from its mask, so the depth is bounded.
 //!
 //! Measured (BENCHMARKS.md): a part sorted straight by LSD beat a further MSD pass, and
 //! another in-place level, by 10-20%.
@@ -250,8 +251,9 @@ pub(crate) fn sort_encoded_with_sizes<T, F, G>(
 /// `threads` threads.
 ///
 /// Up to a part ([`PART_BYTES`]): the stable radix sort's scratch, as large as the input;
-/// so too up to [`WHOLE_ENCODED`] parts, where floats take that sort. Larger: about one part's scratch per thread plus, per concurrent partition, the sample's
-/// counters and table and at most one demoted block per bucket (2 MiB per thread in all);
+/// so too up to [`WHOLE_ENCODED`] parts, where floats take that sort. Larger: about one
+/// part's scratch per thread plus, per concurrent partition, the sample's counters and
+/// table and at most one demoted block per bucket (2 MiB per thread in all);
 /// and in proportion to the input, less than 1/6 of it: the stripes' block buffers (1/16, as
 /// a stripe is at least 16 times its buffers), the blocks kept between segments (one per
 /// segment of a chain longer than one, 1/128), and the plan's tables (measured 109 bytes per

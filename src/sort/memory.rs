@@ -10,9 +10,9 @@
 //!   keys are skewed, and each part (a few MiB) is sorted in cache; see the `inplace`
 //!   module's source. Unstable. Scratch memory: at most a sixth of the input plus about 10
 //!   MiB per thread.
-//! - **Direct** (the same types, in the stable sorts, and [`par_sort`] below those sizes): an MSD
-//!   pass out of cache, then LSD inside it (the `radix` module), the key computed on the fly
-//!   at each pass. Stable. Scratch memory: `n * size_of::<T>()` bytes.
+//! - **Direct** (the same types, in the stable sorts, and [`par_sort`] below those sizes):
+//!   an MSD pass out of cache, then LSD inside it (the `radix` module), the key computed on
+//!   the fly at each pass. Stable. Scratch memory: `n * size_of::<T>()` bytes.
 //!
 //!   [`par_sort`] rewrites `f32` and `f64` in place as integers that sort in the same
 //!   order, sorts those, and rewrites them back, instead of computing a key at every pass:
@@ -89,10 +89,10 @@ pub fn par_sort<T: SortKey>(data: &mut [T]) {
 ///
 /// Each float's bits are rewritten into an order-preserving integer (negative: every bit
 /// flipped; positive: the sign bit set), the integers are sorted, and the rewrite is undone
-/// (see [`sort_as_bits`] for where). The key of every radix pass is then the element itself, where sorting
-/// the floats directly computes the key (and checks for NaN) at every pass: 10^6 `f64`
-/// sorted at 152 M elements/s this way against 109 M/s on two threads, and 10^7 at 172
-/// against 142 M/s (`sort_ratios`, BENCHMARKS.md).
+/// (see [`sort_as_bits`] for where). The key of every radix pass is then the element
+/// itself, where sorting the floats directly computes the key (and checks for NaN) at every
+/// pass: 10^6 `f64` sorted at 152 M elements/s this way against 109 M/s on two threads, and
+/// 10^7 at 172 against 142 M/s (`sort_ratios`, BENCHMARKS.md).
 ///
 /// The rewrite is exactly invertible, so every bit survives, NaN payloads too. NaNs with the
 /// sign bit set would sort first as integers: they are counted and moved behind the
@@ -182,9 +182,10 @@ fn decode<U: FloatBits>(p: &mut [U]) {
 
 /// [`sort_float_bits`] on the bits.
 ///
-/// An input larger than a part of the in-place sort is rewritten part by part, in cache
+/// An input larger than two parts of the in-place sort is rewritten part by part, in cache
 /// ([`inplace::sort_encoded`]): two passes over the whole input in memory saved (10^7 `f64`
-/// on one thread: the rewrites had cost 14% of the sort).
+/// on one thread: the rewrites had cost 14% of the sort). A smaller one is rewritten whole
+/// and sorted out of place.
 fn sort_as_bits<U: FloatBits>(bits: &mut [U]) {
     let isa = Isa::active();
     let key = |x: &U| x.float_to_ordered().sort_key().radix_prefix();
@@ -376,11 +377,11 @@ pub fn scratch_bytes<T: SortKey>(n: usize) -> usize {
 /// An upper bound on the scratch memory, in bytes, that [`par_sort`] allocates besides the
 /// input to sort `n` elements of `T` on `threads` threads.
 ///
-/// For primitive types: the input's size up to 8 MiB (16 MiB for floats, and at least that
-/// up to 16 MiB); beyond, at most a sixth of it plus about 10 MiB per thread (the in-place
-/// sort). For records sorted by index: as
-/// [`scratch_bytes`] up to 8 MiB; beyond, that plus the in-place partition's share (parts
-/// sorted by index at once use at most what the whole input would).
+/// For primitive types: the input's size up to 8 MiB, and at least that up to 16 MiB (floats
+/// are sorted out of place up to there); beyond, at most a sixth of it plus about 10 MiB
+/// per thread (the in-place sort). For records sorted by index: as [`scratch_bytes`] up to
+/// 8 MiB; beyond, that plus the in-place partition's share (parts sorted by index at once
+/// use at most what the whole input would).
 ///
 /// # Examples
 /// ```
