@@ -173,8 +173,9 @@ fn default_sizes<T>() -> (Sizes, Tuning) {
 /// Parts up to which [`sort_encoded`] leaves an input to the out-of-place radix sort. Its
 /// MSD pass by a table suits floats' skewed keys better than an in-place partition into few
 /// parts: uniform `f64` of 1.1-2 * 10^6 sorted 1.0-1.5 times as fast on one thread and
-/// 1.4-2 times on two (BENCHMARKS.md); from 2.5 * 10^6 the partition was faster. Integer
-/// keys gain less (two threads) or lose (one), and stay at one part.
+/// 1.4-2 times on two (BENCHMARKS.md), `f32` of 2.5-3.5 * 10^6 1.06-1.18 and 1.4-1.5
+/// times; from 2.5 * 10^6 `f64` the partition was faster. Integer keys gain less (two
+/// threads) or lose (one), and stay at one part.
 pub(crate) const WHOLE_ENCODED: usize = 2;
 
 /// A rewrite of a part in place (see [`sort_encoded`]).
