@@ -254,6 +254,20 @@ fn in_place_path() {
             &format!("f64 any bits, NaN of both signs, signed zeros, -inf, {n}"),
         );
     }
+    // f32 above two parts (16 MiB): rewritten and sorted part by part.
+    let n32 = (17 << 20) / 4 + 4099;
+    check(
+        (0..n32)
+            .map(|i| match i % 9 {
+                0 => f32::NAN,
+                1 => -f32::NAN,
+                2 => -0.0,
+                3 => f32::INFINITY,
+                _ => f32::from_bits(rng.next() as u32),
+            })
+            .collect::<Vec<f32>>(),
+        "f32 any bits, NaN of both signs, -0.0, inf",
+    );
     check(
         (0..n).map(|_| rng.next() % 5).collect::<Vec<u64>>(),
         "u64 few unique",

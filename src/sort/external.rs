@@ -1443,9 +1443,29 @@ mod tests {
     use super::*;
 
     /// The run length is the largest whose buffers and sort scratch fit the budget, across
-    /// the jump where the sort turns in place (8 MiB) and for records sorted by index.
+    /// the jumps where the sort turns in place (8 MiB; floats 16 MiB) and for records sorted
+    /// by index. The need never falls as runs grow (the search for the run length relies on
+    /// it).
     #[test]
     fn runs_fill_the_budget() {
+        fn grows<T: SortKey>(threads: usize) {
+            let size = std::mem::size_of::<T>();
+            let mut last = 0;
+            for bytes in (1..=40).map(|k| k << 19) {
+                let n = bytes / size;
+                for n in [n - 1, n, n + 1] {
+                    let need = in_memory_bytes::<T>(n, threads);
+                    assert!(need >= last, "{n} elements, {threads} threads");
+                    last = need;
+                }
+            }
+        }
+        for threads in [1, 2] {
+            grows::<u64>(threads);
+            grows::<f64>(threads);
+            grows::<f32>(threads);
+            grows::<crate::sort::Record<100, 10>>(threads);
+        }
         fn check<T: SortKey>(budget: usize, threads: usize) {
             let size = std::mem::size_of::<T>();
             let need = |n: usize| in_memory_bytes::<T>(n, threads) + 2 * n * size;
@@ -1460,7 +1480,16 @@ mod tests {
                 n + 1
             );
         }
-        for budget in [1, 100, 16 << 10, 30 << 20, 64 << 20, 768 << 20, 8 << 30] {
+        for budget in [
+            1,
+            100,
+            16 << 10,
+            30 << 20,
+            62 << 20,
+            64 << 20,
+            768 << 20,
+            8 << 30,
+        ] {
             for threads in [1, 2, 16] {
                 check::<u64>(budget, threads);
                 check::<u8>(budget, threads);

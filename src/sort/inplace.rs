@@ -1,7 +1,7 @@
 //! The in-place parallel radix sort behind [`par_sort`](super::par_sort): inputs larger than
-//! a part (8 MiB) are partitioned in place by their top key bits (no scratch buffer as large
-//! as the input), and each part is then sorted in cache by the `radix` module's LSD sort
-//! with a scratch buffer of its own, reused from part to part.
+//! a part (8 MiB; floats: two parts) are partitioned in place by their top key bits (no
+//! scratch buffer as large as the input), and each part is then sorted in cache by the
+//! `radix` module's LSD sort with a scratch buffer of its own, reused from part to part.
 //!
 //! # Why
 //!
@@ -187,7 +187,7 @@ pub(crate) type Rewrite<'a, T> = &'a (dyn Fn(&mut [T]) + Sync);
 /// rewrites them back. The partition reads `key` on the fly, and every part is encoded,
 /// sorted and decoded while it is in cache: the rewrites cost no pass over the whole input
 /// in memory. Inputs of at most [`WHOLE_ENCODED`] parts are left alone (`false`): the caller
-/// rewrites them whole, in cache, and sorts them out of place.
+/// rewrites them whole and sorts them out of place.
 pub(crate) fn sort_encoded<T, F, G>(
     data: &mut [T],
     key: &F,
@@ -252,21 +252,21 @@ pub(crate) fn sort_encoded_with_sizes<T, F, G>(
 /// `threads` threads.
 ///
 /// Up to a part ([`PART_BYTES`]): the stable radix sort's scratch, as large as the input;
-/// so too up to [`WHOLE_ENCODED`] parts, where floats take that sort. Larger: about one
-/// part's scratch per thread plus, per concurrent partition, the sample's counters and
-/// table and at most one demoted block per bucket (2 MiB per thread in all);
+/// beyond, never less than that up to [`WHOLE_ENCODED`] parts (where floats take that sort).
+/// Larger: about one part's scratch per thread plus, per concurrent partition, the sample's
+/// counters and table and at most one demoted block per bucket (2 MiB per thread in all);
 /// and in proportion to the input, less than 1/6 of it: the stripes' block buffers (1/16, as
 /// a stripe is at least 16 times its buffers), the blocks kept between segments (one per
 /// segment of a chain longer than one, 1/128), and the plan's tables (measured 109 bytes per
 /// 2 KiB slot, up to about 150 when its lists have just doubled their capacity: 1/13).
 pub(crate) fn scratch_bytes(bytes: usize, threads: usize) -> usize {
-    let in_place = bytes / 6 + threads.max(1) * (PART_BYTES + (2 << 20));
     if bytes <= PART_BYTES {
         bytes
-    } else if bytes <= WHOLE_ENCODED * PART_BYTES {
-        bytes.max(in_place)
     } else {
-        in_place
+        // At least as much as a whole sort of up to `WHOLE_ENCODED` parts takes, so that
+        // the bound never falls as the input grows (callers search on it).
+        let in_place = bytes / 6 + threads.max(1) * (PART_BYTES + (2 << 20));
+        in_place.max(bytes.min(WHOLE_ENCODED * PART_BYTES))
     }
 }
 
@@ -401,13 +401,13 @@ fn partition_and_sort<T, F, L>(
     let digit = move |x: &T| ((key(x) >> shift) & dmask) as usize;
     // Buckets of about a sixteenth of a part (at most 256): parts of a table split are then
     // narrow enough in their keys for one LSD sort each; with a quarter of a part, uniform
-    // `f64` from 1.5 * 10^6 to 10^7 sorted markedly slower (BENCHMARKS.md). From 6.4 * 10^7
-    // elements of 8 bytes on, both give 256 buckets.
+    // `f64` from 1.5 * 10^6 to 10^7 sorted markedly slower (BENCHMARKS.md). From 2^26
+    // (6.7 * 10^7) elements of 8 bytes on, both give 256 buckets.
     let want = (n / (part / 16).max(1)).clamp(2, 1 << MAX_BITS);
     // The top bits split only where none of their buckets would hold more than 1.5 times
-    // the mean (3/4 of `2 * n / want`). Against "3/4 of a part", this sends floats just
-    // above a part (1.0-1.6 * 10^6 `f64`, whose positive half fits in 3/4 of a part) to a
-    // table instead of two parts of half the input each.
+    // the size wanted, `n / want` (3/4 of `2 * n / want`). Against "3/4 of a part", this
+    // sends skewed keys whose heavy half fits in 3/4 of a part (`f64` of 1.0-1.6 * 10^6,
+    // before they were sorted whole) to a table, not to a few crowded parts.
     let split = if by_bits {
         None
     } else {
