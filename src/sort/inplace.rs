@@ -405,13 +405,13 @@ fn partition_and_sort<T, F, L>(
     // (6.7 * 10^7) elements of 8 bytes on, both give 256 buckets.
     let want = (n / (part / 16).max(1)).clamp(2, 1 << MAX_BITS);
     // The top bits split only where none of their buckets would hold more than 1.5 times
-    // the size wanted, `n / want` (3/4 of `2 * n / want`). Against "3/4 of a part", this
-    // sends skewed keys whose heavy half fits in 3/4 of a part (`f64` of 1.0-1.6 * 10^6,
-    // before they were sorted whole) to a table, not to a few crowded parts.
+    // the size wanted, `n / want`. Against "3/4 of a part", this sends skewed keys whose
+    // heavy half fits in 3/4 of a part (`f64` of 1.0-1.6 * 10^6, before they were sorted
+    // whole) to a table, not to a few crowded parts.
     let split = if by_bits {
         None
     } else {
-        radix::bucket_table(data, &digit, bits, want, 2 * n / want, sizes.sample)
+        radix::bucket_table(data, &digit, bits, want, n / want * 3 / 2, sizes.sample)
     };
     let (lens, spans) = match split {
         None => split_on_top_bits(data, key, mask, shift, bits, want, sizes),

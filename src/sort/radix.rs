@@ -386,7 +386,7 @@ where
             &|x: &T| table_digit(key(x)),
             tbits,
             buckets,
-            tuning.leaf,
+            tuning.leaf / 4 * 3,
             sample,
         )
     } else {
@@ -572,8 +572,8 @@ fn msd_pass<T, F, D>(
 }
 
 /// How a partition should split `data`: `None` on the top bits of `digit` (`bits` wide),
-/// which needs no table, when a sample shows that no bucket would then exceed 3/4 of a
-/// `part`; otherwise the bucket of every digit value, nondecreasing from 0 to at most
+/// which needs no table, when a sample shows that no bucket would then hold more than
+/// `most` elements; otherwise the bucket of every digit value, nondecreasing from 0 to at most
 /// `want - 1`, with every bucket holding at least one sampled element (so at least two
 /// buckets, each holding less than all of `data`).
 ///
@@ -588,7 +588,7 @@ pub(crate) fn bucket_table<T>(
     digit: &impl Fn(&T) -> usize,
     bits: u32,
     want: usize,
-    part: usize,
+    most: usize,
     sample: usize,
 ) -> Option<Vec<u8>> {
     let len = 1usize << bits;
@@ -612,7 +612,7 @@ pub(crate) fn bucket_table<T>(
         .map(|c| c.iter().map(|&h| h as usize).sum::<usize>())
         .max()
         .unwrap_or(0);
-    if largest * data.len() / s <= part / 4 * 3 {
+    if largest * data.len() / s <= most {
         return None;
     }
     let mut table = vec![0u8; len];
@@ -953,8 +953,8 @@ mod tests {
         let two: Vec<usize> = (0..10_000).map(|i| [7, 9000][i % 2]).collect();
         for (data, want) in [(&heavy, 4), (&heavy, 256), (&spread, 256), (&two, 16)] {
             // Sample everything, so that "holds a sampled element" means "non-empty".
-            let table = bucket_table(data, &|&d: &usize| d, 16, want, 1, data.len())
-                .expect("a table: the top-bit split overflows a part of 1");
+            let table = bucket_table(data, &|&d: &usize| d, 16, want, 0, data.len())
+                .expect("a table: the top-bit split overflows buckets of 0");
             assert!(table.windows(2).all(|w| w[0] <= w[1] && w[1] - w[0] <= 1));
             let nb = *table.last().unwrap() as usize + 1;
             assert!((2..=want).contains(&nb));
@@ -1074,7 +1074,7 @@ mod tests {
         for bits in [12, 16] {
             let shift = top + 1 - bits;
             let digit = |k: &u64| ((k >> shift) & low_bits(bits)) as usize;
-            let table = bucket_table(&keys, &digit, bits, 64, 400, 4096).expect("skewed keys");
+            let table = bucket_table(&keys, &digit, bits, 64, 300, 4096).expect("skewed keys");
             let high = keys[0] & !low_bits(top + 1);
             let spans: Vec<Span> = table_spans(&table, shift, high)
                 .into_iter()
