@@ -865,11 +865,21 @@ fn lsd_count<T, F: Fn(&T) -> u64>(
     dmask: u64,
 ) {
     const RADIX: usize = 1 << LSD_MAX_BITS;
+    let digit = |k: u64, shift: u32| ((k >> shift) & dmask) as usize & (RADIX - 1);
+    // Two passes (every leaf of uniform 64-bit keys) get a loop without the inner one.
+    if let [h0, h1] = hist {
+        for x in src {
+            let k = key(x);
+            h0[digit(k, lo)] += 1;
+            h1[digit(k, lo + w)] += 1;
+        }
+        return;
+    }
     for x in src {
         let k = key(x);
         let mut shift = lo;
         for h in hist.iter_mut() {
-            h[((k >> shift) & dmask) as usize & (RADIX - 1)] += 1;
+            h[digit(k, shift)] += 1;
             shift += w;
         }
     }
