@@ -788,7 +788,7 @@ multiversion! {
 }
 
 /// Sorts `v`, already sorted by `key >> lo`, by the whole key: one scan for neighbours out
-/// of order (for uniform keys, nearly every element is in order, at a compare each); the
+/// of order, eight neighbours at a time (for uniform keys, nearly every window is in order); the
 /// group of equal `key >> lo` around such a pair is sorted by insertion sort, or, when
 /// large, recursively on `low_mask` with `scratch` (as long as `v`). Groups whose elements
 /// are already in order are left alone; every sort used is stable.
@@ -805,40 +805,62 @@ fn finish_groups<T, F>(
     F: Fn(&T) -> u64 + Sync,
 {
     let n = v.len();
-    let mut prev = key(&v[0]);
     let mut i = 1;
     while i < n {
-        let k = key(&v[i]);
-        if k >= prev {
-            prev = k;
-            i += 1;
+        // Eight neighbours at a time: for uniform keys nearly every window is in order.
+        let end = (i + SCAN_WINDOW).min(n);
+        if end - i == SCAN_WINDOW && in_order(&v[i - 1..end], key) {
+            i = end;
             continue;
         }
-        // `v[i - 1] > v[i]` with `v` sorted by the top bits: both are in one group.
-        let g = k >> lo;
-        let mut s = i - 1;
-        while s > 0 && key(&v[s - 1]) >> lo == g {
-            s -= 1;
+        while i < end {
+            let k = key(&v[i]);
+            if k >= key(&v[i - 1]) {
+                i += 1;
+                continue;
+            }
+            // `v[i - 1] > v[i]` with `v` sorted by the top bits: both are in one group.
+            let g = k >> lo;
+            let mut s = i - 1;
+            while s > 0 && key(&v[s - 1]) >> lo == g {
+                s -= 1;
+            }
+            let mut e = i + 1;
+            while e < n && key(&v[e]) >> lo == g {
+                e += 1;
+            }
+            if e - s <= INSERTION_MAX {
+                insertion_sort(&mut v[s..e], key);
+            } else {
+                sort_leaf(
+                    &mut v[s..e],
+                    &mut scratch[s..e],
+                    key,
+                    low_mask,
+                    false,
+                    tuning,
+                );
+            }
+            i = e;
         }
-        let mut e = i + 1;
-        while e < n && key(&v[e]) >> lo == g {
-            e += 1;
-        }
-        if e - s <= INSERTION_MAX {
-            insertion_sort(&mut v[s..e], key);
-        } else {
-            sort_leaf(
-                &mut v[s..e],
-                &mut scratch[s..e],
-                key,
-                low_mask,
-                false,
-                tuning,
-            );
-        }
-        prev = key(&v[e - 1]);
-        i = e;
     }
+}
+
+/// Neighbours [`finish_groups`] compares at once.
+const SCAN_WINDOW: usize = 8;
+
+/// Whether the keys of `w` (`SCAN_WINDOW + 1` elements) are nondecreasing, with no branch
+/// per pair, so that the compares vectorise.
+#[inline(always)]
+fn in_order<T, F: Fn(&T) -> u64>(w: &[T], key: &F) -> bool {
+    let Ok(w) = <&[T; SCAN_WINDOW + 1]>::try_from(w) else {
+        return false;
+    };
+    let mut ok = true;
+    for j in 0..SCAN_WINDOW {
+        ok &= key(&w[j]) <= key(&w[j + 1]);
+    }
+    ok
 }
 
 multiversion! {
