@@ -803,7 +803,7 @@ multiversion! {
 }
 
 /// Sorts `v`, already sorted by `key >> lo`, by the whole key: one scan for neighbours out
-/// of order, eight neighbours at a time (for uniform keys, nearly every window is in order); the
+/// of order, eight at a time (for uniform keys, nearly every window is in order); the
 /// group of equal `key >> lo` around such a pair is sorted by insertion sort, or, when
 /// large, recursively on `low_mask` with `scratch` (as long as `v`). Groups whose elements
 /// are already in order are left alone; every sort used is stable.
