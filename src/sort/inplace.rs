@@ -21,10 +21,12 @@
 //!    Otherwise (skewed keys: floats, whose exponents cluster) a table maps every digit value
 //!    to a bucket so that buckets hold equal shares of the sample. Small buckets matter for
 //!    skewed keys: a bucket whose keys crowd into part of its range leaves the LSD sort below
-//!    (which spends `log2(n) + 3` bits on the whole range) groups of many equal digits.
+//!    (which spends `log2(n) + 3` bits, or 10 a pass if more, on the whole range) groups
+//!    of many equal digits.
 //! 3. **Partition** in place ([`partition`], below).
 //! 4. **Parts** in parallel: a part of at most 8 MiB is sorted by the LSD radix sort on its
-//!    top `log2(n) + 3` varying bits (two passes of 11-bit digits for 10^8 uniform keys),
+//!    top `log2(n) + 3` varying bits, or 10 a pass if more (two passes of 11-bit digits
+//!    for 10^8 uniform keys),
 //!    in L2 and L3. A part of a table split is sorted on its keys less the start of its
 //!    first digit ([`radix::table_spans`]): its ends fall anywhere, and a range that
 //!    straddles a power of two would otherwise vary in every bit below it. A larger part (a

@@ -803,7 +803,8 @@ multiversion! {
 }
 
 /// Sorts `v`, already sorted by `key >> lo`, by the whole key: one scan for neighbours out
-/// of order, eight at a time (for uniform keys, nearly every window is in order); the
+/// of order, eight at a time (for uniform keys sorted on 10 bits a pass, nearly every
+/// window is in order; on `log2(n) + 3` bits, about two in three are); the
 /// group of equal `key >> lo` around such a pair is sorted by insertion sort, or, when
 /// large, recursively on `low_mask` with `scratch` (as long as `v`). Groups whose elements
 /// are already in order are left alone; every sort used is stable.
@@ -822,7 +823,7 @@ fn finish_groups<T, F>(
     let n = v.len();
     let mut i = 1;
     while i < n {
-        // Eight neighbours at a time: for uniform keys nearly every window is in order.
+        // Eight neighbours at a time: for uniform keys most windows are in order.
         let end = (i + SCAN_WINDOW).min(n);
         if end - i == SCAN_WINDOW && in_order(&v[i - 1..end], key) {
             i = end;
@@ -903,7 +904,8 @@ fn lsd_count<T, F: Fn(&T) -> u64>(
 ) {
     const RADIX: usize = 1 << LSD_MAX_BITS;
     let digit = |k: u64, shift: u32| ((k >> shift) & dmask) as usize & (RADIX - 1);
-    // Two passes (every leaf of uniform 64-bit keys) get a loop without the inner one.
+    // Two passes (a leaf of uniform 64-bit keys of up to 2^19 elements) get a loop
+    // without the inner one.
     if let [h0, h1] = hist {
         for x in src {
             let k = key(x);
@@ -954,18 +956,18 @@ fn lsd_scatter<T: Copy, F: Fn(&T) -> u64>(
     }
 }
 
-/// Extra bits a leaf is sorted on beyond `log2(n)`: groups of equal top bits then hold
-/// `2^-DIVERT_BITS` elements on average for uniform keys.
+/// Extra bits a leaf is sorted on beyond `log2(n)`, at least: groups of equal top bits then
+/// hold at most `2^-DIVERT_BITS` elements on average for uniform keys.
 const DIVERT_BITS: u32 = 3;
 
 /// Bits an LSD pass of a leaf sorts on when `log2(n) + DIVERT_BITS` leaves the passes
-/// room: the bits of a pass cost nothing until their counters outgrow L1, and every extra
-/// bit halves the groups left to the finishing pass. A leaf of 15 Ki elements (a bucket
-/// of 10^6 `f64`) needs 17 bits, two passes of 9; at 20 bits, two of 10, it sorted 10^6
-/// `f64` and `u64` 6-8% faster on one thread, and 10^6 `f32` 5% (scratch program, best of
-/// 100, alternated builds; 10^7 and 10^8 within noise). 11 bits (2048 counters, whose
-/// destinations no longer all fit L1) was 3-4% slower again for 10^6 `f64`, though faster
-/// for `f32`.
+/// room: the bits of a pass cost nothing until their destinations outgrow L1, and every
+/// extra bit halves the groups left to the finishing pass. A leaf of 15 Ki elements (a
+/// bucket of 10^6 `f64`) needs 17 bits, two passes of 9; at 20 bits, two of 10, it sorted
+/// 10^6 `f64` and `u64` 6-8% faster on one thread, and 10^6 `f32` 5% (scratch program,
+/// best of 100, alternated builds; 10^7 and 10^8 within noise). 11 bits (2048
+/// destinations, whose lines no longer all fit L1) was 3-4% slower again for 10^6 `f64`,
+/// though faster for `f32`.
 const LSD_FILL_BITS: u32 = 10;
 
 /// Largest group finished by insertion sort.
