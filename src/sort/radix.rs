@@ -991,17 +991,21 @@ fn insertion_sort<T: Copy, F: Fn(&T) -> u64>(v: &mut [T], key: &F) {
 mod tests {
     use super::*;
 
-    /// Sample-based buckets: nondecreasing, at least two, none empty, even when a heavy
-    /// digit takes several buckets' shares (60 % of the keys on one digit).
-    #[test]
-    fn bucket_table_has_no_empty_bucket() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
+    /// A xorshift64 generator from `seed`: the tests' pseudo-random keys.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             state
-        };
+        }
+    }
+
+    /// Sample-based buckets: nondecreasing, at least two, none empty, even when a heavy
+    /// digit takes several buckets' shares (60 % of the keys on one digit).
+    #[test]
+    fn bucket_table_has_no_empty_bucket() {
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
         let heavy: Vec<usize> = (0..10_000)
             .map(|i| {
                 if i % 10 < 6 {
@@ -1031,13 +1035,7 @@ mod tests {
     /// The table walks only the sampled digits: it must equal a walk over every digit.
     #[test]
     fn bucket_table_equals_a_walk_over_every_digit() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         for (n, spread, want) in [(5_000, 65_536, 64), (3_000, 300, 16), (20_000, 4_000, 256)] {
             // Clustered digits, as floats' exponents give: most digits never occur.
             let data: Vec<usize> = (0..n)
@@ -1084,13 +1082,7 @@ mod tests {
 
     #[test]
     fn every_path_with_tiny_thresholds() {
-        let mut s = 0x9e3779b97f4a7c15u64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
+        let mut next = xorshift(0x9e3779b97f4a7c15);
         for n in [0, 1, 2, 5, 31, 32, 33, 63, 64, 65, 100, 1000, 5000] {
             let full: Vec<u64> = (0..n).map(|_| next()).collect();
             check(full.clone(), &tiny());
@@ -1155,13 +1147,10 @@ mod tests {
     /// constant low bits and constant high bits.
     #[test]
     fn table_spans_hold_every_key() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let keys: Vec<u64> = (0..50_000)
             .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let x = (state >> 11) as f64 / (1u64 << 52) as f64 - 1.0;
+                let x = (next() >> 11) as f64 / (1u64 << 52) as f64 - 1.0;
                 let b = x.to_bits();
                 let k = if b >> 63 == 1 { !b } else { b | 1 << 63 };
                 // Constant low bits, and the top bit set for all: `high` is not 0.
