@@ -3,6 +3,7 @@ non-contiguous arrays, the errors a user would expect, and Ctrl-C."""
 
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -614,24 +615,32 @@ CHILD_GEN = textwrap.dedent("""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     print("ready", flush=True)
     try:
-        outcore.generate(sys.argv[1], "f64", "normal", size="8GiB", threads=1)
+        outcore.generate(sys.argv[1], "f64", "normal", size=int(sys.argv[2]), threads=1)
     except KeyboardInterrupt:
         sys.exit(130)
 """)
 
 
 def test_ctrl_c_stops_generate(tmp_path):
+    # generate reserves the whole file before it writes (posix_fallocate), so the size must
+    # fit the disk: up to 2 GiB, about two seconds on one thread, and at most half the free
+    # space. An 8 GiB file once failed here with a full disk, not an interrupt.
+    size = min(2 << 30, shutil.disk_usage(tmp_path).free // 2)
+    if size < 512 << 20:
+        pytest.skip("needs 1 GiB free under the temporary directory")
     out = tmp_path / "g.npy"
-    child = subprocess.Popen([sys.executable, "-c", CHILD_GEN, str(out)],
+    child = subprocess.Popen([sys.executable, "-c", CHILD_GEN, str(out), str(size)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "ready"
+    # Wait until generation has created its temporary file (or the child has ended).
     deadline = time.time() + 60
-    while time.time() < deadline and not os.listdir(tmp_path):
+    while time.time() < deadline and child.poll() is None and not os.listdir(tmp_path):
         time.sleep(0.02)
-    time.sleep(0.3)
+    assert child.poll() is None, child.communicate()
+    time.sleep(0.1)
     child.send_signal(signal.SIGINT)
-    child.communicate(timeout=60)
-    assert child.returncode == 130
+    out_text, err = child.communicate(timeout=60)
+    assert child.returncode == 130, (out_text, err)
     assert os.listdir(tmp_path) == []
 
 
