@@ -625,7 +625,7 @@ def test_ctrl_c_stops_generate(tmp_path):
     # generate reserves the whole file before it writes (posix_fallocate), so the size must
     # fit the disk: up to 2 GiB, about two seconds on one thread, and at most half the free
     # space. An 8 GiB file once failed here with a full disk, not an interrupt.
-    size = min(2 << 30, shutil.disk_usage(tmp_path).free // 2)
+    size = min(2 << 30, shutil.disk_usage(tmp_path).free // 2) >> 20 << 20
     if size < 512 << 20:
         pytest.skip("needs 1 GiB free under the temporary directory")
     out = tmp_path / "g.npy"
@@ -637,6 +637,7 @@ def test_ctrl_c_stops_generate(tmp_path):
     while time.time() < deadline and child.poll() is None and not os.listdir(tmp_path):
         time.sleep(0.02)
     assert child.poll() is None, child.communicate()
+    assert os.listdir(tmp_path), "generate never created its file"
     time.sleep(0.1)
     child.send_signal(signal.SIGINT)
     out_text, err = child.communicate(timeout=60)
