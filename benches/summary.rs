@@ -19,7 +19,8 @@
 //! * `parts` times each statistic of the summary alone and the summary itself, hot, over
 //!   the first `PARTS_N` values (default 2^27), each pass repeated `PARTS_REPS` times (default
 //!   1), best of 3: with 32768 values (256 KiB, one chunk, so one thread) it measures the
-//!   loops in cache.
+//!   loops in cache. With `PARTS_OFFSET=k` it runs on a copy of those values in a `Vec`
+//!   whose first value is `k * 8` bytes past a 64-byte line (the mapping's is on one).
 //! * `sum`, `describe` and `quantiles` each run one pass (or the quantiles' passes) and
 //!   print one line of JSON with the seconds and the results, so that a driver
 //!   (`benches/summary_cold.py`) can time them cold, under a memory cap, one process each.
@@ -130,7 +131,24 @@ fn parts(path: &Path) {
     let a = open(path);
     let n = std::env::var("PARTS_N").map_or(1 << 27, |s| s.parse().expect("PARTS_N"));
     let reps: usize = std::env::var("PARTS_REPS").map_or(1, |s| s.parse().expect("PARTS_REPS"));
-    let v = &a[..a.len().min(n)];
+    let head = &a[..a.len().min(n)];
+    // PARTS_OFFSET=k: the values copied into a `Vec` whose first one sits k * 8 bytes past a
+    // 64-byte line (a mapped `.npy` file's data starts on a line; glibc's large allocations
+    // start 16 bytes past one, k = 2).
+    let offset: Option<usize> = std::env::var("PARTS_OFFSET")
+        .ok()
+        .map(|s| s.parse().expect("PARTS_OFFSET"));
+    let mut copy;
+    let v: &[f64] = match offset {
+        None => head,
+        Some(k) => {
+            copy = vec![0.0; head.len() + 16];
+            let past = (copy.as_ptr() as usize % 64) / 8;
+            let start = (8 - past) % 8 + k % 8;
+            copy[start..start + head.len()].copy_from_slice(head);
+            &copy[start..start + head.len()]
+        }
+    };
     let gb = (v.len() * 8 * reps) as f64 / 1e9;
     let (lo, hi) = kernels::min_max(v).expect("non-empty");
     let time = |name: &str, f: &dyn Fn() -> f64| {
