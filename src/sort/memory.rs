@@ -464,15 +464,8 @@ mod tests {
     /// its vectorised passes match it on every instruction set.
     #[test]
     fn float_bits_invert_and_order_like_the_key() {
-        let mut s = 0x9e37_79b9_7f4a_7c15u64;
-        let mut bits: Vec<u64> = (0..20_000)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                s
-            })
-            .collect();
+        let mut next = crate::sort::xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut bits: Vec<u64> = (0..20_000).map(|_| next()).collect();
         bits.extend([0, 1 << 63, 1, (1 << 63) | 1, 0x7ff0 << 48, 0xfff0 << 48]);
         bits.extend([0x7ff8 << 48, 0xfff8 << 48, 0x7ff0_0000_0000_0001, u64::MAX]);
         for &b in &bits {

@@ -25,3 +25,16 @@ pub use memory::{
     par_sort_scratch_bytes, par_sort_stable, par_sort_stable_with, par_sort_with,
     par_sort_with_scratch, scratch_bytes, SortScratch,
 };
+
+/// A xorshift64 generator from `seed` (made odd, so never the stuck state 0): the sort
+/// tests' pseudo-random keys.
+#[cfg(test)]
+pub(crate) fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed | 1;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    }
+}

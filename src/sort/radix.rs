@@ -990,16 +990,7 @@ fn insertion_sort<T: Copy, F: Fn(&T) -> u64>(v: &mut [T], key: &F) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A xorshift64 generator from `seed`: the tests' pseudo-random keys.
-    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
-        move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        }
-    }
+    use crate::sort::xorshift;
 
     /// Sample-based buckets: nondecreasing, at least two, none empty, even when a heavy
     /// digit takes several buckets' shares (60 % of the keys on one digit).
