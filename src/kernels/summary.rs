@@ -7,7 +7,9 @@ use super::histogram::{count_bins_isa, BinCounter, BinRule};
 use super::passes::{serial, FilePasses, Passes, SlicePasses};
 use super::quantile::{quantiles_in, QuantileMethod, QuantileValue, DEFAULT_QUANTILE_MEMORY};
 use super::reduce::{count_serial, min_max_chunk, pick_arg};
-use super::{combine_tree, defaults, is_nan, Moments, Numeric, MOMENT_BLOCK};
+use super::{
+    block_len, combine_tree, defaults, fold_blocks_of, is_nan, Moments, Numeric, MOMENT_BLOCK,
+};
 use crate::array::MappedArray;
 use crate::chunk::ParOptions;
 use crate::cpu::Isa;
@@ -506,23 +508,67 @@ impl SummaryReducer {
         }
     }
 
-    /// [`Reducer::fold_chunk`] of the parts from the one loop, on `f`: `chunk` itself, as
-    /// its own float type `F`.
-    fn fold_floats<T: Numeric, F: Float + Numeric>(&self, start: usize, f: &[F]) -> SummaryAcc<T> {
-        // `F` is `T`: the conversions are the identity.
-        let same = |x: F| -> T { NumCast::from(x).expect("the same float type") };
+    /// One chunk of the pass: its reduction blocks folded and combined as a tree, as the
+    /// built-in reducers' runner does, so each statistic is its kernel's bit for bit; the
+    /// chunks' results combine in the same tree too ([`describe_in`]).
+    fn fold_run<T: Numeric>(&self, start: usize, c: &[T]) -> Option<SummaryAcc<T>> {
+        if let Some(f) = T::as_f64s(c) {
+            return self.fold_floats(start, f);
+        }
+        if let Some(f) = T::as_f32s(c) {
+            return self.fold_floats(start, f);
+        }
+        fold_blocks_of(start, c, &|s, b| self.parts.fold_chunk(s, b), &|a, b| {
+            self.combine(a, b)
+        })
+    }
+
+    /// [`SummaryReducer::fold_run`] for floats: each block through the one loop
+    /// ([`summarize_isa`]), with one [`BinCounter`] for the whole chunk. Counts are
+    /// integers, so which counter counts a block cannot change them; one counter per
+    /// block (256 KiB) made and folded its pairs' table so often that it cost about a
+    /// tenth of the summary's time in cache (BENCHMARKS.md).
+    fn fold_floats<T: Numeric, F: Float + Numeric>(
+        &self,
+        start: usize,
+        f: &[F],
+    ) -> Option<SummaryAcc<T>> {
         let hist = self.parts.3.as_ref();
         let mut counter = hist.map(|h| BinCounter::new(h.bins));
-        let b = summarize_isa(
-            Isa::active(),
-            f,
-            hist.map(|h| &h.rule).zip(counter.as_mut()),
-        );
-        let counts = hist.zip(counter).map(|(h, c)| {
+        let n = block_len::<F>();
+        let blocks = f
+            .chunks(n)
+            .enumerate()
+            .map(|(i, b)| {
+                let rule = hist.map(|h| &h.rule);
+                self.fold_block(start + i * n, b, rule.zip(counter.as_mut()))
+            })
+            .collect();
+        let mut acc = combine_tree(blocks, &|a, b| self.combine(a, b))?;
+        acc.3 = self.counts(counter);
+        Some(acc)
+    }
+
+    /// The counts of `counter` (this reducer's, if it has a histogram).
+    fn counts(&self, counter: Option<BinCounter>) -> Option<Vec<u64>> {
+        self.parts.3.as_ref().zip(counter).map(|(h, c)| {
             let mut counts = vec![0; h.bins];
             c.finish(&mut counts);
             counts
-        });
+        })
+    }
+
+    /// One block `f` (non-empty, `chunk` itself as its own float type `F`) through the one
+    /// loop: every statistic but the counts, which go to `hist`'s counter.
+    fn fold_block<T: Numeric, F: Float + Numeric>(
+        &self,
+        start: usize,
+        f: &[F],
+        hist: Option<(&BinRule, &mut BinCounter)>,
+    ) -> SummaryAcc<T> {
+        // `F` is `T`: the conversions are the identity.
+        let same = |x: F| -> T { NumCast::from(x).expect("the same float type") };
+        let b = summarize_isa(Isa::active(), f, hist);
         let at = |i: usize| Some((start + i, same(f[i])));
         let extrema = match b.maybe_nan.then(|| f.iter().position(|x| x.is_nan())) {
             // As `min_max_chunk` and `ExtremaReducer` find a NaN.
@@ -546,25 +592,56 @@ impl SummaryReducer {
             }
         };
         let sum = same(b.sum).widen();
-        (extrema, sum, b.moments, counts)
+        (extrema, sum, b.moments, None)
+    }
+
+    /// Combines two blocks' or chunks' results, as the parts' reducers do.
+    fn combine<T: Numeric>(&self, a: SummaryAcc<T>, b: SummaryAcc<T>) -> SummaryAcc<T> {
+        Reducer::<T>::combine(&self.parts, a, b)
     }
 }
 
+/// The summary's pass: [`SummaryReducer::fold_run`] on every chunk, the chunks' results
+/// combined as a tree; `None` for no data.
+fn run_summary<T: Numeric, P: Passes<T>>(
+    p: &P,
+    r: &SummaryReducer,
+) -> Result<Option<SummaryAcc<T>>> {
+    let chunks = p.pass(|start, c| r.fold_run(start, c))?;
+    Ok(combine_tree(
+        chunks.into_iter().flatten().collect(),
+        &|a, b| r.combine(a, b),
+    ))
+}
+
+/// One block at a time, for the strided per-lane summaries, which gather each lane's part
+/// of a block of rows and fold it whole.
 impl<T: Numeric> Reducer<T> for SummaryReducer {
     type Acc = SummaryAcc<T>;
     fn fold_chunk(&self, start: usize, chunk: &[T]) -> Self::Acc {
+        fn one<T: Numeric, F: Float + Numeric>(
+            r: &SummaryReducer,
+            start: usize,
+            f: &[F],
+        ) -> SummaryAcc<T> {
+            let hist = r.parts.3.as_ref();
+            let mut counter = hist.map(|h| BinCounter::new(h.bins));
+            let mut acc = r.fold_block(start, f, hist.map(|h| &h.rule).zip(counter.as_mut()));
+            acc.3 = r.counts(counter);
+            acc
+        }
         if !chunk.is_empty() {
             if let Some(f) = T::as_f64s(chunk) {
-                return self.fold_floats(start, f);
+                return one(self, start, f);
             }
             if let Some(f) = T::as_f32s(chunk) {
-                return self.fold_floats(start, f);
+                return one(self, start, f);
             }
         }
         self.parts.fold_chunk(start, chunk)
     }
     fn combine(&self, a: Self::Acc, b: Self::Acc) -> Self::Acc {
-        Reducer::<T>::combine(&self.parts, a, b)
+        SummaryReducer::combine(self, a, b)
     }
 }
 
@@ -642,7 +719,7 @@ where
         }
     };
     let r = SummaryReducer::new(fixed.clone());
-    let acc = run(p, &r)?;
+    let acc = run_summary(p, &r)?;
     let len = p.data().len();
     let hist = match (fixed, acc.as_ref().and_then(|a| a.3.clone())) {
         (Some(h), Some(counts)) => Some((h, counts)),
@@ -913,7 +990,7 @@ pub(crate) mod axis {
                         .into_par_iter()
                         .map(|l| {
                             let lane = &data[l * lane_len..(l + 1) * lane_len];
-                            super::run(&SlicePasses::new(lane, par), &r)
+                            run_summary(&SlicePasses::new(lane, par), &r)
                         })
                         .collect::<Result<Vec<_>>>()
                 })??;
