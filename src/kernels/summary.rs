@@ -510,7 +510,7 @@ impl SummaryReducer {
 
     /// One chunk of the pass: its reduction blocks folded and combined as a tree, as the
     /// built-in reducers' runner does, so each statistic is its kernel's bit for bit; the
-    /// chunks' results combine in the same tree too ([`describe_in`]).
+    /// chunks' results combine in the same tree too ([`run_summary`]).
     fn fold_run<T: Numeric>(&self, start: usize, c: &[T]) -> Option<SummaryAcc<T>> {
         if let Some(f) = T::as_f64s(c) {
             return self.fold_floats(start, f);
@@ -519,7 +519,7 @@ impl SummaryReducer {
             return self.fold_floats(start, f);
         }
         fold_blocks_of(start, c, &|s, b| self.parts.fold_chunk(s, b), &|a, b| {
-            self.combine(a, b)
+            self.merge(a, b)
         })
     }
 
@@ -533,18 +533,19 @@ impl SummaryReducer {
         start: usize,
         f: &[F],
     ) -> Option<SummaryAcc<T>> {
+        if f.is_empty() {
+            return None;
+        }
         let hist = self.parts.3.as_ref();
+        let rule = hist.map(|h| &h.rule);
         let mut counter = hist.map(|h| BinCounter::new(h.bins));
         let n = block_len::<F>();
         let blocks = f
             .chunks(n)
             .enumerate()
-            .map(|(i, b)| {
-                let rule = hist.map(|h| &h.rule);
-                self.fold_block(start + i * n, b, rule.zip(counter.as_mut()))
-            })
+            .map(|(i, b)| self.fold_block(start + i * n, b, rule.zip(counter.as_mut())))
             .collect();
-        let mut acc = combine_tree(blocks, &|a, b| self.combine(a, b))?;
+        let mut acc = combine_tree(blocks, &|a, b| self.merge(a, b))?;
         acc.3 = self.counts(counter);
         Some(acc)
     }
@@ -558,8 +559,9 @@ impl SummaryReducer {
         })
     }
 
-    /// One block `f` (non-empty, `chunk` itself as its own float type `F`) through the one
-    /// loop: every statistic but the counts, which go to `hist`'s counter.
+    /// One non-empty block `f` (the data as its own float type `F`) through the one loop:
+    /// every statistic but the counts (left `None`), which go to `hist`'s counter (the
+    /// last part's bins stay staged there, for the next block's loop or `finish`).
     fn fold_block<T: Numeric, F: Float + Numeric>(
         &self,
         start: usize,
@@ -596,7 +598,7 @@ impl SummaryReducer {
     }
 
     /// Combines two blocks' or chunks' results, as the parts' reducers do.
-    fn combine<T: Numeric>(&self, a: SummaryAcc<T>, b: SummaryAcc<T>) -> SummaryAcc<T> {
+    fn merge<T: Numeric>(&self, a: SummaryAcc<T>, b: SummaryAcc<T>) -> SummaryAcc<T> {
         Reducer::<T>::combine(&self.parts, a, b)
     }
 }
@@ -610,7 +612,7 @@ fn run_summary<T: Numeric, P: Passes<T>>(
     let chunks = p.pass(|start, c| r.fold_run(start, c))?;
     Ok(combine_tree(
         chunks.into_iter().flatten().collect(),
-        &|a, b| r.combine(a, b),
+        &|a, b| r.merge(a, b),
     ))
 }
 
@@ -641,7 +643,7 @@ impl<T: Numeric> Reducer<T> for SummaryReducer {
         self.parts.fold_chunk(start, chunk)
     }
     fn combine(&self, a: Self::Acc, b: Self::Acc) -> Self::Acc {
-        SummaryReducer::combine(self, a, b)
+        self.merge(a, b)
     }
 }
 
