@@ -513,18 +513,18 @@ impl SummaryReducer {
     /// chunks' results combine in the same tree too ([`run_summary`]).
     fn fold_run<T: Numeric>(&self, start: usize, c: &[T]) -> Option<SummaryAcc<T>> {
         if let Some(f) = T::as_f64s(c) {
-            return self.fold_floats(start, f);
+            return self.fold_floats(start, f, block_len::<T>());
         }
         if let Some(f) = T::as_f32s(c) {
-            return self.fold_floats(start, f);
+            return self.fold_floats(start, f, block_len::<T>());
         }
         fold_blocks_of(start, c, &|s, b| self.parts.fold_chunk(s, b), &|a, b| {
             self.merge(a, b)
         })
     }
 
-    /// [`SummaryReducer::fold_run`] for floats: each block through the one loop
-    /// ([`summarize_isa`]), with one [`BinCounter`] for the whole chunk. Counts are
+    /// [`SummaryReducer::fold_run`] for floats: each block of at most `n` values through the
+    /// one loop ([`summarize_isa`]), with one [`BinCounter`] for all of `f`. Counts are
     /// integers, so which counter counts a block cannot change them; one counter per
     /// block (256 KiB) made and folded its pairs' table so often that it cost about a
     /// tenth of the summary's time in cache (BENCHMARKS.md).
@@ -532,6 +532,7 @@ impl SummaryReducer {
         &self,
         start: usize,
         f: &[F],
+        n: usize,
     ) -> Option<SummaryAcc<T>> {
         if f.is_empty() {
             return None;
@@ -539,24 +540,18 @@ impl SummaryReducer {
         let hist = self.parts.3.as_ref();
         let rule = hist.map(|h| &h.rule);
         let mut counter = hist.map(|h| BinCounter::new(h.bins));
-        let n = block_len::<F>();
         let blocks = f
             .chunks(n)
             .enumerate()
             .map(|(i, b)| self.fold_block(start + i * n, b, rule.zip(counter.as_mut())))
             .collect();
         let mut acc = combine_tree(blocks, &|a, b| self.merge(a, b))?;
-        acc.3 = self.counts(counter);
-        Some(acc)
-    }
-
-    /// The counts of `counter` (this reducer's, if it has a histogram).
-    fn counts(&self, counter: Option<BinCounter>) -> Option<Vec<u64>> {
-        self.parts.3.as_ref().zip(counter).map(|(h, c)| {
+        acc.3 = hist.zip(counter).map(|(h, c)| {
             let mut counts = vec![0; h.bins];
             c.finish(&mut counts);
             counts
-        })
+        });
+        Some(acc)
     }
 
     /// One non-empty block `f` (the data as its own float type `F`) through the one loop:
@@ -621,26 +616,15 @@ fn run_summary<T: Numeric, P: Passes<T>>(
 impl<T: Numeric> Reducer<T> for SummaryReducer {
     type Acc = SummaryAcc<T>;
     fn fold_chunk(&self, start: usize, chunk: &[T]) -> Self::Acc {
-        fn one<T: Numeric, F: Float + Numeric>(
-            r: &SummaryReducer,
-            start: usize,
-            f: &[F],
-        ) -> SummaryAcc<T> {
-            let hist = r.parts.3.as_ref();
-            let mut counter = hist.map(|h| BinCounter::new(h.bins));
-            let mut acc = r.fold_block(start, f, hist.map(|h| &h.rule).zip(counter.as_mut()));
-            acc.3 = r.counts(counter);
-            acc
-        }
-        if !chunk.is_empty() {
-            if let Some(f) = T::as_f64s(chunk) {
-                return one(self, start, f);
-            }
-            if let Some(f) = T::as_f32s(chunk) {
-                return one(self, start, f);
-            }
-        }
-        self.parts.fold_chunk(start, chunk)
+        // The whole chunk as one block.
+        let whole = if let Some(f) = T::as_f64s(chunk) {
+            self.fold_floats(start, f, f.len())
+        } else if let Some(f) = T::as_f32s(chunk) {
+            self.fold_floats(start, f, f.len())
+        } else {
+            None
+        };
+        whole.unwrap_or_else(|| self.parts.fold_chunk(start, chunk))
     }
     fn combine(&self, a: Self::Acc, b: Self::Acc) -> Self::Acc {
         self.merge(a, b)
